@@ -693,6 +693,7 @@ func (b *builder) instance(n *node) {
 		},
 		"interface": func(n *node) { in.Interface = b.str(n) },
 		"virtual_router_id": func(n *node) {
+			in.vridSet = true
 			b.intRange(n, 1, 255, &in.VRID)
 		},
 		"priority": func(n *node) {

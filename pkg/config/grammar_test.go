@@ -37,7 +37,7 @@ func (m memFS) Glob(pattern string) ([]string, error) {
 func statements(t *testing.T, fs memFS, id string) ([]string, *Diags) {
 	t.Helper()
 	d := &Diags{}
-	lx := &lexer{configID: id, fs: fs, diags: d, defs: map[string][]string{}}
+	lx := &lexer{configID: id, fs: fs, diags: d, defs: map[string][]string{}, budget: maxWork}
 	lx.readFile("/etc/k.conf", Pos{File: "/etc/k.conf"})
 	var out []string
 	for _, s := range lx.out {
@@ -131,7 +131,7 @@ func TestGrammar(t *testing.T) {
 		{
 			name:  "self-recursive definition is an error, not a hang",
 			files: memFS{"/etc/k.conf": "$A=$A x\nv $A\n"},
-			diag:  "macro expansion nested deeper",
+			diag:  "macro expansion does not end (recursive definition?)",
 		},
 		{
 			name:  "conditionals",
@@ -159,7 +159,22 @@ func TestGrammar(t *testing.T) {
 		{
 			name:  "~SEQ bomb is bounded",
 			files: memFS{"/etc/k.conf": "~SEQ(A, 1, 100000) ~SEQ(B, 1, 100000) x\n"},
-			diag:  "produces too many lines",
+			diag:  "config expansion does more than",
+		},
+		{
+			name:  "replication whose lines are all dropped is still bounded",
+			files: memFS{"/etc/k.conf": "~SEQ(A, 1, 60000) ~SEQ(B, 1, 60000) @nope x\n"},
+			diag:  "config expansion does more than",
+		},
+		{
+			name:  "exponential macro is bounded",
+			files: memFS{"/etc/k.conf": "$A=xxxxxxxx\n$B=$A $A $A $A\n$C=$B $B $B $B\n$D=$C $C $C $C\n$E=$D $D $D $D\n$F=$E $E $E $E\n$G=$F $F $F $F\n$H=$G $G $G $G\nv $H\n"},
+			diag:  "macro expansion",
+		},
+		{
+			name:  "include brace bomb is bounded",
+			files: memFS{"/etc/k.conf": "include " + strings.Repeat("{a,b}", 30) + "\n"},
+			diag:  "expands to more than 1024 patterns",
 		},
 		{
 			name:  "built-ins",

@@ -53,6 +53,9 @@ const (
 	maxIncludeDepth = 32
 	maxLines        = 1 << 20
 	maxExpandDepth  = 32
+	maxWork         = 4 << 20  // lines considered and substitutions made
+	maxExpandedLine = 64 << 10 // bytes in one line after substitution
+	maxBraceAlts    = 1024     // include patterns from one {a,b} expansion
 )
 
 // lexer runs keepalived's per-line pipeline (keepalived-semantics.md §10.1)
@@ -66,6 +69,9 @@ type lexer struct {
 	out      []stmt
 	files    []string
 	lines    int
+	work     int
+	over     bool // the expansion budget is spent; reported once
+	budget   int  // maxWork unless a test lowers it
 	rng      *rand.Rand
 }
 
@@ -241,7 +247,12 @@ func (lx *lexer) include(cur string, f []string, pos Pos) {
 		pattern = filepath.Join(filepath.Dir(cur), pattern)
 	}
 	var matches []string
-	for _, p := range expandBraces(pattern) {
+	alts := expandBraces(pattern)
+	if len(alts) > maxBraceAlts {
+		lx.diags.errorf(pos, "include %s expands to more than %d patterns", pattern, maxBraceAlts)
+		return
+	}
+	for _, p := range alts {
 		m, err := lx.fs.Glob(p)
 		if err != nil {
 			lx.diags.errorf(pos, "include %s: %v", p, err)
@@ -287,6 +298,9 @@ func expandBraces(p string) []string {
 				var out []string
 				for _, a := range alts {
 					out = append(out, expandBraces(p[:open]+a+p[i+1:])...)
+					if len(out) > maxBraceAlts {
+						return out
+					}
 				}
 				return out
 			}
@@ -298,6 +312,9 @@ func expandBraces(p string) []string {
 // emitLine runs replication and substitution over a line, then splits the
 // results into statements.
 func (lx *lexer) emitLine(text string, pos Pos, depth int) {
+	if !lx.spend(pos) {
+		return
+	}
 	if depth > maxExpandDepth {
 		lx.diags.errorf(pos, "macro expansion nested deeper than %d", maxExpandDepth)
 		return
@@ -309,7 +326,10 @@ func (lx *lexer) emitLine(text string, pos Pos, depth int) {
 	}
 	expanded, changed := lx.substitute(text, pos, 0)
 	if !changed {
-		lx.split(text, pos)
+		// Replication can leave a conditional at the start of what remains.
+		if text, keep := lx.conditional(text); keep {
+			lx.split(text, pos)
+		}
 		return
 	}
 	for _, l := range expanded {
@@ -328,6 +348,21 @@ func (lx *lexer) emitLine(text string, pos Pos, depth int) {
 		}
 		lx.split(l, pos)
 	}
+}
+
+// spend charges one unit of the expansion budget that bounds what macros,
+// ~SEQ and ~LST can make the parser do; it reports exhaustion once.
+func (lx *lexer) spend(pos Pos) bool {
+	if lx.over {
+		return false
+	}
+	lx.work++
+	if lx.work > lx.budget || lx.lines > maxLines {
+		lx.over = true
+		lx.diags.errorf(pos, "config expansion does more than %d steps (macro, ~SEQ or ~LST too large)", lx.budget)
+		return false
+	}
+	return true
 }
 
 // replicate expands one leading ~SEQ(...) or ~LST(...) and recurses for the
@@ -390,8 +425,7 @@ func (lx *lexer) replicate(t string, indent int, pos Pos, depth int) {
 			}
 		}
 		for v := start; (step > 0 && v <= end) || (step < 0 && v >= end); v += step {
-			if len(sets) >= 65536 || lx.lines+len(sets) >= maxLines {
-				lx.diags.errorf(pos, "%s produces too many lines", kind)
+			if !lx.spend(pos) {
 				return
 			}
 			s := strconv.FormatInt(v, 10)
@@ -424,6 +458,9 @@ func (lx *lexer) replicate(t string, indent int, pos Pos, depth int) {
 		return
 	}
 	for _, set := range sets {
+		if lx.over {
+			return
+		}
 		saved := map[string][]string{}
 		for k, v := range set {
 			if old, ok := lx.defs[k]; ok {
@@ -495,98 +532,114 @@ var (
 	bareRef   = regexp.MustCompile(`\$([A-Za-z_][A-Za-z0-9_]*)(\s|$)`)
 )
 
-// substitute expands $NAME and ${NAME} (recursively) and the built-ins.
-// Undefined names stay as they are, so a literal $ in a script survives. A
-// multi-line definition splits the line: what precedes it joins its first
-// line and what follows joins its last.
+// substitute expands $NAME and ${NAME} (recursively: the replacement is
+// scanned again) and the built-ins. Undefined names stay as they are, so a
+// literal $ in a script survives. A multi-line definition splits the line:
+// what precedes it joins its first line and what follows joins its last.
+// Every replacement is charged to the expansion budget, so a self-referring
+// definition ends in an error rather than a hang.
 func (lx *lexer) substitute(s string, pos Pos, depth int) ([]string, bool) {
 	if !strings.Contains(s, "$") {
 		return []string{s}, false
 	}
 	if depth > maxExpandDepth {
-		lx.diags.errorf(pos, "macro expansion nested deeper than %d (recursive definition?)", maxExpandDepth)
+		lx.diags.errorf(pos, "multi-line macros nested deeper than %d", maxExpandDepth)
 		return []string{s}, false
 	}
-	lookup := func(name, arg string) ([]string, bool) {
-		switch name {
-		case "_PWD":
-			return []string{filepath.Dir(pos.File)}, true
-		case "_INSTANCE":
-			return []string{lx.configID}, true
-		case "_HASH":
-			return []string{"#"}, true
-		case "_BANG":
-			return []string{"!"}, true
-		case "_RANDOM":
-			lo, hi := 0, 32767
-			f := strings.Fields(arg)
-			if len(f) > 0 {
-				lo, _ = strconv.Atoi(f[0])
-			}
-			if len(f) > 1 {
-				hi, _ = strconv.Atoi(f[1])
-			}
-			if hi < lo {
-				hi = lo
-			}
-			return []string{strconv.Itoa(lo + lx.rng.IntN(hi-lo+1))}, true
+	changed := false
+	for steps := 0; ; steps++ {
+		start, end, val, ok := lx.firstRef(s, pos)
+		if !ok {
+			return []string{s}, changed
 		}
-		v, ok := lx.defs[name]
-		return v, ok
+		if steps >= 1000 || !lx.spend(pos) {
+			if !lx.over {
+				lx.diags.errorf(pos, "macro expansion does not end (recursive definition?)")
+			}
+			return []string{s}, false
+		}
+		changed = true
+		before, after := s[:start], s[end:]
+		if len(val) == 1 {
+			s = before + val[0] + after
+			if len(s) > maxExpandedLine {
+				lx.diags.errorf(pos, "macro expansion makes a line longer than %d bytes", maxExpandedLine)
+				return []string{s[:maxExpandedLine]}, false
+			}
+			continue
+		}
+		lines := append([]string{before + val[0]}, val[1:len(val)-1]...)
+		lines = append(lines, val[len(val)-1]+after)
+		var out []string
+		for _, l := range lines {
+			exp, _ := lx.substitute(l, pos, depth+1)
+			out = append(out, exp...)
+			if lx.over {
+				return []string{}, true
+			}
+		}
+		return out, true
 	}
-	// Find the first reference that is defined.
-	type ref struct {
-		start, end int
-		val        []string
-	}
-	var first *ref
+}
+
+// firstRef finds the leftmost reference to a defined name or built-in.
+func (lx *lexer) firstRef(s string, pos Pos) (start, end int, val []string, ok bool) {
+	start = -1
 	for _, m := range bracedRef.FindAllStringSubmatchIndex(s, -1) {
-		if v, ok := lookup(s[m[2]:m[3]], s[m[4]:m[5]]); ok {
-			first = &ref{m[0], m[1], v}
+		if v, found := lx.lookup(s[m[2]:m[3]], s[m[4]:m[5]], pos); found {
+			start, end, val = m[0], m[1], v
 			break
 		}
 	}
 	for _, m := range bareRef.FindAllStringSubmatchIndex(s, -1) {
-		if first != nil && m[0] > first.start {
+		if start >= 0 && m[0] > start {
 			break
 		}
-		if v, ok := lookup(s[m[2]:m[3]], ""); ok {
-			first = &ref{m[0], m[3], v}
+		if v, found := lx.lookup(s[m[2]:m[3]], "", pos); found {
+			start, end, val = m[0], m[3], v
 			break
 		}
 	}
-	if first == nil {
-		return []string{s}, false
-	}
-	before, after := s[:first.start], s[first.end:]
-	var lines []string
-	if len(first.val) == 1 {
-		lines = []string{before + first.val[0] + after}
-	} else {
-		lines = append(lines, before+first.val[0])
-		lines = append(lines, first.val[1:len(first.val)-1]...)
-		lines = append(lines, first.val[len(first.val)-1]+after)
-	}
-	var out []string
-	for _, l := range lines {
-		exp, _ := lx.substitute(l, pos, depth+1)
-		out = append(out, exp...)
-		if len(out) > maxLines {
-			lx.diags.errorf(pos, "macro expansion produces too many lines")
-			return []string{s}, false
+	return start, end, val, start >= 0
+}
+
+func (lx *lexer) lookup(name, arg string, pos Pos) ([]string, bool) {
+	switch name {
+	case "_PWD":
+		return []string{filepath.Dir(pos.File)}, true
+	case "_INSTANCE":
+		return []string{lx.configID}, true
+	case "_HASH":
+		return []string{"#"}, true
+	case "_BANG":
+		return []string{"!"}, true
+	case "_RANDOM":
+		lo, hi := 0, 32767
+		f := strings.Fields(arg)
+		if len(f) > 0 {
+			lo, _ = strconv.Atoi(f[0])
 		}
+		if len(f) > 1 {
+			hi, _ = strconv.Atoi(f[1])
+		}
+		if hi < lo || hi-lo > 1<<30 {
+			hi = lo
+		}
+		return []string{strconv.Itoa(lo + lx.rng.IntN(hi-lo+1))}, true
 	}
-	return out, true
+	v, ok := lx.defs[name]
+	if ok && len(v) == 0 {
+		v = []string{""}
+	}
+	return v, ok
 }
 
 // split breaks a processed line into statements at braces outside quotes and
 // tokenises each segment.
 func (lx *lexer) split(line string, pos Pos) {
 	lx.lines++
-	if lx.lines > maxLines {
-		if lx.lines == maxLines+1 {
-			lx.diags.errorf(pos, "config expands to more than %d lines", maxLines)
-		}
+	if lx.over || lx.lines > maxLines {
+		lx.spend(pos)
 		return
 	}
 	inq := false

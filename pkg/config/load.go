@@ -31,6 +31,8 @@ type Options struct {
 	Scripts *ScriptChecker
 	// Seed makes ${_RANDOM} reproducible in tests; 0 seeds from entropy.
 	Seed uint64
+
+	budget int // expansion budget; tests lower it to keep fuzzing fast
 }
 
 // Load reads and checks a config file and everything it includes. The
@@ -49,7 +51,10 @@ func Load(path string, opts Options) (*Config, *Diags) {
 		seed = rand.Uint64()
 	}
 	lx := &lexer{configID: opts.ConfigID, fs: opts.FS, diags: d, defs: map[string][]string{},
-		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), budget: opts.budget}
+	if lx.budget == 0 {
+		lx.budget = maxWork
+	}
 	lx.readFile(path, Pos{File: path})
 	if d.Has(Fatal) {
 		d.sort()

@@ -242,7 +242,7 @@ type VRRPInstance struct {
 	SMTPAlert            bool       `json:"smtp_alert,omitempty"`
 	Pos                  Pos        `json:"pos"`
 
-	stateSet, prioSet, acceptSet bool
+	stateSet, prioSet, acceptSet, vridSet bool
 }
 
 // SyncGroup is a vrrp_sync_group block.

@@ -150,7 +150,7 @@ func vsName(vs *VirtualServer) string {
 }
 
 func validateInstance(in *VRRPInstance, d *Diags) {
-	if in.VRID == 0 {
+	if !in.vridSet {
 		d.errorf(in.Pos, "(%s) virtual_router_id is missing (1-255)", in.Name)
 	}
 	if in.Interface == "" {
