@@ -1,0 +1,283 @@
+package vrrp
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func at(d time.Duration) time.Time { return t0.Add(d) }
+
+func ms(n float64) time.Duration { return time.Duration(n * float64(time.Millisecond)) }
+
+func cfg(prio int) Config {
+	return Config{Version: 3, Priority: prio, AdvertInt: time.Second, Preempt: true, Addr: ap("10.0.0.2")}
+}
+
+func adv(prio int, interval uint16) *Advert {
+	return &Advert{Version: 3, Type: 1, VRID: 1, Priority: uint8(prio), Interval: interval}
+}
+
+func acts(a []Action) string {
+	var s []string
+	for _, x := range a {
+		s = append(s, x.String())
+	}
+	return strings.Join(s, "; ")
+}
+
+func expect(t *testing.T, got []Action, want string) {
+	t.Helper()
+	if g := acts(got); g != want {
+		t.Fatalf("actions %q, want %q", g, want)
+	}
+}
+
+func TestTimersFromTheRFC(t *testing.T) {
+	m := New(cfg(100))
+	if got := m.SkewTime(); got != ms(609.375) {
+		t.Errorf("v3 skew at prio 100, 1 s = %v", got)
+	}
+	if got := m.MasterDownInterval(); got != ms(3609.375) {
+		t.Errorf("v3 MDI = %v", got)
+	}
+	c := cfg(150)
+	c.Version = 2
+	if got := New(c).MasterDownInterval(); got != ms(3000+414.0625) {
+		t.Errorf("v2 MDI at 150 = %v", got)
+	}
+	c = cfg(100)
+	c.AdvertInt = 500 * time.Millisecond
+	if got := New(c).MasterDownInterval(); got != ms(1500+304.687) { // keepalived truncates to µs
+		t.Errorf("v3 MDI at 50 cs = %v", got)
+	}
+}
+
+func TestStartBackupThenMasterOnTimeout(t *testing.T) {
+	c := cfg(150)
+	c.WantMaster = true // state MASTER still waits, as keepalived 2.x
+	m := New(c)
+	expect(t, m.Start(t0), "INIT->BACKUP (start)")
+	if d := m.Deadline().Sub(t0); d != ms(3414.062) {
+		t.Fatalf("first deadline %v", d)
+	}
+	expect(t, m.Tick(at(ms(3414))), "")
+	expect(t, m.Tick(m.Deadline()), "advert(prio 150); BACKUP->MASTER (master down timer expired)")
+	start := m.Deadline()
+	expect(t, m.Tick(start), "advert(prio 150)")
+	if m.Deadline() != start.Add(time.Second) {
+		t.Fatalf("advert interval: next at %v", m.Deadline().Sub(start))
+	}
+}
+
+func TestOwnerIsMasterAtOnce(t *testing.T) {
+	m := New(cfg(255))
+	expect(t, m.Start(t0), "advert(prio 255); INIT->MASTER (address owner (priority 255))")
+	expect(t, m.SetPriority(t0, 10), "") // trackers never move the owner
+	if m.Priority() != 255 {
+		t.Fatal("owner priority changed")
+	}
+}
+
+func TestBackupAcceptsAndRestartsDownTimer(t *testing.T) {
+	m := New(cfg(100))
+	m.Start(t0)
+	m.Receive(at(2*time.Second), ap("10.0.0.9"), adv(150, 100))
+	if d := m.Deadline().Sub(at(2 * time.Second)); d != ms(3609.375) {
+		t.Fatalf("down timer %v", d)
+	}
+	if m.MasterAddr != ap("10.0.0.9") || m.MasterPrio != 150 {
+		t.Fatal("master not recorded")
+	}
+	// Equal priority is accepted: a backup never preempts an equal master.
+	m.Receive(at(4*time.Second), ap("10.0.0.1"), adv(100, 100))
+	if m.Deadline() != at(4*time.Second).Add(ms(3609.375)) {
+		t.Fatal("equal priority advert not accepted")
+	}
+}
+
+func TestPriorityZeroMeansSkewTakeover(t *testing.T) {
+	m := New(cfg(100))
+	m.Start(t0)
+	m.Receive(at(time.Second), ap("10.0.0.9"), adv(150, 100))
+	m.Receive(at(2*time.Second), ap("10.0.0.9"), adv(0, 100))
+	if d := m.Deadline().Sub(at(2 * time.Second)); d != ms(609.375) {
+		t.Fatalf("takeover after %v, want the skew time", d)
+	}
+	expect(t, m.Tick(m.Deadline()), "advert(prio 100); BACKUP->MASTER (master down timer expired)")
+}
+
+func TestPreemptDiscardsLowerPriority(t *testing.T) {
+	m := New(cfg(150))
+	m.Start(t0)
+	first := m.Deadline()
+	m.Receive(at(time.Second), ap("10.0.0.9"), adv(100, 100))
+	if m.Deadline() != first {
+		t.Fatal("lower priority advert restarted the down timer")
+	}
+	expect(t, m.Tick(first), "advert(prio 150); BACKUP->MASTER (master down timer expired)")
+}
+
+func TestNoPreemptAcceptsLowerPriority(t *testing.T) {
+	c := cfg(150)
+	c.Preempt = false
+	m := New(c)
+	m.Start(t0)
+	for s := 1; s < 20; s++ {
+		now := at(time.Duration(s) * time.Second)
+		m.Receive(now, ap("10.0.0.9"), adv(100, 100))
+		expect(t, m.Tick(now), "")
+	}
+	if m.State() != Backup {
+		t.Fatal("nopreempt backup took over")
+	}
+}
+
+func TestPreemptDelay(t *testing.T) {
+	c := cfg(150)
+	c.PreemptDelay = 5 * time.Second
+	m := New(c)
+	m.Start(t0)
+	var became time.Time
+	for ms10 := 0; ms10 < 2000; ms10++ { // 20 s in 10 ms steps, adverts every second
+		now := at(time.Duration(ms10) * 10 * time.Millisecond)
+		if ms10%100 == 0 && ms10 > 0 {
+			m.Receive(now, ap("10.0.0.9"), adv(100, 100))
+		}
+		for _, a := range m.Tick(now) {
+			if a.Kind == Transition && a.To == Master && became.IsZero() {
+				became = now
+			}
+		}
+	}
+	// First lower advert at 1 s starts a 5 s delay; adverts are accepted
+	// until 6 s, then discarded, and the down timer (restarted last at 5 s
+	// by the advert before the delay ended) runs out.
+	if became.Before(at(6*time.Second)) || became.After(at(10*time.Second)) {
+		t.Fatalf("preempted at %v", became.Sub(t0))
+	}
+}
+
+func TestV3LearnsMasterInterval(t *testing.T) {
+	m := New(cfg(100))
+	m.Start(t0)
+	m.Receive(at(time.Second), ap("10.0.0.9"), adv(200, 10)) // master at 10 cs
+	if m.MasterAdverInterval() != 100*time.Millisecond {
+		t.Fatalf("MAI %v", m.MasterAdverInterval())
+	}
+	// 3 × 0.1 s + (156 × 10 × 625 / 16) µs, truncated to µs
+	if d := m.Deadline().Sub(at(time.Second)); d != ms(360.937) {
+		t.Fatalf("down timer %v", d)
+	}
+	c := cfg(100)
+	c.Version = 2
+	m2 := New(c)
+	m2.Start(t0)
+	m2.Receive(at(time.Second), ap("10.0.0.9"), &Advert{Version: 2, Priority: 200, Interval: 3})
+	if m2.MasterAdverInterval() != time.Second {
+		t.Fatal("v2 must not learn the interval")
+	}
+}
+
+func master(t *testing.T, c Config) *Machine {
+	t.Helper()
+	m := New(c)
+	m.Start(t0)
+	m.Tick(m.Deadline())
+	if m.State() != Master {
+		t.Fatal("not master")
+	}
+	return m
+}
+
+func TestMasterReceives(t *testing.T) {
+	now := at(10 * time.Second)
+	cases := []struct {
+		name string
+		cfg  func(*Config)
+		src  string
+		prio int
+		want string
+	}{
+		{"higher priority", nil, "10.0.0.9", 200, "MASTER->BACKUP (higher priority 200 advert from 10.0.0.9)"},
+		{"higher priority, send advert first", func(c *Config) { c.HigherPrioSendAdvert = true }, "10.0.0.9", 200,
+			"advert(prio 100); MASTER->BACKUP (higher priority 200 advert from 10.0.0.9)"},
+		{"equal priority, higher address", nil, "10.0.0.3", 100, "MASTER->BACKUP (equal priority 100 advert from higher address 10.0.0.3)"},
+		{"equal priority, lower address", nil, "10.0.0.1", 100, "advert(prio 100); garp(lower prio)"},
+		{"lower priority forces an election", nil, "10.0.0.9", 50, "advert(prio 100); garp(lower prio)"},
+		{"lower priority with lower_prio_no_advert", func(c *Config) { c.LowerPrioNoAdvert = true }, "10.0.0.9", 50, ""},
+		{"priority 0: answer at once", nil, "10.0.0.9", 0, "advert(prio 100)"},
+		{"own advert", nil, "10.0.0.2", 100, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			conf := cfg(100)
+			if c.cfg != nil {
+				c.cfg(&conf)
+			}
+			m := master(t, conf)
+			expect(t, m.Receive(now, ap(c.src), adv(c.prio, 100)), c.want)
+		})
+	}
+}
+
+func TestEffectivePriority(t *testing.T) {
+	m := master(t, cfg(100))
+	expect(t, m.SetPriority(at(5*time.Second), -30), "advert(prio 1)")
+	expect(t, m.SetPriority(at(5*time.Second), 300), "advert(prio 254)")
+	b := New(cfg(100))
+	b.Start(t0)
+	expect(t, b.SetPriority(t0, 95), "")
+	if b.Priority() != 95 || b.SkewTime() != ms(628.906) {
+		t.Fatalf("skew at 95: %v", b.SkewTime())
+	}
+}
+
+func TestFault(t *testing.T) {
+	m := master(t, cfg(100))
+	expect(t, m.SetFault(at(5*time.Second), true, "eth0 down"), "advert(prio 0); advert(prio 0); MASTER->FAULT (eth0 down)")
+	expect(t, m.Receive(at(6*time.Second), ap("10.0.0.9"), adv(50, 100)), "")
+	expect(t, m.Tick(at(60*time.Second)), "")
+	expect(t, m.SetFault(at(61*time.Second), false, "eth0 up"), "FAULT->BACKUP (eth0 up)")
+	if m.Deadline() != at(61*time.Second).Add(ms(3609.375)) {
+		t.Fatal("down timer not started after FAULT")
+	}
+	// Fault before start.
+	f := New(cfg(100))
+	f.SetFault(t0, true, "x")
+	expect(t, f.Start(t0), "INIT->FAULT (tracked object down at start)")
+}
+
+func TestShutdown(t *testing.T) {
+	m := master(t, cfg(100))
+	expect(t, m.Shutdown(at(time.Minute)), "advert(prio 0); MASTER->STOP (shutdown)")
+	b := New(cfg(100))
+	b.Start(t0)
+	expect(t, b.Shutdown(t0), "BACKUP->STOP (shutdown)")
+}
+
+func TestSyncGroupMovesTogether(t *testing.T) {
+	a, b := New(cfg(150)), New(cfg(150))
+	g := &Group{Name: "G", Members: []*Machine{a, b}, Names: []string{"VI_1", "VI_2"}}
+	a.Start(t0)
+	b.Start(at(time.Second)) // b's timer would run out later
+	out := a.Tick(a.Deadline())
+	follow := g.Follow(a.Deadline(), 0, out)
+	expect(t, follow[1], "advert(prio 150); BACKUP->MASTER (sync group G: VI_1 went MASTER)")
+	// VI_1 faults: VI_2 steps down and stays down while VI_1 is in FAULT.
+	now := at(10 * time.Second)
+	out = a.SetFault(now, true, "track down")
+	follow = g.Follow(now, 0, out)
+	expect(t, follow[1], "MASTER->BACKUP (sync group G: a member is in FAULT)")
+	expect(t, b.Tick(at(time.Hour)), "")
+	if b.State() != Backup {
+		t.Fatal("member became master while a sibling is in FAULT")
+	}
+	out = a.SetFault(at(2*time.Hour), false, "track up")
+	g.Follow(at(2*time.Hour), 0, out)
+	if got := b.Tick(b.Deadline()); len(got) == 0 {
+		t.Fatal("member still held after the fault cleared")
+	}
+}
