@@ -22,6 +22,7 @@ type options struct {
 	control         string
 	metricsAddr     string
 	bpffs           string
+	debug           bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -39,6 +40,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.control, "control", "/run/halo/halod.sock", "control socket path")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "address for the Prometheus endpoint (empty: disabled)")
 	fs.StringVar(&o.bpffs, "bpffs", "/sys/fs/bpf/halo", "bpffs directory for pinned maps and links")
+	fs.BoolVar(&o.debug, "D", false, "detailed (debug) log")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

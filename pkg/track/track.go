@@ -1,0 +1,104 @@
+// Package track follows what VRRP instances track (vrrp_script,
+// track_interface, track_file) and turns it into an effective priority or
+// FAULT (keepalived-semantics.md §6). The arithmetic and the rise/fall
+// hysteresis are pure; the watchers that feed them do the I/O.
+package track
+
+// Item is one tracked object as an instance sees it.
+type Item struct {
+	Name    string
+	Weight  int  // 0: failure means FAULT
+	Reverse bool // invert the object's status (weight 0 reverse: FAULT while up)
+	OK      bool // script / interface status
+	// File is set for track_file items: Value × Weight is added instead.
+	File  bool
+	Value int
+}
+
+// Effective computes an instance's priority from its base priority and
+// tracked items: positive weights add while OK, negative weights subtract
+// while failed, weight 0 failures mean FAULT. The result is clamped to
+// 1..254; the owner (255) is never changed. fault names the first item that
+// forces FAULT.
+func Effective(base int, items []Item) (prio int, fault string) {
+	if base == 255 {
+		for _, it := range items {
+			if it.Weight == 0 && !it.ok() {
+				return 255, it.Name
+			}
+		}
+		return 255, ""
+	}
+	p := base
+	for _, it := range items {
+		if it.File {
+			v := it.Value
+			if it.Reverse {
+				v = -v
+			}
+			if it.Weight == 0 {
+				if v != 0 {
+					return clamp(p), it.Name
+				}
+				continue
+			}
+			delta := v * it.Weight
+			if delta < -253 {
+				return clamp(p), it.Name
+			}
+			p += delta
+			continue
+		}
+		ok := it.ok()
+		switch {
+		case it.Weight == 0:
+			if !ok {
+				return clamp(p), it.Name
+			}
+		case it.Weight > 0 && ok:
+			p += it.Weight
+		case it.Weight < 0 && !ok:
+			p += it.Weight
+		}
+	}
+	return clamp(p), ""
+}
+
+func (it Item) ok() bool { return it.OK != it.Reverse }
+
+func clamp(p int) int { return max(1, min(254, p)) }
+
+// Hysteresis is vrrp_script's rise/fall: the status changes only after
+// rise consecutive successes or fall consecutive failures.
+type Hysteresis struct {
+	Rise, Fall int
+	ok         bool
+	run        int // consecutive results against the current status
+}
+
+// NewHysteresis starts OK, or failed with init_fail.
+func NewHysteresis(rise, fall int, initFail bool) *Hysteresis {
+	return &Hysteresis{Rise: max(1, rise), Fall: max(1, fall), ok: !initFail}
+}
+
+// OK is the current status.
+func (h *Hysteresis) OK() bool { return h.ok }
+
+// Add records one result and reports whether the status changed.
+func (h *Hysteresis) Add(success bool) bool {
+	if success == h.ok {
+		h.run = 0
+		return false
+	}
+	h.run++
+	need := h.Fall
+	if success {
+		need = h.Rise
+	}
+	if h.run >= need {
+		h.ok = success
+		h.run = 0
+		return true
+	}
+	return false
+}

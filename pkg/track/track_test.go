@@ -1,0 +1,57 @@
+package track
+
+import "testing"
+
+func TestEffective(t *testing.T) {
+	cases := []struct {
+		name  string
+		base  int
+		items []Item
+		prio  int
+		fault string
+	}{
+		{"nothing tracked", 100, nil, 100, ""},
+		{"negative weight while failed", 100, []Item{{Name: "chk", Weight: -5, OK: false}}, 95, ""},
+		{"negative weight while ok", 100, []Item{{Name: "chk", Weight: -5, OK: true}}, 100, ""},
+		{"positive weight while ok", 100, []Item{{Name: "chk", Weight: 20, OK: true}}, 120, ""},
+		{"positive weight while failed", 100, []Item{{Name: "chk", Weight: 20, OK: false}}, 100, ""},
+		{"weight 0 failure is FAULT", 100, []Item{{Name: "eth1", Weight: 0, OK: false}}, 100, "eth1"},
+		{"weight 0 reverse: FAULT while up", 100, []Item{{Name: "x", Weight: 0, OK: true, Reverse: true}}, 100, "x"},
+		{"reverse positive weight applies while down", 100, []Item{{Name: "x", Weight: 10, OK: false, Reverse: true}}, 110, ""},
+		{"clamped high", 250, []Item{{Name: "a", Weight: 50, OK: true}}, 254, ""},
+		{"clamped low", 10, []Item{{Name: "a", Weight: -50, OK: false}}, 1, ""},
+		{"owner never moves", 255, []Item{{Name: "a", Weight: -50, OK: false}}, 255, ""},
+		{"owner still faults", 255, []Item{{Name: "a", Weight: 0, OK: false}}, 255, "a"},
+		{"file value times weight", 100, []Item{{Name: "f", File: true, Weight: -10, Value: 3}}, 70, ""},
+		{"file weight 0 non-zero is FAULT", 100, []Item{{Name: "f", File: true, Value: 1}}, 100, "f"},
+		{"file below -253 is FAULT", 100, []Item{{Name: "f", File: true, Weight: 1, Value: -254}}, 100, "f"},
+		{"several", 100, []Item{{Name: "a", Weight: -5}, {Name: "b", Weight: 10, OK: true}, {Name: "c", Weight: -20, OK: true}}, 105, ""},
+	}
+	for _, c := range cases {
+		p, f := Effective(c.base, c.items)
+		if p != c.prio || f != c.fault {
+			t.Errorf("%s: got %d %q, want %d %q", c.name, p, f, c.prio, c.fault)
+		}
+	}
+}
+
+func TestHysteresis(t *testing.T) {
+	h := NewHysteresis(3, 2, false)
+	seq := []struct {
+		in      bool
+		changed bool
+		ok      bool
+	}{
+		{false, false, true}, {true, false, true}, // a failure run broken by a success
+		{false, false, true}, {false, true, false}, // fall 2
+		{true, false, false}, {true, false, false}, {true, true, true}, // rise 3
+	}
+	for i, s := range seq {
+		if ch := h.Add(s.in); ch != s.changed || h.OK() != s.ok {
+			t.Fatalf("step %d: changed %v ok %v", i, ch, h.OK())
+		}
+	}
+	if NewHysteresis(1, 1, true).OK() {
+		t.Fatal("init_fail starts OK")
+	}
+}
