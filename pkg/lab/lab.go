@@ -169,6 +169,10 @@ func (l *Lab) NS(tag string) *NS {
 	l.nss = append(l.nss, n)
 	l.mu.Unlock()
 	n.IP("link", "set", "lo", "up")
+	// No duplicate address detection in labs: link-local and other IPv6
+	// addresses are usable the moment an interface comes up.
+	n.Sysctl("net.ipv6.conf.default.accept_dad", "0")
+	n.Sysctl("net.ipv6.conf.all.accept_dad", "0")
 	return n
 }
 
