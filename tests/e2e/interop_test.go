@@ -15,7 +15,7 @@ import (
 
 // requireKeepalived skips when Debian's keepalived is not installed (.ci/run
 // installs it).
-func requireKeepalived(t *testing.T) {
+func requireKeepalived(t testing.TB) {
 	t.Helper()
 	if _, err := exec.LookPath("keepalived"); err != nil {
 		t.Skip("keepalived not installed; .ci/run installs Debian's keepalived 2.2.7")
@@ -24,7 +24,7 @@ func requireKeepalived(t *testing.T) {
 
 // startKeepalived runs keepalived's VRRP child in the foreground in ns, with
 // private pid files (lab-notes §3.3).
-func startKeepalived(t *testing.T, ns *lab.NS, conf string) *lab.Proc {
+func startKeepalived(t testing.TB, ns *lab.NS, conf string) *lab.Proc {
 	t.Helper()
 	dir := t.TempDir()
 	p := ns.Start("keepalived", "-n", "-l", "-D", "-G", "-P", "-f", conf,

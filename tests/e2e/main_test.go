@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func writeFile(t *testing.T, name, text string) string {
+func writeFile(t testing.TB, name, text string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
@@ -72,7 +72,7 @@ func neighMAC(ns *lab.NS, ip string) string {
 	return ""
 }
 
-func startHalod(t *testing.T, ns *lab.NS, conf string, extra ...string) *lab.Proc {
+func startHalod(t testing.TB, ns *lab.NS, conf string, extra ...string) *lab.Proc {
 	t.Helper()
 	args := append([]string{"-f", conf, "--check-interfaces=false", "--dataplane", "none", "--control", filepath.Join(t.TempDir(), "halod.sock")}, extra...)
 	p := ns.Start(halodBin, args...)

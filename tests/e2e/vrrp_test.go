@@ -17,7 +17,7 @@ type vrrpLab struct {
 	mac1, mac2 string
 }
 
-func newVRRPLab(t *testing.T, subnet int) *vrrpLab {
+func newVRRPLab(t testing.TB, subnet int) *vrrpLab {
 	lab.RequireRoot(t)
 	l := lab.New(t)
 	sw := l.Switch("sw")
