@@ -99,3 +99,11 @@ func (r *Recorder) Close() error {
 	r.closed = true
 	return nil
 }
+
+// NewNone is the `none` backend: it records the desired state for status
+// and touches no kernel state (halod --dataplane none).
+func NewNone() Backend { return &none{Recorder: NewRecorder()} }
+
+type none struct{ *Recorder }
+
+func (n *none) Name() string { return "none" }

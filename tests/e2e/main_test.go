@@ -12,8 +12,8 @@ import (
 	"github.com/halo-lb/halo/pkg/lab"
 )
 
-// halodBin is built once for the whole package by TestMain.
-var halodBin string
+// halodBin and haloctlBin are built once for the whole package by TestMain.
+var halodBin, haloctlBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "halo-e2e-bin-")
@@ -22,7 +22,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	halodBin = filepath.Join(dir, "halod")
-	cmd := exec.Command("go", "build", "-o", halodBin, "../../cmd/halod")
+	haloctlBin = filepath.Join(dir, "haloctl")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../../cmd/halod", "../../cmd/haloctl")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building halod: %v\n%s", err, out)
@@ -74,7 +75,11 @@ func neighMAC(ns *lab.NS, ip string) string {
 
 func startHalod(t testing.TB, ns *lab.NS, conf string, extra ...string) *lab.Proc {
 	t.Helper()
-	args := append([]string{"-f", conf, "--check-interfaces=false", "--dataplane", "none", "--control", filepath.Join(t.TempDir(), "halod.sock")}, extra...)
+	args := []string{"-f", conf, "--check-interfaces=false", "--dataplane", "none"}
+	if !hasFlag(extra, "--control") {
+		args = append(args, "--control", filepath.Join(t.TempDir(), "halod.sock"))
+	}
+	args = append(args, extra...)
 	p := ns.Start(halodBin, args...)
 	t.Cleanup(func() {
 		p.Stop()
@@ -83,4 +88,13 @@ func startHalod(t testing.TB, ns *lab.NS, conf string, extra ...string) *lab.Pro
 		}
 	})
 	return p
+}
+
+func hasFlag(args []string, f string) bool {
+	for _, a := range args {
+		if a == f || strings.HasPrefix(a, f+"=") {
+			return true
+		}
+	}
+	return false
 }
