@@ -95,7 +95,7 @@ func TestHTTP(t *testing.T) {
 		return &HTTP{T: target(t, hp, 500*time.Millisecond), Protocol: "1.0", URLs: urls}
 	}
 	expectOK(t, mk(URL{Path: "/ok"}))
-	expectOK(t, mk(URL{Path: "/ok", Digest: digest}, URL{Path: "/503", Codes: []config.StatusRange{{200, 299}, {503, 503}}}))
+	expectOK(t, mk(URL{Path: "/ok", Digest: digest}, URL{Path: "/503", Codes: []config.StatusRange{{From: 200, To: 299}, {From: 503, To: 503}}}))
 	expectFail(t, mk(URL{Path: "/503"}), "status 503")
 	expectFail(t, mk(URL{Path: "/ok", Digest: strings.Repeat("0", 32)}), "digest "+digest)
 	expectFail(t, mk(URL{Path: "/ok"}, URL{Path: "/missing"}), "status 404")
