@@ -1,0 +1,272 @@
+package xdp
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/halo-lb/halo/pkg/dataplane"
+	"github.com/halo-lb/halo/pkg/lab"
+	"github.com/halo-lb/halo/pkg/packet"
+)
+
+const (
+	xdpPass = 2
+	xdpTX   = 3
+)
+
+var (
+	clientMAC = packet.MustMAC("02:00:00:00:00:01")
+	dirMAC    = packet.MustMAC("02:00:00:00:00:02")
+	realMACs  = map[string]net.HardwareAddr{
+		"10.1.0.11": packet.MustMAC("02:00:00:00:11:11"),
+		"10.1.0.12": packet.MustMAC("02:00:00:00:12:12"),
+		"fd00:1::11": packet.MustMAC("02:00:00:00:61:11"),
+	}
+	client4, vip4 = netip.MustParseAddr("192.0.2.7"), netip.MustParseAddr("10.1.0.100")
+	client6, vip6 = netip.MustParseAddr("2001:db8::7"), netip.MustParseAddr("fd00:1::100")
+)
+
+func fakeResolve(ip netip.Addr) (net.HardwareAddr, int, error) {
+	if m, ok := realMACs[ip.String()]; ok {
+		return m, 0, nil
+	}
+	return nil, 0, fmt.Errorf("no MAC for %s", ip)
+}
+
+func loadTest(t *testing.T) *Backend {
+	t.Helper()
+	lab.RequireRoot(t)
+	b, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.opts.ResolveMAC = fakeResolve
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func svc(addr netip.Addr, port uint16, proto dataplane.Protocol, sched string, reals ...string) dataplane.Service {
+	s := dataplane.Service{Key: dataplane.ServiceKey{Addr: addr, Port: port, Proto: proto}, Scheduler: sched, Method: dataplane.DR}
+	for _, r := range reals {
+		s.Reals = append(s.Reals, dataplane.Real{Addr: netip.MustParseAddr(r), Weight: 1})
+	}
+	return s
+}
+
+func run(t *testing.T, b *Backend, in []byte) (uint32, []byte) {
+	t.Helper()
+	opts := &ebpf.RunOptions{Data: in, DataOut: make([]byte, len(in)+256)}
+	ret, err := b.Prog().Run(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ret, opts.DataOut
+}
+
+func tcp4(dst netip.Addr, dport uint16, sport uint16) *packet.Frame {
+	return &packet.Frame{Dst: dirMAC, Src: clientMAC, IPv4: &packet.IPv4{Src: client4, Dst: dst},
+		TCP: &packet.TCP{SrcPort: sport, DstPort: dport, Flags: packet.TCPSyn}, Payload: []byte("GET /")}
+}
+
+// rewritten is what DR makes of a frame: destination MAC the real's, source
+// MAC the director's (the old destination), the rest byte for byte.
+func rewritten(f *packet.Frame, real string) []byte {
+	g := *f
+	g.Dst, g.Src = realMACs[real], f.Dst
+	return g.Bytes()
+}
+
+// The golden table: input frame → verdict → exact output frame.
+func TestGoldenPackets(t *testing.T) {
+	b := loadTest(t)
+	ctx := context.Background()
+	err := b.Apply(ctx, []dataplane.Service{
+		svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11"),
+		svc(vip4, 53, dataplane.UDP, "mh", "10.1.0.12"),
+		svc(vip6, 443, dataplane.TCP, "rr", "fd00:1::11"),
+		svc(vip6, 53, dataplane.UDP, "rr", "fd00:1::11"),
+		{Key: dataplane.ServiceKey{Addr: vip4, Port: 8080, Proto: dataplane.TCP}, Scheduler: "rr", Method: dataplane.DR},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	udp4 := &packet.Frame{Dst: dirMAC, Src: clientMAC, IPv4: &packet.IPv4{Src: client4, Dst: vip4},
+		UDP: &packet.UDP{SrcPort: 5353, DstPort: 53}, Payload: []byte("query")}
+	tcp6 := &packet.Frame{Dst: dirMAC, Src: clientMAC, IPv6: &packet.IPv6{Src: client6, Dst: vip6},
+		TCP: &packet.TCP{SrcPort: 40000, DstPort: 443, Flags: packet.TCPSyn}}
+	udp6 := &packet.Frame{Dst: dirMAC, Src: clientMAC, IPv6: &packet.IPv6{Src: client6, Dst: vip6},
+		UDP: &packet.UDP{SrcPort: 40000, DstPort: 53}, Payload: []byte("q6")}
+	vlan := tcp4(vip4, 80, 1234)
+	vlan.VLAN = 42
+	frag := tcp4(vip4, 80, 1235)
+	frag.IPv4.Flags = 1 // more fragments
+	fragOff := &packet.Frame{Dst: dirMAC, Src: clientMAC, IPv4: &packet.IPv4{Src: client4, Dst: vip4, Protocol: packet.ProtoTCP, FragOff: 100},
+		Payload: make([]byte, 40)}
+	opts := tcp4(vip4, 80, 1236)
+	opts.IPv4.Options = []byte{1, 1, 1, 0}
+	icmp := &packet.Frame{Dst: dirMAC, Src: clientMAC, IPv4: &packet.IPv4{Src: client4, Dst: vip4}, ICMP: &packet.ICMP{Type: 8}}
+	// A routing header (43) between IPv6 and TCP.
+	ext6 := &packet.Frame{Dst: dirMAC, Src: clientMAC, IPv6: &packet.IPv6{Src: client6, Dst: vip6, NextHeader: 43,
+		ExtHeaders: []byte{6, 0, 0, 0, 0, 0, 0, 0}}, TCP: &packet.TCP{SrcPort: 1, DstPort: 443}}
+	arp := &packet.Frame{Dst: dirMAC, Src: clientMAC, EtherType: packet.EtherTypeARP, Payload: make([]byte, 28)}
+	full := tcp4(vip4, 80, 1237).Bytes()
+	full6 := tcp6.Bytes()
+	vlanTrunc := vlan.Bytes()[:16]
+
+	cases := []struct {
+		name    string
+		in      []byte
+		verdict uint32
+		out     []byte // nil: unchanged
+		reason  Reason
+	}{
+		{"vip tcp4", tcp4(vip4, 80, 1000).Bytes(), xdpTX, rewritten(tcp4(vip4, 80, 1000), "10.1.0.11"), TX},
+		{"vip udp4", udp4.Bytes(), xdpTX, rewritten(udp4, "10.1.0.12"), TX},
+		{"vip tcp6", tcp6.Bytes(), xdpTX, rewritten(tcp6, "fd00:1::11"), TX},
+		{"vip udp6", udp6.Bytes(), xdpTX, rewritten(udp6, "fd00:1::11"), TX},
+		{"vlan-tagged vip", vlan.Bytes(), xdpTX, rewritten(vlan, "10.1.0.11"), TX},
+		{"other port on the vip", tcp4(vip4, 81, 1000).Bytes(), xdpPass, nil, PassNotVIP},
+		{"other address", tcp4(netip.MustParseAddr("10.1.0.1"), 80, 1000).Bytes(), xdpPass, nil, PassNotVIP},
+		{"udp to a tcp service port", (&packet.Frame{Dst: dirMAC, Src: clientMAC, IPv4: &packet.IPv4{Src: client4, Dst: vip4},
+			UDP: &packet.UDP{DstPort: 80}}).Bytes(), xdpPass, nil, PassNotVIP},
+		{"first fragment", frag.Bytes(), xdpPass, nil, PassFragment},
+		{"later fragment", fragOff.Bytes(), xdpPass, nil, PassFragment},
+		{"ip options", opts.Bytes(), xdpPass, nil, PassIPOptions},
+		{"icmp to the vip", icmp.Bytes(), xdpPass, nil, PassNotVIP},
+		{"ipv6 extension header", ext6.Bytes(), xdpPass, nil, PassIPv6Ext},
+		{"arp", arp.Bytes(), xdpPass, nil, PassNotIP},
+		{"service without reals", tcp4(vip4, 8080, 1000).Bytes(), xdpPass, nil, PassNoReal},
+		{"truncated vlan tag", vlanTrunc, xdpPass, nil, PassTruncated},
+		{"truncated ipv4 header", full[:14+19], xdpPass, nil, PassTruncated},
+		{"truncated tcp header", full[:14+20+19], xdpPass, nil, PassTruncated},
+		{"truncated ipv6 header", full6[:14+39], xdpPass, nil, PassTruncated},
+		{"truncated ipv6 tcp header", full6[:14+40+10], xdpPass, nil, PassTruncated},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := b.Reasons()[c.reason]
+			verdict, out := run(t, b, c.in)
+			if verdict != c.verdict {
+				t.Fatalf("verdict %d, want %d", verdict, c.verdict)
+			}
+			want := c.out
+			if want == nil {
+				want = c.in
+			}
+			if !bytes.Equal(out, want) {
+				t.Fatalf("output frame\n got %x\nwant %x", out, want)
+			}
+			if after := b.Reasons()[c.reason]; after != before+1 {
+				t.Fatalf("reason %d counter %d -> %d", c.reason, before, after)
+			}
+		})
+	}
+	st, _ := b.Stats(ctx)
+	for _, s := range st {
+		if s.Key.Port == 80 && s.Key.Proto == dataplane.TCP && s.Stats.Packets < 2 {
+			t.Fatalf("vip counters not kept: %+v", s)
+		}
+	}
+}
+
+// A flow keeps its real when the real set changes; new flows follow the
+// new table; weight 0 takes a real out of new-flow selection only.
+func TestConnectionTableKeepsFlows(t *testing.T) {
+	b := loadTest(t)
+	ctx := context.Background()
+	two := svc(vip4, 80, dataplane.TCP, "mh", "10.1.0.11", "10.1.0.12")
+	two.SchedFlags = []string{"mh-port"}
+	if err := b.Apply(ctx, []dataplane.Service{two}); err != nil {
+		t.Fatal(err)
+	}
+	dest := func(sport uint16) string {
+		_, out := run(t, b, tcp4(vip4, 80, sport).Bytes())
+		p, _ := packet.Parse(out)
+		for ip, m := range realMACs {
+			if p.Dst.String() == m.String() {
+				return ip
+			}
+		}
+		return "?"
+	}
+	// Find a flow on each real.
+	first := map[string]uint16{}
+	for sp := uint16(1000); sp < 1100 && len(first) < 2; sp++ {
+		if r := dest(sp); first[r] == 0 {
+			first[r] = sp
+		}
+	}
+	if len(first) != 2 {
+		t.Fatalf("flows all went to one real: %v", first)
+	}
+	flowOn11 := first["10.1.0.11"]
+	// 10.1.0.11 leaves the service: its flow stays, new flows go to .12.
+	if err := b.Apply(ctx, []dataplane.Service{svc(vip4, 80, dataplane.TCP, "mh", "10.1.0.12")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := dest(flowOn11); got != "10.1.0.11" {
+		t.Fatalf("established flow moved to %s after the real set changed", got)
+	}
+	for sp := uint16(2000); sp < 2050; sp++ {
+		if got := dest(sp); got != "10.1.0.12" {
+			t.Fatalf("new flow %d went to %s", sp, got)
+		}
+	}
+	// Weight 0 (inhibit): same for a real still installed.
+	inh := svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11", "10.1.0.12")
+	inh.Reals[1].Weight = 0
+	if err := b.Apply(ctx, []dataplane.Service{inh}); err != nil {
+		t.Fatal(err)
+	}
+	if got := dest(2000); got != "10.1.0.12" {
+		t.Fatalf("established flow on an inhibited real moved to %s", got)
+	}
+	for sp := uint16(3000); sp < 3050; sp++ {
+		if got := dest(sp); got != "10.1.0.11" {
+			t.Fatalf("new flow %d went to the weight-0 real %s", sp, got)
+		}
+	}
+	if h := b.Reasons()[CTHit]; h < 2 {
+		t.Fatalf("connection table hits %d", h)
+	}
+}
+
+// rr walks the weighted table: new flows split by weight.
+func TestRoundRobinFollowsWeights(t *testing.T) {
+	b := loadTest(t)
+	s := svc(vip4, 80, dataplane.TCP, "wrr", "10.1.0.11", "10.1.0.12")
+	s.Reals[0].Weight = 3
+	if err := b.Apply(context.Background(), []dataplane.Service{s}); err != nil {
+		t.Fatal(err)
+	}
+	n := map[string]int{}
+	for sp := 0; sp < 4000; sp++ {
+		_, out := run(t, b, tcp4(vip4, 80, uint16(10000+sp)).Bytes())
+		p, _ := packet.Parse(out)
+		n[p.Dst.String()]++
+	}
+	a, c := n[realMACs["10.1.0.11"].String()], n[realMACs["10.1.0.12"].String()]
+	ratio := float64(a) / float64(c)
+	t.Logf("weights 3:1 -> %d:%d", a, c)
+	if ratio < 2.7 || ratio > 3.3 {
+		t.Fatalf("split %d:%d, want about 3:1", a, c)
+	}
+}
+
+func TestRejectsWhatPart1CannotDo(t *testing.T) {
+	b := loadTest(t)
+	nat := svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11")
+	nat.Method = dataplane.NAT
+	if err := b.Apply(context.Background(), []dataplane.Service{nat}); err == nil {
+		t.Fatal("NAT service accepted")
+	}
+	if got, _ := b.Services(context.Background()); len(got) != 0 {
+		t.Fatal("a rejected set was half-applied")
+	}
+}
