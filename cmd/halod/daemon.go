@@ -13,6 +13,7 @@ import (
 	"github.com/halo-lb/halo/pkg/config"
 	"github.com/halo-lb/halo/pkg/control"
 	"github.com/halo-lb/halo/pkg/dataplane"
+	"github.com/halo-lb/halo/pkg/dataplane/xdp"
 	"github.com/halo-lb/halo/pkg/script"
 	"github.com/halo-lb/halo/pkg/vrrp"
 	"github.com/halo-lb/halo/pkg/vrrpd"
@@ -101,11 +102,17 @@ func openBackend(cfg *config.Config, o *options, log *slog.Logger) (dataplane.Ba
 	switch cfg.Dataplane.Backend {
 	case "none":
 		return dataplane.NewNone(), nil
-	case "xdp", "ipvs":
+	case "xdp":
 		if len(cfg.VirtualServers) == 0 {
 			return dataplane.NewNone(), nil
 		}
-		return nil, fmt.Errorf("the %s data plane is not available in this build yet; run with --dataplane none", cfg.Dataplane.Backend)
+		return xdp.New(xdp.Options{Interfaces: cfg.Dataplane.Interfaces, Mode: cfg.Dataplane.XDPMode,
+			PinPath: o.bpffs, KeepOnClose: o.keepDataplane, Log: log.With("dataplane", "xdp")})
+	case "ipvs":
+		if len(cfg.VirtualServers) == 0 {
+			return dataplane.NewNone(), nil
+		}
+		return nil, fmt.Errorf("the ipvs data plane is not available in this build yet; use `dataplane { backend xdp }` or --dataplane none")
 	}
 	return nil, fmt.Errorf("unknown data plane %q", cfg.Dataplane.Backend)
 }

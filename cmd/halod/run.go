@@ -23,6 +23,7 @@ type options struct {
 	metricsAddr     string
 	bpffs           string
 	debug           bool
+	keepDataplane   bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -41,6 +42,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "address for the Prometheus endpoint (empty: disabled)")
 	fs.StringVar(&o.bpffs, "bpffs", "/sys/fs/bpf/halo", "bpffs directory for pinned maps and links")
 	fs.BoolVar(&o.debug, "D", false, "detailed (debug) log")
+	fs.BoolVar(&o.keepDataplane, "keep-dataplane", false, "on exit, leave the XDP program and its maps forwarding (for upgrades)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

@@ -115,6 +115,9 @@ func Load(pinPath string) (*Backend, error) {
 	}
 	var opts ebpf.CollectionOptions
 	if pinPath != "" {
+		if err := ensureBPFFS(pinPath); err != nil {
+			return nil, err
+		}
 		if err := os.MkdirAll(pinPath, 0o700); err != nil {
 			return nil, err
 		}
