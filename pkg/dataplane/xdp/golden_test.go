@@ -24,8 +24,8 @@ var (
 	clientMAC = packet.MustMAC("02:00:00:00:00:01")
 	dirMAC    = packet.MustMAC("02:00:00:00:00:02")
 	realMACs  = map[string]net.HardwareAddr{
-		"10.1.0.11": packet.MustMAC("02:00:00:00:11:11"),
-		"10.1.0.12": packet.MustMAC("02:00:00:00:12:12"),
+		"10.1.0.11":  packet.MustMAC("02:00:00:00:11:11"),
+		"10.1.0.12":  packet.MustMAC("02:00:00:00:12:12"),
 		"fd00:1::11": packet.MustMAC("02:00:00:00:61:11"),
 	}
 	client4, vip4 = netip.MustParseAddr("192.0.2.7"), netip.MustParseAddr("10.1.0.100")
