@@ -148,3 +148,37 @@ func isPrime(n uint32) bool {
 	}
 	return true
 }
+
+// RoundRobin fills a table of size m with a smooth weighted round-robin
+// sequence (each step picks the backend furthest behind its share), for
+// schedulers that walk the table in order (rr, wrr): any window of the walk
+// is spread by weight, where a Maglev table can hold long runs of one
+// backend. Backends are ordered by key, as in Table.
+func RoundRobin(backends []Backend, m uint32) ([]uint32, error) {
+	var bs []Backend
+	var total int64
+	for _, b := range backends {
+		if b.Weight > 0 {
+			bs = append(bs, b)
+			total += int64(b.Weight)
+		}
+	}
+	if len(bs) == 0 {
+		return nil, ErrEmpty
+	}
+	sort.Slice(bs, func(i, j int) bool { return bs[i].Key < bs[j].Key })
+	cur := make([]int64, len(bs))
+	table := make([]uint32, m)
+	for i := range table {
+		best := 0
+		for j, b := range bs {
+			cur[j] += int64(b.Weight)
+			if cur[j] > cur[best] {
+				best = j
+			}
+		}
+		cur[best] -= total
+		table[i] = bs[best].ID
+	}
+	return table, nil
+}

@@ -146,3 +146,24 @@ func FuzzTable(f *testing.F) {
 		}
 	})
 }
+
+// Every window of a round-robin table is spread by weight.
+func TestRoundRobinIsSmooth(t *testing.T) {
+	bs := []Backend{{ID: 1, Key: "a", Weight: 2}, {ID: 2, Key: "b", Weight: 1}}
+	tab, err := RoundRobin(bs, SizeBPF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(tab[:9]) != "[1 2 1 1 2 1 1 2 1]" {
+		t.Fatalf("sequence %v", tab[:9])
+	}
+	for start := 0; start+30 <= len(tab); start += 997 {
+		c := counts(tab[start : start+30])
+		if c[1] < 19 || c[1] > 21 {
+			t.Fatalf("window at %d: %v", start, c)
+		}
+	}
+	if _, err := RoundRobin(nil, SizeBPF); err != ErrEmpty {
+		t.Fatal(err)
+	}
+}

@@ -390,7 +390,12 @@ func (b *Backend) applyService(s dataplane.Service) error {
 		st = &svcState{id: id, ring: 1} // the first table goes to half 0
 		b.svcs[s.Key] = st
 	}
-	table, err := maglev.Table(backends, RingSize)
+	flags := b.flags(s)
+	build := maglev.Table
+	if flags&uint32(lbLbFlagsSVC_ROUND) != 0 {
+		build = maglev.RoundRobin
+	}
+	table, err := build(backends, RingSize)
 	if errors.Is(err, maglev.ErrEmpty) {
 		table = make([]uint32, RingSize) // no real: the program passes the traffic
 	} else if err != nil {
@@ -411,7 +416,7 @@ func (b *Backend) applyService(s dataplane.Service) error {
 		}
 	}
 	vk := vipKey(s.Key)
-	meta := lbVipMeta{Id: st.id, Ring: next, Flags: b.flags(s)}
+	meta := lbVipMeta{Id: st.id, Ring: next, Flags: flags}
 	if err := b.objs.Vips.Put(&vk, &meta); err != nil {
 		return fmt.Errorf("install service %s: %w", s.Key, err)
 	}
