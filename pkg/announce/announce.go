@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/mdlayher/arp"
+	"github.com/mdlayher/ethernet"
+	"github.com/mdlayher/packet"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 )
@@ -24,7 +26,7 @@ var broadcast = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 // Announcer sends announcements out of one interface.
 type Announcer struct {
 	ifi *net.Interface
-	arp *arp.Client
+	arp *packet.Conn // raw ARP frames; arp.Client would want an IPv4 address on the interface, which a VMAC lacks
 	nd  *ipv6.PacketConn
 }
 
@@ -36,7 +38,7 @@ func New(ifname string, v4, v6 bool) (*Announcer, error) {
 	}
 	a := &Announcer{ifi: ifi}
 	if v4 {
-		c, err := arp.Dial(ifi)
+		c, err := packet.Listen(ifi, packet.Raw, int(ethernet.EtherTypeARP), nil)
 		if err != nil {
 			return nil, fmt.Errorf("arp socket on %s: %w", ifname, err)
 		}
@@ -85,7 +87,17 @@ func (a *Announcer) GARP(ip netip.Addr) error {
 	if err != nil {
 		return err
 	}
-	return a.arp.WriteTo(p, broadcast)
+	pb, err := p.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	f := ethernet.Frame{Destination: broadcast, Source: a.ifi.HardwareAddr, EtherType: ethernet.EtherTypeARP, Payload: pb}
+	fb, err := f.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	_, err = a.arp.WriteTo(fb, &packet.Addr{HardwareAddr: broadcast})
+	return err
 }
 
 // NA sends one unsolicited neighbour advertisement for ip from ip to

@@ -27,6 +27,8 @@ type instance struct {
 	m        *vrrp.Machine
 	is6      bool
 	unicast  bool
+	ifname   string       // where sockets, VIPs and announcements live: the interface or its VMAC
+	vmac     string       // the VMAC interface halod created, "" without use_vmac
 	src      netip.Addr   // where adverts come from
 	dsts     []netip.Addr // the group, or every unicast peer
 	vips     []vip.Addr   // advertised and added
@@ -57,12 +59,19 @@ func newInstance(d *Daemon, ic *config.VRRPInstance) (*instance, error) {
 		return nil, fmt.Errorf("auth_type AH is not supported by halo; use PASS or no authentication")
 	}
 	in := &instance{d: d, cfg: ic, is6: ic.Family == "inet6", trackers: map[string]*track.Item{}, drops: map[string]int{},
-		log: d.log.With("instance", ic.Name)}
+		log: d.log.With("instance", ic.Name), ifname: ic.Interface}
+	if ic.UseVMAC {
+		in.vmac = ic.VMACName
+		if in.vmac == "" {
+			in.vmac = fmt.Sprintf("vrrp.%d", ic.VRID)
+		}
+		in.ifname = in.vmac
+	}
 	if ic.V3ChecksumAsV2 {
 		in.csMode = vrrp.NoPseudoHeader
 	}
 	for _, v := range ic.VIPs {
-		a, err := vip.FromConfig(v, ic.Interface)
+		a, err := vip.FromConfig(v, in.ifname)
 		if err != nil {
 			return nil, fmt.Errorf("virtual_ipaddress %s: %w", v.Prefix, err)
 		}
@@ -70,7 +79,7 @@ func newInstance(d *Daemon, ic *config.VRRPInstance) (*instance, error) {
 		in.addrs = append(in.addrs, v.Prefix.Addr())
 	}
 	for _, v := range ic.ExcludedVIPs {
-		a, err := vip.FromConfig(v, ic.Interface)
+		a, err := vip.FromConfig(v, in.ifname)
 		if err != nil {
 			return nil, fmt.Errorf("virtual_ipaddress_excluded %s: %w", v.Prefix, err)
 		}
@@ -197,7 +206,14 @@ func (in *instance) pickSource() error {
 	case !in.unicast && in.cfg.McastSrcIP.IsValid():
 		in.src = in.cfg.McastSrcIP
 	default:
-		ifi, err := net.InterfaceByName(in.cfg.Interface)
+		// IPv4 adverts come from the parent's address even with a VMAC
+		// (which has none); IPv6 ones from the link-local of the interface
+		// they leave by.
+		name := in.cfg.Interface
+		if in.is6 {
+			name = in.ifname
+		}
+		ifi, err := net.InterfaceByName(name)
 		if err != nil {
 			return err
 		}

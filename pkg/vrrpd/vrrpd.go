@@ -203,10 +203,18 @@ func (d *Daemon) setup() error {
 		grp.queue = script.NewQueue(d.runner, d.log.With("sync_group", sg.Name), 0)
 		d.groups = append(d.groups, grp)
 	}
+	for _, in := range d.instances {
+		if in.vmac != "" {
+			if err := vip.EnsureVMAC(in.cfg.Interface, in.vmac, vip.VMAC(in.cfg.VRID, in.is6)); err != nil {
+				return fmt.Errorf("vrrp_instance %s: %w", in.cfg.Name, err)
+			}
+			in.log.Info("VMAC interface ready", "vmac", in.vmac, "mac", vip.VMAC(in.cfg.VRID, in.is6).String())
+		}
+	}
 	// One socket per (interface, family); multicast groups joined as needed.
 	groups := map[connKey]map[netip.Addr]bool{}
 	for _, in := range d.instances {
-		k := connKey{in.cfg.Interface, in.is6}
+		k := connKey{in.ifname, in.is6}
 		if groups[k] == nil {
 			groups[k] = map[netip.Addr]bool{}
 		}
@@ -226,13 +234,13 @@ func (d *Daemon) setup() error {
 		d.conns[k] = &connState{key: k, conn: c, drops: map[string]int{}}
 	}
 	for _, in := range d.instances {
-		cs := d.conns[connKey{in.cfg.Interface, in.is6}]
+		cs := d.conns[connKey{in.ifname, in.is6}]
 		cs.insts = append(cs.insts, in)
 		in.conn = cs.conn
 		if err := in.pickSource(); err != nil {
 			return fmt.Errorf("vrrp_instance %s: %w", in.cfg.Name, err)
 		}
-		ann, err := announce.New(in.cfg.Interface, !in.is6 || hasFamily(in.vips, false), in.is6 || hasFamily(in.vips, true))
+		ann, err := announce.New(in.ifname, !in.is6 || hasFamily(in.vips, false), in.is6 || hasFamily(in.vips, true))
 		if err != nil {
 			return fmt.Errorf("vrrp_instance %s: %w", in.cfg.Name, err)
 		}
@@ -501,6 +509,13 @@ func (d *Daemon) closeAll() {
 	}
 	for _, g := range d.groups {
 		g.queue.Close()
+	}
+	for _, in := range d.instances {
+		if in.vmac != "" {
+			if err := vip.DeleteLink(in.vmac); err != nil {
+				in.log.Warn("remove VMAC", "vmac", in.vmac, "err", err)
+			}
+		}
 	}
 }
 

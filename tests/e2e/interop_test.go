@@ -46,6 +46,7 @@ type interopCase struct {
 	unicast     bool
 	v6          bool
 	halodMaster bool // halod runs the higher priority
+	vmac        bool // use_vmac
 }
 
 // keepalived log lines that mean it did not like what halod sent.
@@ -57,14 +58,15 @@ var keepalivedComplaint = regexp.MustCompile(`(?i)checksum|invalid|bad |mismatch
 func TestKeepalivedInterop(t *testing.T) {
 	requireKeepalived(t)
 	cases := []interopCase{
-		{"v2 PASS multicast, halod master", 2, "1", true, false, false, true},
-		{"v2 PASS multicast, keepalived master", 2, "1", true, false, false, false},
-		{"v3 1s multicast, keepalived master", 3, "1", false, false, false, false},
-		{"v3 10cs multicast, halod master", 3, "0.1", false, false, false, true},
-		{"v2 unicast, keepalived master", 2, "1", false, true, false, false},
-		{"v3 10cs unicast, halod master", 3, "0.1", false, true, false, true},
-		{"v3 IPv6, halod master", 3, "1", false, false, true, true},
-		{"v3 IPv6, keepalived master", 3, "1", false, false, true, false},
+		{"v2 PASS multicast, halod master", 2, "1", true, false, false, true, false},
+		{"v2 PASS multicast, keepalived master", 2, "1", true, false, false, false, false},
+		{"v3 1s multicast, keepalived master", 3, "1", false, false, false, false, false},
+		{"v3 10cs multicast, halod master", 3, "0.1", false, false, false, true, false},
+		{"v2 unicast, keepalived master", 2, "1", false, true, false, false, false},
+		{"v3 10cs unicast, halod master", 3, "0.1", false, true, false, true, false},
+		{"v3 IPv6, halod master", 3, "1", false, false, true, true, false},
+		{"v3 IPv6, keepalived master", 3, "1", false, false, true, false, false},
+		{"v2 use_vmac, keepalived master", 2, "1", false, false, false, false, true},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -81,6 +83,9 @@ func interopConf(c interopCase, self, peer, vip string, prio int) string {
 	extra = append(extra, fmt.Sprintf("  version %d", c.version), fmt.Sprintf("  advert_int %s", c.advert))
 	if c.auth {
 		extra = append(extra, "  authentication {\n    auth_type PASS\n    auth_pass secret12\n  }")
+	}
+	if c.vmac {
+		extra = append(extra, "  use_vmac")
 	}
 	if c.unicast {
 		extra = append(extra, fmt.Sprintf("  unicast_src_ip %s\n  unicast_peer {\n    %s\n  }", self, peer))
@@ -152,8 +157,12 @@ func runInterop(t *testing.T, subnet int, c interopCase) {
 	t.Logf("takeover by the backup after %v", took)
 	// The new master announced itself (GARP, or unsolicited NA for IPv6):
 	// the client's neighbour entry moves without the client asking.
-	if waitFor(3*time.Second, func() bool { return neighMAC(v.cl, vip) == v.mac2 }) < 0 {
-		t.Fatalf("client neighbour entry for %s is %q, want the new master's %s", vip, neighMAC(v.cl, vip), v.mac2)
+	wantMAC := v.mac2
+	if c.vmac {
+		wantMAC = "00:00:5e:00:01:33" // the virtual MAC follows the VIP
+	}
+	if waitFor(3*time.Second, func() bool { return neighMAC(v.cl, vip) == wantMAC }) < 0 {
+		t.Fatalf("client neighbour entry for %s is %q, want the new master's %s", vip, neighMAC(v.cl, vip), wantMAC)
 	}
 	master.Wait(5 * time.Second)
 	if waitFor(3*time.Second, func() bool { return !hasAddr(v.n1, vip) }) < 0 {
