@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,9 +34,20 @@ func TestNotifyScriptsRunInOrder(t *testing.T) {
 	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// A FIFO reader, open before halod starts, as a notify_fifo consumer.
+	fifo := filepath.Join(dir, "vrrp.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ff, err := os.OpenFile(fifo, os.O_RDWR|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ff.Close()
 	conf := writeFile(t, "n1.conf", fmt.Sprintf(`global_defs {
   script_user root
   enable_script_security
+  vrrp_notify_fifo %s
 }
 vrrp_instance VI_1 {
   interface eth0
@@ -51,7 +63,7 @@ vrrp_instance VI_1 {
   }
   notify %s
 }
-`, script))
+`, fifo, script))
 	p := startHalod(t, n, conf)
 	if waitFor(5*time.Second, func() bool { return hasAddr(n, "10.85.0.100") }) < 0 {
 		t.Fatal("never became master")
@@ -94,4 +106,14 @@ vrrp_instance VI_1 {
 		}
 	}
 	t.Logf("%d notify runs, in order: %v", len(want), want)
+	// The FIFO got keepalived's lines, in the same order.
+	buf := make([]byte, 1<<16)
+	nr, _ := ff.Read(buf)
+	var wantFIFO strings.Builder
+	for _, st := range want {
+		fmt.Fprintf(&wantFIFO, "INSTANCE \"VI_1\" %s 100\n", st)
+	}
+	if string(buf[:nr]) != wantFIFO.String() {
+		t.Fatalf("vrrp_notify_fifo:\n%s\nwant:\n%s", buf[:nr], wantFIFO.String())
+	}
 }
