@@ -108,10 +108,14 @@ struct {
 } reals SEC(".maps");
 
 /* One global LRU: veth and multi-queue NICs may move a flow between CPUs,
- * and a per-CPU table would then forget it (measured choice: correctness
- * over the small cost of a shared table). */
+ * and a per-CPU table would then forget it. CT_PERCPU builds the per-CPU
+ * variant that BenchmarkConntrack measures against this one. */
 struct {
+#ifdef CT_PERCPU
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+#else
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+#endif
 	__uint(max_entries, CT_SIZE);
 	__type(key, struct flow_key);
 	__type(value, struct flow_val);

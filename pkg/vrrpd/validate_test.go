@@ -38,10 +38,10 @@ func testInstance(t *testing.T, body string) *instance {
 }
 
 var (
-	peer  = netip.MustParseAddr("10.0.0.2")
-	self  = netip.MustParseAddr("10.0.0.1")
-	vipA  = netip.MustParseAddr("10.0.0.100")
-	vipB  = netip.MustParseAddr("10.0.0.101")
+	peer   = netip.MustParseAddr("10.0.0.2")
+	self   = netip.MustParseAddr("10.0.0.1")
+	vipA   = netip.MustParseAddr("10.0.0.100")
+	vipB   = netip.MustParseAddr("10.0.0.101")
 	mgroup = vrrp.Group4
 )
 

@@ -106,13 +106,17 @@ var _ dataplane.Backend = (*Backend)(nil)
 // Load loads the program and its maps without attaching anything; tests
 // use it with prog.Run.
 func Load(pinPath string) (*Backend, error) {
-	b := &Backend{links: map[string]link.Link{}, svcs: map[dataplane.ServiceKey]*svcState{},
-		realIDs: map[netip.Addr]uint32{}, realMACs: map[uint32]realInfo{}, warned: map[string]bool{},
-		stop: make(chan struct{}), log: slog.New(slog.DiscardHandler)}
 	spec, err := loadLb()
 	if err != nil {
 		return nil, err
 	}
+	return loadSpec(spec, pinPath)
+}
+
+func loadSpec(spec *ebpf.CollectionSpec, pinPath string) (*Backend, error) {
+	b := &Backend{links: map[string]link.Link{}, svcs: map[dataplane.ServiceKey]*svcState{},
+		realIDs: map[netip.Addr]uint32{}, realMACs: map[uint32]realInfo{}, warned: map[string]bool{},
+		stop: make(chan struct{}), log: slog.New(slog.DiscardHandler)}
 	var opts ebpf.CollectionOptions
 	if pinPath != "" {
 		if err := ensureBPFFS(pinPath); err != nil {
