@@ -436,6 +436,12 @@ func (m *Manager) Stop() {
 		}
 	}
 	m.mu.Unlock()
+	m.Close()
+}
+
+// Close waits for the notify queues and releases them, without omega's
+// notifiers: a reload replaces the manager this way.
+func (m *Manager) Close() {
 	for _, vs := range m.vss {
 		vs.queue.Drain(10 * time.Second)
 		vs.queue.Close()
