@@ -18,6 +18,7 @@ import (
 	"github.com/halo-lb/halo/pkg/control"
 	"github.com/halo-lb/halo/pkg/dataplane"
 	"github.com/halo-lb/halo/pkg/dataplane/xdp"
+	"github.com/halo-lb/halo/pkg/metrics"
 	"github.com/halo-lb/halo/pkg/script"
 	"github.com/halo-lb/halo/pkg/vrrp"
 	"github.com/halo-lb/halo/pkg/vrrpd"
@@ -64,6 +65,16 @@ func daemon(cfg *config.Config, o *options, stderr io.Writer) int {
 		return 1
 	}
 	defer ctl.Close()
+
+	if o.metricsAddr != "" {
+		addr, err := metrics.Serve(ctx, o.metricsAddr, metrics.Sources{VRRP: v.Status, Virtual: lvs.status, Dataplane: backend})
+		if err != nil {
+			lvs.stop(false)
+			fmt.Fprintln(stderr, "halod: metrics:", err)
+			return 1
+		}
+		log.Info("metrics", "url", "http://"+addr.String()+"/metrics")
+	}
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

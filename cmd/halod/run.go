@@ -39,7 +39,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.checkInterfaces, "check-interfaces", true, "report interfaces the config names that do not exist on this host")
 	fs.StringVar(&o.dataplane, "dataplane", "", "override the config's data plane: xdp, ipvs or none")
 	fs.StringVar(&o.control, "control", "/run/halo/halod.sock", "control socket path")
-	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "address for the Prometheus endpoint (empty: disabled)")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "address for the Prometheus /metrics endpoint, e.g. 127.0.0.1:9650 (empty: disabled)")
 	fs.StringVar(&o.bpffs, "bpffs", "/sys/fs/bpf/halo", "bpffs directory for pinned maps and links")
 	fs.BoolVar(&o.debug, "D", false, "detailed (debug) log")
 	fs.BoolVar(&o.keepDataplane, "keep-dataplane", false, "on exit, leave the XDP program and its maps forwarding (for upgrades)")

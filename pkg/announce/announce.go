@@ -83,21 +83,26 @@ func (a *Announcer) GARP(ip netip.Addr) error {
 	if a.arp == nil {
 		return fmt.Errorf("announce: no IPv4 socket on %s", a.ifi.Name)
 	}
-	p, err := arp.NewPacket(arp.OperationRequest, a.ifi.HardwareAddr, ip, broadcast, ip)
-	if err != nil {
-		return err
-	}
-	pb, err := p.MarshalBinary()
-	if err != nil {
-		return err
-	}
-	f := ethernet.Frame{Destination: broadcast, Source: a.ifi.HardwareAddr, EtherType: ethernet.EtherTypeARP, Payload: pb}
-	fb, err := f.MarshalBinary()
+	fb, err := GARPFrame(a.ifi.HardwareAddr, ip)
 	if err != nil {
 		return err
 	}
 	_, err = a.arp.WriteTo(fb, &packet.Addr{HardwareAddr: broadcast})
 	return err
+}
+
+// GARPFrame is the Ethernet frame of a gratuitous ARP for ip from mac.
+func GARPFrame(mac net.HardwareAddr, ip netip.Addr) ([]byte, error) {
+	p, err := arp.NewPacket(arp.OperationRequest, mac, ip, broadcast, ip)
+	if err != nil {
+		return nil, err
+	}
+	pb, err := p.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	f := ethernet.Frame{Destination: broadcast, Source: mac, EtherType: ethernet.EtherTypeARP, Payload: pb}
+	return f.MarshalBinary()
 }
 
 // NA sends one unsolicited neighbour advertisement for ip from ip to

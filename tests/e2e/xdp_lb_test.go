@@ -177,7 +177,30 @@ func attachPass(t *testing.T, ns *lab.NS, ifname string) {
 }
 
 func (d *drLab) startHalod(t *testing.T) *lab.Proc {
-	return startHalod(t, d.dir, d.conf, "--dataplane", "xdp", "--bpffs", d.bpffs, "--control", d.sock)
+	return startHalod(t, d.dir, d.conf, "--dataplane", "xdp", "--bpffs", d.bpffs, "--control", d.sock,
+		"--metrics-addr", "127.0.0.1:9650")
+}
+
+// scrape fetches halod's /metrics from inside the director's namespace.
+func (d *drLab) scrape(t *testing.T) string {
+	t.Helper()
+	var body string
+	err := d.dir.Do(func() error {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:9650", 2*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		fmt.Fprintf(c, "GET /metrics HTTP/1.0\r\n\r\n")
+		b, err := io.ReadAll(c)
+		body = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("scrape: %v", err)
+	}
+	return body
 }
 
 // get opens a TCP connection from the client namespace to the VIP and
@@ -255,6 +278,18 @@ func TestXDPDirectRouting(t *testing.T) {
 				if got < want-0.05 || got > want+0.05 {
 					t.Errorf("%s got %.2f of connections, want %.2f", name, got, want)
 				}
+			}
+			// The XDP counters reach Prometheus.
+			m := d.scrape(t)
+			var pkts float64
+			for _, line := range strings.Split(m, "\n") {
+				if strings.HasPrefix(line, "halo_dataplane_packets_total{") {
+					fmt.Sscanf(line[strings.LastIndex(line, " ")+1:], "%g", &pkts)
+				}
+			}
+			if pkts < conns*3 || !strings.Contains(m, `halo_vrrp_state{instance="VI_1",state="MASTER"} 1`) ||
+				!strings.Contains(m, "halo_real_server_up{") {
+				t.Fatalf("metrics: %v packets counted for %d connections\n%s", pkts, conns, m)
 			}
 			if mode == "generic" {
 				return
