@@ -13,6 +13,8 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"path"
+	"sort"
 	"strings"
 )
 
@@ -187,4 +189,31 @@ func fillDefaults(c *Config) {
 	if dp.XDPMode == "" {
 		dp.XDPMode = "auto"
 	}
+}
+
+// MapFS is an in-memory FS (path → contents) for parsing configs that are
+// not on disk: tests, and configs handed over by other programs.
+type MapFS map[string]string
+
+// ReadFile implements FS.
+func (m MapFS) ReadFile(name string) ([]byte, error) {
+	s, ok := m[name]
+	if !ok {
+		return nil, &os.PathError{Op: "open", Path: name, Err: os.ErrNotExist}
+	}
+	return []byte(s), nil
+}
+
+// Glob implements FS with path.Match semantics.
+func (m MapFS) Glob(pattern string) ([]string, error) {
+	var out []string
+	for k := range m {
+		if ok, err := path.Match(pattern, k); err != nil {
+			return nil, err
+		} else if ok {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
 }

@@ -7,8 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/halo-lb/halo/pkg/announce"
@@ -439,17 +437,7 @@ func (in *instance) stopAnnounce() {
 // notify queues the state's script, then `notify` with keepalived's four
 // arguments, then the FIFO line: all through the instance's ordered queue.
 func (in *instance) notify(s vrrp.State) {
-	var specific *config.Script
-	switch s {
-	case vrrp.Master:
-		specific = in.cfg.NotifyMaster
-	case vrrp.Backup:
-		specific = in.cfg.NotifyBackup
-	case vrrp.Fault:
-		specific = in.cfg.NotifyFault
-	case vrrp.Stop:
-		specific = in.cfg.NotifyStop
-	}
+	specific := forState(s, in.cfg.NotifyMaster, in.cfg.NotifyBackup, in.cfg.NotifyFault, in.cfg.NotifyStop)
 	prio := fmt.Sprint(in.m.Priority())
 	in.queue.Script(specific)
 	in.queue.Script(in.cfg.Notify, "INSTANCE", in.cfg.Name, s.String(), prio)
@@ -464,27 +452,7 @@ func (in *instance) fifo(line string) {
 			continue
 		}
 		path := f.Path
-		in.queue.Func(func() { writeFIFO(path, line, in.log) })
-	}
-}
-
-// writeFIFO creates the FIFO if needed and writes without blocking: with
-// no reader, or a full pipe, the line is dropped and logged.
-func writeFIFO(path, line string, log *slog.Logger) {
-	if _, err := os.Stat(path); os.IsNotExist(err) {
-		if err := syscall.Mkfifo(path, 0o600); err != nil {
-			log.Warn("create notify fifo", "path", path, "err", err)
-			return
-		}
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		log.Warn("open notify fifo", "path", path, "err", err)
-		return
-	}
-	defer f.Close()
-	if _, err := f.WriteString(strings.TrimRight(line, "\n") + "\n"); err != nil {
-		log.Warn("write notify fifo", "path", path, "err", err)
+		in.queue.Func(func() { script.WriteFIFO(path, line, in.log) })
 	}
 }
 
@@ -516,18 +484,22 @@ func (g *group) maybeNotify(d *Daemon) {
 		return
 	}
 	g.state = s
-	var specific *config.Script
-	switch s {
-	case vrrp.Master:
-		specific = g.cfg.NotifyMaster
-	case vrrp.Backup:
-		specific = g.cfg.NotifyBackup
-	case vrrp.Fault:
-		specific = g.cfg.NotifyFault
-	case vrrp.Stop:
-		specific = g.cfg.NotifyStop
-	}
-	g.queue.Script(specific)
+	g.queue.Script(forState(s, g.cfg.NotifyMaster, g.cfg.NotifyBackup, g.cfg.NotifyFault, g.cfg.NotifyStop))
 	g.queue.Script(g.cfg.Notify, "GROUP", g.cfg.Name, s.String(), "0")
 	_ = d
+}
+
+// forState picks the notify_* script for a state.
+func forState(s vrrp.State, master, backup, fault, stop *config.Script) *config.Script {
+	switch s {
+	case vrrp.Master:
+		return master
+	case vrrp.Backup:
+		return backup
+	case vrrp.Fault:
+		return fault
+	case vrrp.Stop:
+		return stop
+	}
+	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"os"
 	"testing"
 
 	"github.com/halo-lb/halo/pkg/config"
@@ -12,19 +11,9 @@ import (
 	"github.com/halo-lb/halo/pkg/vrrpnet"
 )
 
-type memFS map[string]string
-
-func (m memFS) ReadFile(n string) ([]byte, error) {
-	if s, ok := m[n]; ok {
-		return []byte(s), nil
-	}
-	return nil, os.ErrNotExist
-}
-func (m memFS) Glob(string) ([]string, error) { return nil, nil }
-
 func testInstance(t *testing.T, body string) *instance {
 	t.Helper()
-	cfg, d := config.Load("/k.conf", config.Options{ConfigID: "x", FS: memFS{"/k.conf": "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 51\n" + body + "\n}\n"}})
+	cfg, d := config.Load("/k.conf", config.Options{ConfigID: "x", FS: config.MapFS{"/k.conf": "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 51\n" + body + "\n}\n"}})
 	if err := d.Err(false); err != nil {
 		t.Fatal(err)
 	}

@@ -12,10 +12,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/halo-lb/halo/pkg/check"
@@ -298,25 +296,7 @@ func (m *Manager) lvsFIFO(vs *vsState, line string) {
 			continue
 		}
 		path := f.Path
-		vs.queue.Func(func() { writeFIFO(path, line, m.log) })
-	}
-}
-
-func writeFIFO(path, line string, log *slog.Logger) {
-	if _, err := os.Stat(path); os.IsNotExist(err) {
-		if err := syscall.Mkfifo(path, 0o600); err != nil {
-			log.Warn("create notify fifo", "path", path, "err", err)
-			return
-		}
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		log.Warn("open notify fifo", "path", path, "err", err)
-		return
-	}
-	defer f.Close()
-	if _, err := f.WriteString(line + "\n"); err != nil {
-		log.Warn("write notify fifo", "path", path, "err", err)
+		vs.queue.Func(func() { script.WriteFIFO(path, line, m.log) })
 	}
 }
 

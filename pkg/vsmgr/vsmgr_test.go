@@ -17,19 +17,9 @@ import (
 	"github.com/halo-lb/halo/pkg/script"
 )
 
-type memFS map[string]string
-
-func (m memFS) ReadFile(n string) ([]byte, error) {
-	if s, ok := m[n]; ok {
-		return []byte(s), nil
-	}
-	return nil, os.ErrNotExist
-}
-func (m memFS) Glob(string) ([]string, error) { return nil, nil }
-
 func load(t *testing.T, text string) *config.Config {
 	t.Helper()
-	cfg, d := config.Load("/k.conf", config.Options{ConfigID: "x", FS: memFS{"/k.conf": text}})
+	cfg, d := config.Load("/k.conf", config.Options{ConfigID: "x", FS: config.MapFS{"/k.conf": text}})
 	if err := d.Err(false); err != nil {
 		t.Fatal(err)
 	}
