@@ -67,7 +67,11 @@ func daemon(cfg *config.Config, o *options, stderr io.Writer) int {
 	defer ctl.Close()
 
 	if o.metricsAddr != "" {
-		addr, err := metrics.Serve(ctx, o.metricsAddr, metrics.Sources{VRRP: v.Status, Virtual: lvs.status, Dataplane: backend})
+		src := metrics.Sources{VRRP: v.Status, Virtual: lvs.status, Dataplane: backend}
+		if xb, ok := backend.(*xdp.Backend); ok {
+			src.Reasons = xb.ReasonNames
+		}
+		addr, err := metrics.Serve(ctx, o.metricsAddr, src)
 		if err != nil {
 			lvs.stop(false)
 			fmt.Fprintln(stderr, "halod: metrics:", err)

@@ -23,6 +23,8 @@ type Sources struct {
 	VRRP      func() []vrrpd.Status
 	Virtual   func() []vsmgr.VSStatus
 	Dataplane dataplane.Backend
+	// Reasons are the data plane's per-verdict packet counters (XDP).
+	Reasons func() map[string]uint64
 }
 
 var (
@@ -35,6 +37,7 @@ var (
 	quorum          = prometheus.NewDesc("halo_virtual_server_quorum_up", "1 while the virtual server has quorum.", []string{"virtual_server"}, nil)
 	dpPackets       = prometheus.NewDesc("halo_dataplane_packets_total", "Packets the data plane forwarded, per virtual server.", []string{"virtual_server"}, nil)
 	dpBytes         = prometheus.NewDesc("halo_dataplane_bytes_total", "Bytes the data plane forwarded, per virtual server.", []string{"virtual_server"}, nil)
+	dpReasons       = prometheus.NewDesc("halo_xdp_packets_total", "Packets the XDP program handled, by verdict and reason.", []string{"reason"}, nil)
 	dpRealPackets   = prometheus.NewDesc("halo_dataplane_real_packets_total", "Packets the data plane sent to each real server.", []string{"virtual_server", "real_server"}, nil)
 )
 
@@ -43,7 +46,7 @@ var states = []string{"INIT", "BACKUP", "MASTER", "FAULT", "STOP"}
 type collector struct{ s Sources }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{vrrpState, vrrpPrio, vrrpTransitions, vrrpDrops, realUp, realWeight, quorum, dpPackets, dpBytes, dpRealPackets} {
+	for _, d := range []*prometheus.Desc{vrrpState, vrrpPrio, vrrpTransitions, vrrpDrops, realUp, realWeight, quorum, dpPackets, dpBytes, dpRealPackets, dpReasons} {
 		ch <- d
 	}
 }
@@ -77,6 +80,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(realUp, prometheus.GaugeValue, b2f(r.Up), name, rn)
 				ch <- prometheus.MustNewConstMetric(realWeight, prometheus.GaugeValue, float64(r.Weight), name, rn)
 			}
+		}
+	}
+	if c.s.Reasons != nil {
+		for r, n := range c.s.Reasons() {
+			ch <- prometheus.MustNewConstMetric(dpReasons, prometheus.CounterValue, float64(n), r)
 		}
 	}
 	if c.s.Dataplane != nil {

@@ -608,6 +608,18 @@ func (b *Backend) Reasons() map[Reason]uint64 {
 	return out
 }
 
+// ReasonNames returns the per-reason counters keyed by a stable name.
+func (b *Backend) ReasonNames() map[string]uint64 {
+	names := map[Reason]string{PassNotIP: "pass_not_ip", PassNotVIP: "pass_not_vip", PassFragment: "pass_fragment",
+		PassIPOptions: "pass_ip_options", PassIPv6Ext: "pass_ipv6_ext", PassTruncated: "pass_truncated",
+		PassNoReal: "pass_no_real", PassNoMAC: "pass_no_mac", TX: "tx", Redirect: "redirect", CTHit: "ct_hit", CTNew: "ct_new"}
+	out := map[string]uint64{}
+	for r, n := range b.Reasons() {
+		out[names[r]] = n
+	}
+	return out
+}
+
 // RealFlows counts connection-table entries per real address.
 func (b *Backend) RealFlows() map[netip.Addr]int {
 	b.mu.Lock()
