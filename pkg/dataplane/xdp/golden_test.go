@@ -270,3 +270,19 @@ func TestRejectsWhatPart1CannotDo(t *testing.T) {
 		t.Fatal("a rejected set was half-applied")
 	}
 }
+
+// A real whose MAC changes (a replaced host) gets traffic at its new MAC
+// after the periodic refresh.
+func TestMACRefresh(t *testing.T) {
+	b := loadTest(t)
+	if err := b.Apply(context.Background(), []dataplane.Service{svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11")}); err != nil {
+		t.Fatal(err)
+	}
+	newMAC := packet.MustMAC("02:00:00:00:99:99")
+	b.opts.ResolveMAC = func(ip netip.Addr) (net.HardwareAddr, int, error) { return newMAC, 0, nil }
+	b.refresh()
+	_, out := run(t, b, tcp4(vip4, 80, 5555).Bytes())
+	if p, _ := packet.Parse(out); p.Dst.String() != newMAC.String() {
+		t.Fatalf("frame sent to %s, want the new MAC %s", p.Dst, newMAC)
+	}
+}

@@ -542,18 +542,26 @@ func (b *Backend) refreshLoop() {
 			return
 		case <-t.C:
 		}
-		b.mu.Lock()
-		for a, id := range b.realIDs {
-			mac, ifindex, err := b.opts.ResolveMAC(a)
-			if err != nil {
-				continue
-			}
-			if old := b.realMACs[id]; old.mac.String() != mac.String() || old.ifindex != ifindex {
-				b.log.Info("real server MAC changed", "real", a, "mac", mac)
-				b.writeReal(id, a, mac, ifindex)
+		b.refresh()
+	}
+}
+
+// refresh re-resolves every real's MAC and rewrites the entries that
+// changed.
+func (b *Backend) refresh() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for a, id := range b.realIDs {
+		mac, ifindex, err := b.opts.ResolveMAC(a)
+		if err != nil {
+			continue
+		}
+		if old := b.realMACs[id]; old.mac.String() != mac.String() || old.ifindex != ifindex {
+			b.log.Info("real server MAC changed", "real", a, "mac", mac)
+			if err := b.writeReal(id, a, mac, ifindex); err != nil {
+				b.log.Error("update real", "real", a, "err", err)
 			}
 		}
-		b.mu.Unlock()
 	}
 }
 
