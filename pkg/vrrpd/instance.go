@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"time"
 
 	"github.com/halo-lb/halo/pkg/announce"
@@ -35,7 +34,6 @@ type instance struct {
 	conn     *vrrpnet.Conn
 	ann      *announce.Announcer
 	queue    *script.Queue
-	fifoFile *os.File
 
 	csMode vrrp.ChecksumMode // v3/IPv4: what we send; follows what we hear
 
@@ -453,12 +451,6 @@ func (in *instance) fifo(line string) {
 		}
 		path := f.Path
 		in.queue.Func(func() { script.WriteFIFO(path, line, in.log) })
-	}
-}
-
-func (in *instance) closeFIFO() {
-	if in.fifoFile != nil {
-		in.fifoFile.Close()
 	}
 }
 

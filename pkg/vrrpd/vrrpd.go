@@ -13,9 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -178,7 +178,6 @@ func (d *Daemon) nextDeadline() time.Time {
 }
 
 func (d *Daemon) setup() error {
-	g := &d.cfg.Global
 	byName := map[string]*instance{}
 	for _, ic := range d.cfg.Instances {
 		in, err := newInstance(d, ic)
@@ -246,7 +245,6 @@ func (d *Daemon) setup() error {
 		}
 		in.ann = ann
 	}
-	_ = g
 	return nil
 }
 
@@ -325,7 +323,7 @@ func (d *Daemon) readLoop(ctx context.Context, cs *connState) {
 	for {
 		p, err := cs.conn.Recv(buf)
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, errClosed(err)) {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
 			}
 			d.log.Warn("vrrp receive", "interface", cs.key.ifname, "err", err)
@@ -335,13 +333,6 @@ func (d *Daemon) readLoop(ctx context.Context, cs *connState) {
 		p.Payload = append([]byte(nil), p.Payload...)
 		d.post(ctx, event{kind: evPacket, conn: cs, pkt: p})
 	}
-}
-
-func errClosed(err error) error {
-	if err != nil && strings.Contains(err.Error(), "use of closed") {
-		return err
-	}
-	return errors.New("not closed")
 }
 
 func (d *Daemon) handle(ev event) {
@@ -505,7 +496,6 @@ func (d *Daemon) closeAll() {
 			in.ann.Close()
 		}
 		in.queue.Close()
-		in.closeFIFO()
 	}
 	for _, g := range d.groups {
 		g.queue.Close()
