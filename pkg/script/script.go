@@ -21,8 +21,9 @@ import (
 
 // Runner runs scripts with the global settings of a config.
 type Runner struct {
-	// Security is enable_script_security: refuse root scripts that
-	// non-root users could modify.
+	// Security is enable_script_security. halo refuses root scripts that
+	// non-root users could modify whether or not it is set (keepalived
+	// only refuses with it); it is kept for status and -t.
 	Security    bool
 	DefaultUser string // script_user
 	DefaultGrp  string
@@ -80,7 +81,7 @@ func (r *Runner) Command(ctx context.Context, s *config.Script, extra ...string)
 		root = cred.Uid == 0
 	}
 	cmd.SysProcAttr = attr
-	if root && r.Security && r.Checker != nil {
+	if root && r.Checker != nil {
 		if err := r.Checker.SafePath(cmd.Path); err != nil {
 			return nil, fmt.Errorf("%w: refusing to run %s as root: %v", ErrUnsafe, cmd.Path, err)
 		}

@@ -44,15 +44,15 @@ func TestRunWithoutShellAndWithArguments(t *testing.T) {
 	}
 }
 
-// With enable_script_security a root script that others can write is
-// refused at exec time, whenever it became unsafe.
+// A root script that others can write is refused at exec time, whenever it
+// became unsafe, with or without enable_script_security.
 func TestSecurityCheckedAtEveryExec(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("runs scripts as root")
 	}
 	dir := t.TempDir()
 	s := write(t, dir, "ok.sh", "exit 0\n", 0o755)
-	r := &Runner{Security: true, Checker: config.NewScriptChecker()}
+	r := &Runner{Checker: config.NewScriptChecker()}
 	if _, err := r.Run(context.Background(), s, time.Second); err != nil {
 		t.Fatalf("safe script refused: %v", err)
 	}
