@@ -2,8 +2,12 @@ package check
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
@@ -28,7 +32,7 @@ func TestCheckersAcrossNamespaces(t *testing.T) {
 	real.Addr("eth0", "fd00:86::2/64")
 
 	// Servers live in the real server's namespace.
-	var tcpL, smtpL net.Listener
+	var tcpL, smtpL, httpL, tlsL net.Listener
 	var dnsPC, udpPC net.PacketConn
 	if err := real.Do(func() (err error) {
 		if tcpL, err = net.Listen("tcp", "10.86.0.2:80"); err != nil {
@@ -40,14 +44,32 @@ func TestCheckersAcrossNamespaces(t *testing.T) {
 		if dnsPC, err = net.ListenPacket("udp", "10.86.0.2:53"); err != nil {
 			return err
 		}
+		if httpL, err = net.Listen("tcp", "10.86.0.2:8080"); err != nil {
+			return err
+		}
+		if tlsL, err = net.Listen("tcp", "10.86.0.2:8443"); err != nil {
+			return err
+		}
 		udpPC, err = net.ListenPacket("udp", "10.86.0.2:9000")
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []interface{ Close() error }{tcpL, smtpL, dnsPC, udpPC} {
+	for _, c := range []interface{ Close() error }{tcpL, smtpL, dnsPC, udpPC, httpL} {
 		defer c.Close()
 	}
+	web := http.NewServeMux()
+	web.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "hello halo\n") })
+	web.HandleFunc("/bad", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) })
+	web.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) { time.Sleep(2 * time.Second) })
+	go http.Serve(httpL, web)
+	tlsSrv := httptest.NewUnstartedServer(web)
+	tlsSrv.Listener.Close()
+	tlsSrv.Listener = tlsL
+	tlsSrv.StartTLS()
+	defer tlsSrv.Close()
+	sum := md5.Sum([]byte("hello halo\n"))
+	okDigest := hex.EncodeToString(sum[:])
 	go func() {
 		for {
 			c, err := tcpL.Accept()
@@ -112,6 +134,13 @@ func TestCheckersAcrossNamespaces(t *testing.T) {
 		fail string // "" for success
 	}{
 		{"tcp ok", &TCP{T: tg("10.86.0.2", 80, time.Second)}, ""},
+		{"http ok with digest", &HTTP{T: tg("10.86.0.2", 8080, time.Second), URLs: []URL{{Path: "/ok", Digest: okDigest}}}, ""},
+		{"http wrong status", &HTTP{T: tg("10.86.0.2", 8080, time.Second), URLs: []URL{{Path: "/bad"}}}, "status 500"},
+		{"http wrong digest", &HTTP{T: tg("10.86.0.2", 8080, time.Second), URLs: []URL{{Path: "/ok", Digest: strings.Repeat("0", 32)}}}, "digest"},
+		{"http timeout", &HTTP{T: tg("10.86.0.2", 8080, 300*time.Millisecond), URLs: []URL{{Path: "/slow"}}}, "deadline"},
+		{"http refused", &HTTP{T: tg("10.86.0.2", 8081, time.Second), URLs: []URL{{Path: "/ok"}}}, "refused"},
+		{"ssl ok", &HTTP{T: tg("10.86.0.2", 8443, time.Second), TLS: true, URLs: []URL{{Path: "/ok", Digest: okDigest}}}, ""},
+		{"ssl wrong status", &HTTP{T: tg("10.86.0.2", 8443, time.Second), TLS: true, URLs: []URL{{Path: "/bad"}}}, "status 500"},
 		{"tcp refused", &TCP{T: tg("10.86.0.2", 81, time.Second)}, "refused"},
 		{"tcp timeout (no host)", &TCP{T: tg("10.86.0.99", 80, 500*time.Millisecond)}, "timeout"},
 		{"smtp ok", &SMTP{T: tg("10.86.0.2", 25, time.Second), Helo: "dir"}, ""},
