@@ -80,10 +80,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "halod", version)
 		return 0
 	}
+	if err == flag.ErrHelp {
+		return 0
+	}
 	if err != nil {
-		if err != flag.ErrHelp {
-			fmt.Fprintln(stderr, "halod:", err)
-		}
+		fmt.Fprintln(stderr, "halod:", err)
 		return 2
 	}
 	cfg, diags := config.Load(o.configFile, loadOptions(o))
