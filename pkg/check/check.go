@@ -62,7 +62,9 @@ type Target struct {
 func (t Target) hostPort() string { return netip.AddrPortFrom(t.Addr, uint16(t.Port)).String() }
 
 func (t Target) dialer() *net.Dialer {
-	d := &net.Dialer{Timeout: t.Timeout}
+	// No keepalive: a check connection lives for one exchange, and the
+	// socket options would cost four syscalls per check.
+	d := &net.Dialer{Timeout: t.Timeout, KeepAlive: -1}
 	if t.BindTo.IsValid() {
 		d.LocalAddr = &net.TCPAddr{IP: t.BindTo.AsSlice()}
 	}
