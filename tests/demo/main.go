@@ -7,9 +7,7 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -225,24 +223,7 @@ func fetch(client *lab.NS, n int) {
 	fmt.Printf("\nclient: %d new connections to http://%s/ (weights 2:1)\n", n, vip)
 	count := map[string]int{}
 	for i := 0; i < n; i++ {
-		var body string
-		err := client.Do(func() error {
-			c, err := net.DialTimeout("tcp", vip+":80", 2*time.Second)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(3 * time.Second))
-			fmt.Fprintf(c, "GET / HTTP/1.0\r\n\r\n")
-			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
-			b, err := io.ReadAll(resp.Body)
-			body = strings.TrimSpace(string(b))
-			return err
-		})
+		body, err := client.HTTPGet(vip+":80", "/", 3*time.Second)
 		if err != nil {
 			panic(fmt.Sprintf("request %d: %v", i, err))
 		}

@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -69,27 +67,7 @@ dataplane {
 `, vip, vip, rs.String()))
 	startHalod(t, dir, conf, "--dataplane", "xdp", "--bpffs", filepath.Join(l.BPFFS(), "halo"))
 
-	get := func() (string, error) {
-		var name string
-		err := cl.Do(func() error {
-			c, err := net.DialTimeout("tcp", "["+vip+"]:80", 2*time.Second)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(3 * time.Second))
-			fmt.Fprintf(c, "GET / HTTP/1.0\r\n\r\n")
-			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
-			b, err := io.ReadAll(resp.Body)
-			name = strings.TrimSpace(string(b))
-			return err
-		})
-		return name, err
-	}
+	get := func() (string, error) { return cl.HTTPGet("["+vip+"]:80", "/", 3*time.Second) }
 	if waitFor(15*time.Second, func() bool { _, err := get(); return err == nil }) < 0 {
 		_, err := get()
 		t.Fatalf("the IPv6 VIP never served: %v", err)

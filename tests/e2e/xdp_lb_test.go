@@ -206,25 +206,7 @@ func (d *drLab) scrape(t *testing.T) string {
 // get opens a TCP connection from the client namespace to the VIP and
 // returns the real's name from "GET /".
 func (d *drLab) get(t *testing.T) (string, error) {
-	var name string
-	err := d.cl.Do(func() error {
-		c, err := net.DialTimeout("tcp", d.vip+":80", 2*time.Second)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(3 * time.Second))
-		fmt.Fprintf(c, "GET / HTTP/1.0\r\nHost: vip\r\n\r\n")
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		name = strings.TrimSpace(string(b))
-		return err
-	})
-	return name, err
+	return d.cl.HTTPGet(d.vip+":80", "/", 3*time.Second)
 }
 
 func (d *drLab) waitReady(t *testing.T) {
