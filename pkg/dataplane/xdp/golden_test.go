@@ -286,3 +286,26 @@ func TestMACRefresh(t *testing.T) {
 		t.Fatalf("frame sent to %s, want the new MAC %s", p.Dst, newMAC)
 	}
 }
+
+// Applying a set in which one service changed rewrites only that service's
+// table: the other keeps its active half.
+func TestApplyTouchesOnlyChangedServices(t *testing.T) {
+	b := loadTest(t)
+	ctx := context.Background()
+	a := svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11")
+	c := svc(vip4, 53, dataplane.UDP, "rr", "10.1.0.12")
+	if err := b.Apply(ctx, []dataplane.Service{a, c}); err != nil {
+		t.Fatal(err)
+	}
+	ringA, ringC := b.svcs[a.Key].ring, b.svcs[c.Key].ring
+	a2 := svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11", "10.1.0.12")
+	if err := b.Apply(ctx, []dataplane.Service{a2, c}); err != nil {
+		t.Fatal(err)
+	}
+	if b.svcs[a.Key].ring == ringA {
+		t.Fatal("changed service did not get a new table")
+	}
+	if b.svcs[c.Key].ring != ringC {
+		t.Fatal("unchanged service's table was rewritten")
+	}
+}

@@ -348,9 +348,27 @@ func (b *Backend) Apply(ctx context.Context, desired []dataplane.Service) error 
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	desired = dataplane.Canonical(desired)
+	// Only services that changed get a new table: a health-check verdict on
+	// one service must not rewrite every service's 16k-slot table.
+	changed := map[dataplane.ServiceKey]bool{}
+	d := dataplane.Diff(b.installed, desired)
+	for _, s := range d.AddServices {
+		changed[s.Key] = true
+	}
+	for _, s := range d.UpdateServices {
+		changed[s.Key] = true
+	}
+	for _, list := range [][]dataplane.RealChange{d.AddReals, d.UpdateReals, d.RemoveReals} {
+		for _, r := range list {
+			changed[r.Service] = true
+		}
+	}
 	want := map[dataplane.ServiceKey]bool{}
 	for _, s := range desired {
 		want[s.Key] = true
+		if !changed[s.Key] && !b.missingReal(s) {
+			continue
+		}
 		if err := b.applyService(s); err != nil {
 			return err
 		}
@@ -368,6 +386,18 @@ func (b *Backend) Apply(ctx context.Context, desired []dataplane.Service) error 
 	}
 	b.installed = desired
 	return nil
+}
+
+// missingReal reports whether a real of s has no usable slot yet (its MAC
+// could not be resolved last time), so the service must be retried.
+func (b *Backend) missingReal(s dataplane.Service) bool {
+	for _, r := range s.Reals {
+		id, ok := b.realIDs[r.Addr]
+		if !ok || isZeroMAC(b.realMACs[id].mac) {
+			return true
+		}
+	}
+	return false
 }
 
 func vipKey(k dataplane.ServiceKey) lbVipKey {
