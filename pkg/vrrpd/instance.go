@@ -119,13 +119,21 @@ func newInstance(d *Daemon, ic *config.VRRPInstance) (*instance, error) {
 			in.order = append(in.order, key)
 		}
 	}
-	in.m = vrrp.New(vrrp.Config{
-		Version: ic.Version, Priority: ic.Priority, AdvertInt: ic.AdvertInt.D(), WantMaster: ic.State == "MASTER",
-		Preempt: !ic.NoPreempt, PreemptDelay: ic.PreemptDelay.D(), DownTimerAdverts: d.cfg.Global.DownTimerAdverts,
-		LowerPrioNoAdvert: ic.LowerPrioNoAdvert, HigherPrioSendAdvert: ic.HigherPrioSendAdvert,
-	})
+	in.m = vrrp.New(in.machineConfig())
 	in.queue = script.NewQueue(d.runner, in.log, 0)
 	return in, nil
+}
+
+// machineConfig is what the state machine needs of the instance; Addr is
+// valid once pickSource has run.
+func (in *instance) machineConfig() vrrp.Config {
+	ic := in.cfg
+	return vrrp.Config{
+		Version: ic.Version, Priority: ic.Priority, AdvertInt: ic.AdvertInt.D(), WantMaster: ic.State == "MASTER",
+		Preempt: !ic.NoPreempt, PreemptDelay: ic.PreemptDelay.D(), DownTimerAdverts: in.d.cfg.Global.DownTimerAdverts,
+		LowerPrioNoAdvert: ic.LowerPrioNoAdvert, HigherPrioSendAdvert: ic.HigherPrioSendAdvert,
+		Addr: in.src.WithZone(""),
+	}
 }
 
 func scriptWeight(c *config.Config, t config.TrackRef) int {
@@ -225,13 +233,9 @@ func (in *instance) pickSource() error {
 		}
 		in.src = src
 	}
-	// The primary address breaks equal-priority ties.
-	in.m = vrrp.New(vrrp.Config{
-		Version: in.cfg.Version, Priority: in.cfg.Priority, AdvertInt: in.cfg.AdvertInt.D(), WantMaster: in.cfg.State == "MASTER",
-		Preempt: !in.cfg.NoPreempt, PreemptDelay: in.cfg.PreemptDelay.D(), DownTimerAdverts: in.d.cfg.Global.DownTimerAdverts,
-		LowerPrioNoAdvert: in.cfg.LowerPrioNoAdvert, HigherPrioSendAdvert: in.cfg.HigherPrioSendAdvert,
-		Addr: in.src.WithZone(""),
-	})
+	// The primary address breaks equal-priority ties: the machine is made
+	// again now that it is known.
+	in.m = vrrp.New(in.machineConfig())
 	if in.group != nil {
 		in.group.vg.Members[in.groupIdx] = in.m
 	}
