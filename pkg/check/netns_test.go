@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/halo-lb/halo/pkg/lab"
+	"github.com/halo-lb/halo/internal/testkit/lab"
 )
 
 // The checkers against servers in another network namespace, across a

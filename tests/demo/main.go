@@ -18,8 +18,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/halo-lb/halo/pkg/lab"
-	"github.com/halo-lb/halo/pkg/xdpcount"
+	"github.com/halo-lb/halo/internal/testkit/lab"
+	"github.com/halo-lb/halo/internal/testkit/sink"
 )
 
 // runner satisfies lab.T outside of `go test`.
@@ -122,7 +122,7 @@ func demo(r *runner) {
 	addrs := map[string]string{"client": "10.210.0.2", "dir1": "10.210.0.11", "dir2": "10.210.0.12",
 		"real1": "10.210.0.21", "real2": "10.210.0.22"}
 	ns := map[string]*lab.NS{}
-	pass, err := xdpcount.Load()
+	pass, err := sink.Load()
 	if err != nil {
 		panic(err)
 	}

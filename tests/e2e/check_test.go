@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/halo-lb/halo/internal/testkit/lab"
 	"github.com/halo-lb/halo/pkg/control"
-	"github.com/halo-lb/halo/pkg/lab"
 )
 
 // webReal is an HTTP server whose socket lives in a real server's

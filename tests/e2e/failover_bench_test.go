@@ -12,7 +12,7 @@ import (
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
 
-	"github.com/halo-lb/halo/pkg/lab"
+	"github.com/halo-lb/halo/internal/testkit/lab"
 )
 
 // BenchmarkFailover measures, for halod and for keepalived in the same lab,

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/halo-lb/halo/pkg/lab"
+	"github.com/halo-lb/halo/internal/testkit/lab"
 )
 
 // requireKeepalived skips when Debian's keepalived is not installed (.ci/run

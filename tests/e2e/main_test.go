@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/halo-lb/halo/pkg/lab"
+	"github.com/halo-lb/halo/internal/testkit/lab"
 )
 
 // halodBin and haloctlBin are built once for the whole package by TestMain.

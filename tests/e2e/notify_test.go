@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/halo-lb/halo/pkg/lab"
+	"github.com/halo-lb/halo/internal/testkit/lab"
 )
 
 // notify scripts run strictly in order, one at a time, even when

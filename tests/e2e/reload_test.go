@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/halo-lb/halo/pkg/lab"
+	"github.com/halo-lb/halo/internal/testkit/lab"
 )
 
 func vsConf(reals ...string) string {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/halo-lb/halo/pkg/lab"
+	"github.com/halo-lb/halo/internal/testkit/lab"
 )
 
 // DR over IPv6: a VRRPv3 IPv6 VIP on the director, XDP sending the client's

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/halo-lb/halo/pkg/lab"
-	"github.com/halo-lb/halo/pkg/xdpcount"
+	"github.com/halo-lb/halo/internal/testkit/lab"
+	"github.com/halo-lb/halo/internal/testkit/sink"
 )
 
 // drLab: a client, a director running halod with the XDP data plane in DR
@@ -155,7 +155,7 @@ dataplane {
 
 func attachPass(t *testing.T, ns *lab.NS, ifname string) {
 	t.Helper()
-	p, err := xdpcount.Load()
+	p, err := sink.Load()
 	if err != nil {
 		t.Fatal(err)
 	}

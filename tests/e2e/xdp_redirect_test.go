@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/halo-lb/halo/pkg/lab"
+	"github.com/halo-lb/halo/internal/testkit/lab"
 )
 
 // A real behind another interface of the director: frames leave through

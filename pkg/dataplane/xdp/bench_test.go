@@ -9,9 +9,9 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/halo-lb/halo/internal/testkit/lab"
+	"github.com/halo-lb/halo/internal/testkit/packet"
 	"github.com/halo-lb/halo/pkg/dataplane"
-	"github.com/halo-lb/halo/pkg/lab"
-	"github.com/halo-lb/halo/pkg/packet"
 )
 
 func benchBackend(b *testing.B, spec *ebpf.CollectionSpec) *Backend {

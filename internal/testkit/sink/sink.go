@@ -1,8 +1,8 @@
-// Package xdpcount loads halo's smallest XDP program: it counts packets and
+// Package sink loads halo's smallest XDP program: it counts packets and
 // bytes per protocol class in a per-CPU array and passes every packet. Labs
 // attach it as a traffic sink (a veth whose peer has no XDP program drops
 // redirected frames) and tests use it to count what really crossed a link.
-package xdpcount
+package sink
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package xdpcount
+package sink
 
 import (
 	"bytes"
@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
-	"github.com/halo-lb/halo/pkg/lab"
-	"github.com/halo-lb/halo/pkg/packet"
+	"github.com/halo-lb/halo/internal/testkit/lab"
+	"github.com/halo-lb/halo/internal/testkit/packet"
 )
 
 var (

@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf/link"
-	"github.com/halo-lb/halo/pkg/lab"
-	"github.com/halo-lb/halo/pkg/xdpcount"
+	"github.com/halo-lb/halo/internal/testkit/lab"
+	"github.com/halo-lb/halo/internal/testkit/sink"
 )
 
 // The protocount XDP program attached natively to a veth inside a namespace
@@ -25,7 +25,7 @@ func TestXDPCountsRealTraffic(t *testing.T) {
 	a.Addr("eth0", "10.79.0.1/24")
 	b.Addr("eth0", "10.79.0.2/24")
 
-	p, err := xdpcount.Load()
+	p, err := sink.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,16 +82,16 @@ func TestXDPCountsRealTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("counters: %+v", c)
-	if got := c[xdpcount.IPv4UDP].Packets; got != datagrams {
+	if got := c[sink.IPv4UDP].Packets; got != datagrams {
 		t.Errorf("IPv4 UDP packets = %d, want %d", got, datagrams)
 	}
-	if got := c[xdpcount.IPv4ICMP].Packets; got != 3 {
+	if got := c[sink.IPv4ICMP].Packets; got != 3 {
 		t.Errorf("IPv4 ICMP packets = %d, want 3 echo requests", got)
 	}
-	if c[xdpcount.ARP].Packets == 0 {
+	if c[sink.ARP].Packets == 0 {
 		t.Error("no ARP counted")
 	}
-	if got, min := c[xdpcount.IPv4UDP].Bytes, uint64(datagrams*(14+20+8+len("datagram 0"))); got < min {
+	if got, min := c[sink.IPv4UDP].Bytes, uint64(datagrams*(14+20+8+len("datagram 0"))); got < min {
 		t.Errorf("IPv4 UDP bytes = %d, want at least %d", got, min)
 	}
 }
