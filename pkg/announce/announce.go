@@ -7,18 +7,17 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"github.com/halo-lb/halo/pkg/sockopt"
 	"net"
 	"net/netip"
 	"os"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/packet"
 	"golang.org/x/net/ipv6"
-	"golang.org/x/sys/unix"
 )
 
 var broadcast = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
@@ -45,16 +44,7 @@ func New(ifname string, v4, v6 bool) (*Announcer, error) {
 		a.arp = c
 	}
 	if v6 {
-		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-			var serr error
-			err := c.Control(func(fd uintptr) {
-				serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, ifname)
-			})
-			if err != nil {
-				return err
-			}
-			return serr
-		}}
+		lc := net.ListenConfig{Control: sockopt.BindToDeviceControl(ifname)}
 		pc, err := lc.ListenPacket(context.Background(), "ip6:ipv6-icmp", "::")
 		if err != nil {
 			a.Close()

@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/halo-lb/halo/pkg/sockopt"
 	"io"
 	"net"
 	"net/http"
@@ -69,7 +70,7 @@ func (t Target) dialer() *net.Dialer {
 		d.LocalAddr = &net.TCPAddr{IP: t.BindTo.AsSlice()}
 	}
 	if t.BindIf != "" {
-		d.Control = bindToDevice(t.BindIf)
+		d.Control = sockopt.BindToDeviceControl(t.BindIf)
 	}
 	return d
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/halo-lb/halo/pkg/sockopt"
 	"net"
 	"net/netip"
 	"strings"
@@ -40,23 +41,15 @@ type Conn struct {
 
 func bindControl(ifname string) func(network, address string, c syscall.RawConn) error {
 	return func(network, address string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			// Receive only what arrives on this interface, and only the
-			// multicast groups this socket joined.
-			if serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, ifname); serr != nil {
-				return
-			}
-			if strings.HasPrefix(network, "ip4") {
-				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0)
-			} else {
-				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_ALL, 0)
-			}
-		})
-		if err != nil {
-			return err
+		// Receive only what arrives on this interface, and only the
+		// multicast groups this socket joined.
+		level, opt := unix.IPPROTO_IP, unix.IP_MULTICAST_ALL
+		if !strings.HasPrefix(network, "ip4") {
+			level, opt = unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_ALL
 		}
-		return serr
+		return sockopt.Control(sockopt.BindToDevice(ifname), func(fd int) error {
+			return unix.SetsockoptInt(fd, level, opt, 0)
+		})(network, address, c)
 	}
 }
 
