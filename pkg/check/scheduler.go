@@ -1,0 +1,117 @@
+package check
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Job is one checker of one real server under the scheduler.
+type Job struct {
+	Checker Checker
+	Probe   *Probe
+	Timeout time.Duration // bound on one attempt (connect_timeout)
+	// OnChange is called, from the job's goroutine, when the verdict or the
+	// dynamic weight changes.
+	OnChange func(up bool, weight int, err error)
+
+	paused atomic.Bool
+	mu     sync.Mutex
+	last   Status
+}
+
+// Status is what the last attempt found.
+type Status struct {
+	Up       bool          `json:"up"`
+	Err      string        `json:"last_error,omitempty"`
+	Latency  time.Duration `json:"-"`
+	At       time.Time     `json:"-"`
+	Attempts uint64        `json:"attempts"`
+}
+
+// Pause stops (or resumes) attempts, keeping the verdict: ha_suspend while
+// this node is not master for the virtual server's address.
+func (j *Job) Pause(p bool) { j.paused.Store(p) }
+
+// Status returns the last attempt's outcome.
+func (j *Job) Status() Status {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.last
+}
+
+// Scheduler runs jobs, each at its own pace, with at most Concurrency
+// attempts in flight, until its context ends.
+type Scheduler struct {
+	Concurrency int
+	sem         chan struct{}
+	wg          sync.WaitGroup
+}
+
+// NewScheduler bounds concurrent attempts (default 512).
+func NewScheduler(concurrency int) *Scheduler {
+	if concurrency <= 0 {
+		concurrency = 512
+	}
+	return &Scheduler{Concurrency: concurrency, sem: make(chan struct{}, concurrency)}
+}
+
+// Start runs the job until ctx ends. warmup spreads the first attempt over
+// a random 0..warmup, so thousands of checks do not fire together.
+func (s *Scheduler) Start(ctx context.Context, j *Job, warmup time.Duration) {
+	if warmup > 0 {
+		j.Probe.next = time.Now().Add(rand.N(warmup))
+	} else {
+		j.Probe.next = time.Now()
+	}
+	j.last.Up = j.Probe.Up()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTimer(time.Until(j.Probe.Next()))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if j.paused.Load() {
+				t.Reset(time.Second)
+				continue
+			}
+			select {
+			case s.sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			start := time.Now()
+			actx, cancel := context.WithTimeout(ctx, j.Timeout+time.Second)
+			r := j.Checker.Check(actx)
+			cancel()
+			<-s.sem
+			if ctx.Err() != nil {
+				return
+			}
+			now := time.Now()
+			changed := j.Probe.Record(now, r)
+			j.mu.Lock()
+			j.last.Up, j.last.Latency, j.last.At = j.Probe.Up(), now.Sub(start), now
+			j.last.Attempts++
+			j.last.Err = ""
+			if r.Err != nil {
+				j.last.Err = r.Err.Error()
+			}
+			j.mu.Unlock()
+			if changed && j.OnChange != nil {
+				j.OnChange(j.Probe.Up(), j.Probe.Weight(), r.Err)
+			}
+			t.Reset(time.Until(j.Probe.Next()))
+		}
+	}()
+}
+
+// Wait waits for every job goroutine to end after the context is done.
+func (s *Scheduler) Wait() { s.wg.Wait() }
