@@ -9,80 +9,13 @@
  * handle (fragments, IPv4 options, IPv6 extension headers, truncated
  * headers), leaves with XDP_PASS untouched. */
 #include "parse.h"
+#include "lb.h"
 #include <linux/tcp.h>
 #include <linux/udp.h>
 
-#define MAX_SERVICES 64
-#define MAX_REALS 4096
-#define RING_SIZE 16381 /* prime; pkg/maglev.SizeBPF */
-#define CT_SIZE 262144
-
-enum lb_flags {
-	SVC_HASH_SRC = 1 << 0,  /* sh, mh, persistence: hash the source address only */
-	SVC_HASH_PORT = 1 << 1, /* with SVC_HASH_SRC: add the source port (sh-port, mh-port) */
-	SVC_ROUND = 1 << 2,     /* rr, wrr (and the wlc/lc substitution): walk the table */
-};
-
-enum lb_reason {
-	R_PASS_NOT_IP = 0,
-	R_PASS_NOT_VIP,
-	R_PASS_FRAGMENT,
-	R_PASS_IP_OPTIONS,
-	R_PASS_IPV6_EXT,
-	R_PASS_TRUNCATED,
-	R_PASS_NO_REAL,
-	R_PASS_NO_MAC,
-	R_TX,
-	R_REDIRECT,
-	R_CT_HIT,
-	R_CT_NEW,
-	R_MAX,
-};
-
-struct vip_key {
-	__u32 addr[4]; /* IPv4 in addr[0], the rest zero */
-	__u16 port;    /* network order */
-	__u8 proto;
-	__u8 family;   /* 4 or 6 */
-};
-
-struct vip_meta {
-	__u32 id;    /* service index: counters and table halves */
-	__u32 ring;  /* active table half: 0 or 1 */
-	__u32 flags; /* enum lb_flags */
-	__u32 pad;
-};
-
-struct real {
-	__u32 addr[4];
-	__u8 mac[6];
-	__u8 family;
-	__u8 valid;
-	__u32 ifindex; /* egress interface */
-};
-
-struct flow_key {
-	__u32 src[4];
-	__u32 dst[4];
-	__u16 sport;
-	__u16 dport;
-	__u8 proto;
-	__u8 pad[3];
-};
-
-struct flow_val {
-	__u32 real_id;
-	__u32 pad;
-};
-
-struct counter {
-	__u64 packets;
-	__u64 bytes;
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_SERVICES);
+	__uint(max_entries, LB_MAX_SERVICES);
 	__type(key, struct vip_key);
 	__type(value, struct vip_meta);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -93,7 +26,7 @@ struct {
  * in which a service has no table. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, MAX_SERVICES * 2 * RING_SIZE);
+	__uint(max_entries, LB_MAX_SERVICES * 2 * LB_RING_SIZE);
 	__type(key, __u32);
 	__type(value, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -101,7 +34,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, MAX_REALS);
+	__uint(max_entries, LB_MAX_REALS);
 	__type(key, __u32);
 	__type(value, struct real);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -116,7 +49,7 @@ struct {
 #else
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 #endif
-	__uint(max_entries, CT_SIZE);
+	__uint(max_entries, LB_CT_SIZE);
 	__type(key, struct flow_key);
 	__type(value, struct flow_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -124,7 +57,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, MAX_SERVICES);
+	__uint(max_entries, LB_MAX_SERVICES);
 	__type(key, __u32);
 	__type(value, struct counter);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -132,7 +65,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, MAX_REALS);
+	__uint(max_entries, LB_MAX_REALS);
 	__type(key, __u32);
 	__type(value, struct counter);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -150,7 +83,7 @@ struct {
  * over a weighted table keeps each CPU's share weighted). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, MAX_SERVICES);
+	__uint(max_entries, LB_MAX_SERVICES);
 	__type(key, __u32);
 	__type(value, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -158,7 +91,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
-	__uint(max_entries, 64);
+	__uint(max_entries, LB_MAX_IFACES);
 	__type(key, __u32);
 	__type(value, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -167,7 +100,7 @@ struct {
 /* Egress interface MACs, for frames redirected to another interface. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 64);
+	__uint(max_entries, LB_MAX_IFACES);
 	__type(key, __u32);
 	__type(value, struct real);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -176,6 +109,7 @@ struct {
 /* Force BTF for bpf2go's Go mirrors. */
 const enum lb_reason *unused_reason __attribute__((unused));
 const enum lb_flags *unused_flags __attribute__((unused));
+const enum lb_limits *unused_limits __attribute__((unused));
 
 static __always_inline void count(void *map, __u32 key, __u64 bytes)
 {
@@ -223,12 +157,12 @@ static __always_inline __u32 pick(struct vip_meta *vm, struct flow_key *f)
 		__u32 *cur = bpf_map_lookup_elem(&rr_cursor, &vm->id);
 		if (!cur)
 			return 0;
-		slot = *cur % RING_SIZE;
+		slot = *cur % LB_RING_SIZE;
 		*cur = slot + 1;
 	} else {
-		slot = flow_hash(f, vm->flags) % RING_SIZE;
+		slot = flow_hash(f, vm->flags) % LB_RING_SIZE;
 	}
-	__u32 idx = (vm->id * 2 + (vm->ring & 1)) * RING_SIZE + slot;
+	__u32 idx = (vm->id * 2 + (vm->ring & 1)) * LB_RING_SIZE + slot;
 	__u32 *id = bpf_map_lookup_elem(&rings, &idx);
 	return id ? *id : 0;
 }

@@ -88,7 +88,7 @@ func newDRLab(t *testing.T, subnet int, mode string) *drLab {
 		port := d.sw.Plug(n, "eth0")
 		if n == d.dir {
 			// Frames the director bounces with XDP_TX are dropped unless the
-			// peer of its veth runs XDP (lab-notes §7.4): a pass program on
+			// peer of its veth runs XDP (docs/lab.md#veth-peer-needs-xdp): a pass program on
 			// the bridge port. (GRO on the port also works, but its batching
 			// delays every frame.)
 			attachPass(t, d.sw.NS, port)

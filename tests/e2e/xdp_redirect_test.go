@@ -24,10 +24,10 @@ func TestXDPRedirectToAnotherInterface(t *testing.T) {
 	port := back.Plug(dir, "eth1")
 	back.Plug(real, "eth0")
 	// The redirected frames land in the back bridge through this port: it
-	// needs an XDP program (lab-notes §7.4).
+	// needs an XDP program (docs/lab.md#veth-peer-needs-xdp).
 	attachPass(t, back.NS, port)
 	cl.Addr("eth0", "10.92.0.2/24")
-	cl.TxOff("eth0") // checksums must be complete before XDP moves the frame (lab-notes §7.3)
+	cl.TxOff("eth0") // checksums must be complete before XDP moves the frame (docs/lab.md#checksum-offload)
 	dir.Addr("eth0", "10.92.0.1/24")
 	dir.Addr("eth1", "10.92.1.1/24")
 	real.Addr("eth0", "10.92.1.11/24")

@@ -18,8 +18,8 @@ func unhex(t testing.TB, s string) []byte {
 	return b
 }
 
-// The VRRPv2 frame captured from keepalived 2.2.7 (keepalived-semantics.md
-// §1.5) exercises the IPv4 header builder byte for byte, checksum included.
+// The VRRPv2 frame captured from keepalived 2.2.7
+// (docs/vrrp-wire.md#captured-vectors) exercises the IPv4 header builder byte for byte, checksum included.
 func TestIPv4HeaderMatchesCapturedKeepalivedFrame(t *testing.T) {
 	want := unhex(t, `01005e000012 3291ba975e72 0800 45c0002c 00010000 ff70d029 0a630002 e0000012
 		21336402 0101f6bb 0a630064 0a630065 7365637265743132`)

@@ -5,13 +5,12 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
 
 	"github.com/halo-lb/halo/internal/testkit/lab"
-	"github.com/halo-lb/halo/internal/testkit/packet"
-	"github.com/halo-lb/halo/pkg/dataplane"
 )
 
 func benchBackend(b *testing.B, spec *ebpf.CollectionSpec) *Backend {
@@ -22,11 +21,7 @@ func benchBackend(b *testing.B, spec *ebpf.CollectionSpec) *Backend {
 	}
 	be.opts.ResolveMAC = fakeResolve
 	b.Cleanup(func() { be.Close() })
-	err = be.Apply(context.Background(), []dataplane.Service{
-		svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11", "10.1.0.12"),
-		svc(vip6, 53, dataplane.UDP, "mh", "fd00:1::11"),
-	})
-	if err != nil {
+	if err := be.Apply(context.Background(), goldenServices()); err != nil {
 		b.Fatal(err)
 	}
 	return be
@@ -42,19 +37,12 @@ func BenchmarkGolden(b *testing.B) {
 		b.Fatal(err)
 	}
 	be := benchBackend(b, spec)
-	frames := []struct {
-		name string
-		f    []byte
-	}{
-		{"vip-tcp4-established", tcp4(vip4, 80, 1000).Bytes()},
-		{"vip-udp6-established", (&packet.Frame{Dst: dirMAC, Src: clientMAC, IPv6: &packet.IPv6{Src: client6, Dst: vip6},
-			UDP: &packet.UDP{SrcPort: 4000, DstPort: 53}, Payload: []byte("q")}).Bytes()},
-		{"non-vip-pass", tcp4(netip4("10.1.0.1"), 22, 1000).Bytes()},
-		{"arp-pass", (&packet.Frame{Dst: dirMAC, Src: clientMAC, EtherType: packet.EtherTypeARP, Payload: make([]byte, 28)}).Bytes()},
-	}
-	for _, fr := range frames {
-		b.Run(fr.name, func(b *testing.B) {
-			_, d, err := be.Prog().Benchmark(fr.f, max(b.N, 100000), nil)
+	for _, fr := range goldenCases() {
+		if !fr.bench {
+			continue
+		}
+		b.Run(strings.ReplaceAll(fr.name, " ", "-"), func(b *testing.B) {
+			_, d, err := be.Prog().Benchmark(fr.in, max(b.N, 100000), nil)
 			if err != nil {
 				b.Fatal(err)
 			}

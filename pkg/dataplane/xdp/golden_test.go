@@ -82,73 +82,15 @@ func rewritten(f *packet.Frame, real string) []byte {
 	return g.Bytes()
 }
 
-// The golden table: input frame → verdict → exact output frame.
+// The golden table (fixtures_test.go): input frame → verdict → exact output
+// frame → reason counter.
 func TestGoldenPackets(t *testing.T) {
 	b := loadTest(t)
 	ctx := context.Background()
-	err := b.Apply(ctx, []dataplane.Service{
-		svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11"),
-		svc(vip4, 53, dataplane.UDP, "mh", "10.1.0.12"),
-		svc(vip6, 443, dataplane.TCP, "rr", "fd00:1::11"),
-		svc(vip6, 53, dataplane.UDP, "rr", "fd00:1::11"),
-		{Key: dataplane.ServiceKey{Addr: vip4, Port: 8080, Proto: dataplane.TCP}, Scheduler: "rr", Method: dataplane.DR},
-	})
-	if err != nil {
+	if err := b.Apply(ctx, goldenServices()); err != nil {
 		t.Fatal(err)
 	}
-	udp4 := &packet.Frame{Dst: dirMAC, Src: clientMAC, IPv4: &packet.IPv4{Src: client4, Dst: vip4},
-		UDP: &packet.UDP{SrcPort: 5353, DstPort: 53}, Payload: []byte("query")}
-	tcp6 := &packet.Frame{Dst: dirMAC, Src: clientMAC, IPv6: &packet.IPv6{Src: client6, Dst: vip6},
-		TCP: &packet.TCP{SrcPort: 40000, DstPort: 443, Flags: packet.TCPSyn}}
-	udp6 := &packet.Frame{Dst: dirMAC, Src: clientMAC, IPv6: &packet.IPv6{Src: client6, Dst: vip6},
-		UDP: &packet.UDP{SrcPort: 40000, DstPort: 53}, Payload: []byte("q6")}
-	vlan := tcp4(vip4, 80, 1234)
-	vlan.VLAN = 42
-	frag := tcp4(vip4, 80, 1235)
-	frag.IPv4.Flags = 1 // more fragments
-	fragOff := &packet.Frame{Dst: dirMAC, Src: clientMAC, IPv4: &packet.IPv4{Src: client4, Dst: vip4, Protocol: packet.ProtoTCP, FragOff: 100},
-		Payload: make([]byte, 40)}
-	opts := tcp4(vip4, 80, 1236)
-	opts.IPv4.Options = []byte{1, 1, 1, 0}
-	icmp := &packet.Frame{Dst: dirMAC, Src: clientMAC, IPv4: &packet.IPv4{Src: client4, Dst: vip4}, ICMP: &packet.ICMP{Type: 8}}
-	// A routing header (43) between IPv6 and TCP.
-	ext6 := &packet.Frame{Dst: dirMAC, Src: clientMAC, IPv6: &packet.IPv6{Src: client6, Dst: vip6, NextHeader: 43,
-		ExtHeaders: []byte{6, 0, 0, 0, 0, 0, 0, 0}}, TCP: &packet.TCP{SrcPort: 1, DstPort: 443}}
-	arp := &packet.Frame{Dst: dirMAC, Src: clientMAC, EtherType: packet.EtherTypeARP, Payload: make([]byte, 28)}
-	full := tcp4(vip4, 80, 1237).Bytes()
-	full6 := tcp6.Bytes()
-	vlanTrunc := vlan.Bytes()[:16]
-
-	cases := []struct {
-		name    string
-		in      []byte
-		verdict uint32
-		out     []byte // nil: unchanged
-		reason  Reason
-	}{
-		{"vip tcp4", tcp4(vip4, 80, 1000).Bytes(), xdpTX, rewritten(tcp4(vip4, 80, 1000), "10.1.0.11"), TX},
-		{"vip udp4", udp4.Bytes(), xdpTX, rewritten(udp4, "10.1.0.12"), TX},
-		{"vip tcp6", tcp6.Bytes(), xdpTX, rewritten(tcp6, "fd00:1::11"), TX},
-		{"vip udp6", udp6.Bytes(), xdpTX, rewritten(udp6, "fd00:1::11"), TX},
-		{"vlan-tagged vip", vlan.Bytes(), xdpTX, rewritten(vlan, "10.1.0.11"), TX},
-		{"other port on the vip", tcp4(vip4, 81, 1000).Bytes(), xdpPass, nil, PassNotVIP},
-		{"other address", tcp4(netip.MustParseAddr("10.1.0.1"), 80, 1000).Bytes(), xdpPass, nil, PassNotVIP},
-		{"udp to a tcp service port", (&packet.Frame{Dst: dirMAC, Src: clientMAC, IPv4: &packet.IPv4{Src: client4, Dst: vip4},
-			UDP: &packet.UDP{DstPort: 80}}).Bytes(), xdpPass, nil, PassNotVIP},
-		{"first fragment", frag.Bytes(), xdpPass, nil, PassFragment},
-		{"later fragment", fragOff.Bytes(), xdpPass, nil, PassFragment},
-		{"ip options", opts.Bytes(), xdpPass, nil, PassIPOptions},
-		{"icmp to the vip", icmp.Bytes(), xdpPass, nil, PassNotVIP},
-		{"ipv6 extension header", ext6.Bytes(), xdpPass, nil, PassIPv6Ext},
-		{"arp", arp.Bytes(), xdpPass, nil, PassNotIP},
-		{"service without reals", tcp4(vip4, 8080, 1000).Bytes(), xdpPass, nil, PassNoReal},
-		{"truncated vlan tag", vlanTrunc, xdpPass, nil, PassTruncated},
-		{"truncated ipv4 header", full[:14+19], xdpPass, nil, PassTruncated},
-		{"truncated tcp header", full[:14+20+19], xdpPass, nil, PassTruncated},
-		{"truncated ipv6 header", full6[:14+39], xdpPass, nil, PassTruncated},
-		{"truncated ipv6 tcp header", full6[:14+40+10], xdpPass, nil, PassTruncated},
-	}
-	for _, c := range cases {
+	for _, c := range goldenCases() {
 		t.Run(c.name, func(t *testing.T) {
 			before := b.Reasons()[c.reason]
 			verdict, out := run(t, b, c.in)

@@ -43,6 +43,16 @@ const (
 	lbLbFlagsSVC_ROUND     lbLbFlags = 4
 )
 
+type lbLbLimits uint32
+
+const (
+	lbLbLimitsLB_MAX_SERVICES lbLbLimits = 64
+	lbLbLimitsLB_MAX_REALS    lbLbLimits = 4096
+	lbLbLimitsLB_RING_SIZE    lbLbLimits = 16381
+	lbLbLimitsLB_CT_SIZE      lbLbLimits = 262144
+	lbLbLimitsLB_MAX_IFACES   lbLbLimits = 64
+)
+
 type lbLbReason uint32
 
 const (
@@ -102,6 +112,7 @@ const (
 	lbMapVips         = "vips"
 	lbProgXdpLb       = "xdp_lb"
 	lbVarUnusedFlags  = "unused_flags"
+	lbVarUnusedLimits = "unused_limits"
 	lbVarUnusedReason = "unused_reason"
 )
 
@@ -171,6 +182,7 @@ type lbMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type lbVariableSpecs struct {
 	UnusedFlags  *ebpf.VariableSpec `ebpf:"unused_flags"`
+	UnusedLimits *ebpf.VariableSpec `ebpf:"unused_limits"`
 	UnusedReason *ebpf.VariableSpec `ebpf:"unused_reason"`
 }
 
@@ -226,6 +238,7 @@ func (m *lbMaps) Close() error {
 // It can be passed to loadLbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lbVariables struct {
 	UnusedFlags  *ebpf.Variable `ebpf:"unused_flags"`
+	UnusedLimits *ebpf.Variable `ebpf:"unused_limits"`
 	UnusedReason *ebpf.Variable `ebpf:"unused_reason"`
 }
 

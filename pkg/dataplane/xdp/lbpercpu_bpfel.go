@@ -76,6 +76,7 @@ const (
 	lbpercpuMapVips         = "vips"
 	lbpercpuProgXdpLb       = "xdp_lb"
 	lbpercpuVarUnusedFlags  = "unused_flags"
+	lbpercpuVarUnusedLimits = "unused_limits"
 	lbpercpuVarUnusedReason = "unused_reason"
 )
 
@@ -145,6 +146,7 @@ type lbpercpuMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type lbpercpuVariableSpecs struct {
 	UnusedFlags  *ebpf.VariableSpec `ebpf:"unused_flags"`
+	UnusedLimits *ebpf.VariableSpec `ebpf:"unused_limits"`
 	UnusedReason *ebpf.VariableSpec `ebpf:"unused_reason"`
 }
 
@@ -200,6 +202,7 @@ func (m *lbpercpuMaps) Close() error {
 // It can be passed to loadLbpercpuObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lbpercpuVariables struct {
 	UnusedFlags  *ebpf.Variable `ebpf:"unused_flags"`
+	UnusedLimits *ebpf.Variable `ebpf:"unused_limits"`
 	UnusedReason *ebpf.Variable `ebpf:"unused_reason"`
 }
 

@@ -79,3 +79,38 @@ func neighMAC(ip netip.Addr, ifindex int) net.HardwareAddr {
 	}
 	return nil
 }
+
+// refreshLoop re-resolves real MACs so a real that changes its MAC (a
+// replaced host, a moved VM) keeps receiving traffic.
+func (b *Backend) refreshLoop() {
+	defer b.wg.Done()
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+		}
+		b.refresh()
+	}
+}
+
+// refresh re-resolves every real's MAC and rewrites the entries that
+// changed.
+func (b *Backend) refresh() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for a, id := range b.realIDs {
+		mac, ifindex, err := b.opts.ResolveMAC(a)
+		if err != nil {
+			continue
+		}
+		if old := b.realMACs[id]; old.mac.String() != mac.String() || old.ifindex != ifindex {
+			b.log.Info("real server MAC changed", "real", a, "mac", mac)
+			if err := b.writeReal(id, a, mac, ifindex); err != nil {
+				b.log.Error("update real", "real", a, "err", err)
+			}
+		}
+	}
+}

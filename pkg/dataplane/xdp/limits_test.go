@@ -1,0 +1,59 @@
+package xdp
+
+import (
+	"testing"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+)
+
+// The Go constants come from the C enum through bpf2go; this checks that
+// the maps the object actually declares use them, so a size written into a
+// map definition by hand cannot drift from what Go allocates ids against.
+// No root needed: it reads the embedded object's specification.
+func TestMapSizesMatchLimits(t *testing.T) {
+	spec, err := loadLb()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]uint32{
+		"vips":         MaxServices,
+		"rings":        MaxServices * 2 * RingSize,
+		"reals":        MaxReals,
+		"conntrack":    FlowTableSize,
+		"vip_stats":    MaxServices,
+		"real_stats":   MaxReals,
+		"reason_stats": uint32(numReasons),
+		"tx_ports":     maxIfaces,
+		"if_macs":      maxIfaces,
+	}
+	for name, n := range want {
+		m := spec.Maps[name]
+		if m == nil {
+			t.Errorf("map %s missing from the object", name)
+			continue
+		}
+		if m.MaxEntries != n {
+			t.Errorf("map %s: max_entries %d, Go expects %d", name, m.MaxEntries, n)
+		}
+	}
+	sizes := map[string]struct{ key, value uint32 }{
+		"vips":      {uint32(sizeOf[lbVipKey]()), uint32(sizeOf[lbVipMeta]())},
+		"reals":     {4, uint32(sizeOf[lbReal]())},
+		"conntrack": {uint32(sizeOf[lbFlowKey]()), uint32(sizeOf[lbFlowVal]())},
+	}
+	for name, s := range sizes {
+		m := spec.Maps[name]
+		if m.KeySize != s.key || m.ValueSize != s.value {
+			t.Errorf("map %s: key/value %d/%d bytes, Go mirror %d/%d", name, m.KeySize, m.ValueSize, s.key, s.value)
+		}
+	}
+	if spec.Maps["conntrack"].Type != ebpf.LRUHash {
+		t.Errorf("conntrack is %s, want an LRU hash", spec.Maps["conntrack"].Type)
+	}
+}
+
+func sizeOf[T any]() uintptr {
+	var v T
+	return unsafe.Sizeof(v)
+}
