@@ -1,6 +1,7 @@
 // Package announce tells the segment where a virtual IP now lives:
 // gratuitous ARP for IPv4 and unsolicited neighbour advertisements for
-// IPv6, in the exact shapes keepalived sends (keepalived-semantics.md §5).
+// IPv6, in the exact shapes keepalived sends
+// (docs/vrrp-wire.md#garp-and-unsolicited-na).
 package announce
 
 import (

@@ -9,7 +9,8 @@ import (
 	"testing"
 )
 
-// The GARP keepalived 2.2.7 sends, captured (keepalived-semantics.md §5):
+// The GARP keepalived 2.2.7 sends, captured
+// (docs/vrrp-wire.md#garp-and-unsolicited-na):
 // a request, target hardware address all ones, sender and target the VIP.
 func TestGARPFrameMatchesKeepalived(t *testing.T) {
 	want, _ := hex.DecodeString(strings.ReplaceAll("ffffffffffff 3291ba975e72 0806 0001 0800 06 04 0001 3291ba975e72 0a6300c8 ffffffffffff 0a6300c8", " ", ""))

@@ -1,7 +1,8 @@
 // Package track follows what VRRP instances track (vrrp_script,
 // track_interface, track_file) and turns it into an effective priority or
-// FAULT (keepalived-semantics.md §6). The arithmetic and the rise/fall
-// hysteresis are pure; the watchers that feed them do the I/O.
+// FAULT (docs/keepalived.md#tracking-and-effective-priority). The
+// arithmetic and the rise/fall hysteresis are pure; the watchers that feed
+// them do the I/O.
 package track
 
 // Item is one tracked object as an instance sees it.

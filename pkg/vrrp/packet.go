@@ -44,7 +44,7 @@ type Advert struct {
 }
 
 // ChecksumMode says how a VRRPv3/IPv4 checksum is computed
-// (keepalived-semantics.md §1.4).
+// (docs/vrrp-wire.md#checksums).
 type ChecksumMode int
 
 const (

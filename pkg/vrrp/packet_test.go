@@ -19,7 +19,7 @@ func unhex(t testing.TB, s string) []byte {
 
 var ap = netip.MustParseAddr
 
-// Captured from keepalived 2.2.7 (keepalived-semantics.md §1.5): each decodes
+// Captured from keepalived 2.2.7 (docs/vrrp-wire.md#captured-vectors): each decodes
 // and re-encodes byte for byte, checksum included.
 func TestKeepalivedVectors(t *testing.T) {
 	pass := [8]byte{'s', 'e', 'c', 'r', 'e', 't', '1', '2'}

@@ -23,7 +23,7 @@ func requireKeepalived(t testing.TB) {
 }
 
 // startKeepalived runs keepalived's VRRP child in the foreground in ns, with
-// private pid files (lab-notes §3.3).
+// private pid files (docs/lab.md#running-keepalived).
 func startKeepalived(t testing.TB, ns *lab.NS, conf string) *lab.Proc {
 	t.Helper()
 	dir := t.TempDir()

@@ -10,7 +10,8 @@
 //
 // The lab drives iproute2 (`ip`) and ethtool rather than netlink for setup:
 // the commands it runs are the ones an operator would type, they show up
-// verbatim in failure messages, and they are what lab-notes.md measured.
+// verbatim in failure messages, and they are what docs/lab.md#kernel-features
+// was measured with.
 package lab
 
 import (
@@ -280,7 +281,7 @@ func (n *NS) Route(dst, gw string) {
 
 // TxOff turns off transmit checksum offload: the stack then fills in TCP and
 // UDP checksums itself, which frames that XDP redirects or bounces with
-// XDP_TX need on veth (lab-notes §7.3).
+// XDP_TX need on veth (docs/lab.md#checksum-offload).
 func (n *NS) TxOff(ifname string) {
 	n.lab.t.Helper()
 	n.MustExec("ethtool", "-K", ifname, "tx", "off")
@@ -351,7 +352,7 @@ func (sw *Switch) Plug(ns *NS, ifname string) string {
 
 // BPFFS mounts a private bpffs in a fresh temporary directory and returns
 // its path; it is unmounted at cleanup. Tests pin under it instead of
-// /sys/fs/bpf, which is not mounted here (lab-notes §7.2).
+// /sys/fs/bpf, which is not mounted here (docs/lab.md#bpffs-in-namespaces).
 func (l *Lab) BPFFS() string {
 	l.t.Helper()
 	dir, err := os.MkdirTemp("", "halo-bpffs-")
@@ -381,7 +382,7 @@ type Proc struct {
 // Start runs a command in the background inside the namespace. Its output is
 // captured (Output) and it is killed, with its whole process group, at
 // cleanup. `ip netns exec` forks, so signalling only the child pid would leave
-// the real process running (lab-notes §7.5).
+// the real process running (docs/lab.md#ip-netns-exec-forks).
 func (n *NS) Start(name string, args ...string) *Proc {
 	n.lab.t.Helper()
 	p, err := n.StartErr(name, args...)
