@@ -7,7 +7,7 @@ import (
 )
 
 // Severity orders diagnostics. Exit codes follow keepalived's `-t`
-// (keepalived-semantics.md §10.4).
+// (docs/keepalived.md#check-exit-codes).
 type Severity int
 
 const (

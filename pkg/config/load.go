@@ -1,5 +1,5 @@
 // Package config reads keepalived.conf as keepalived 2.2.7 does
-// (keepalived-semantics.md §10) into a typed model with keepalived's
+// (docs/keepalived.md#config-grammar) into a typed model with keepalived's
 // defaults, plus halo's `dataplane { }` extension block.
 //
 // Parsing never stops at the first problem: every diagnostic is collected
@@ -11,7 +11,6 @@ package config
 
 import (
 	"math/rand/v2"
-	"net/netip"
 	"os"
 	"path"
 	"sort"
@@ -63,10 +62,10 @@ func Load(path string, opts Options) (*Config, *Diags) {
 		return nil, d
 	}
 	tree := buildTree(lx.out, d)
-	cfg := &Config{Files: lx.files}
+	cfg := &Config{Files: lx.files, given: given{}}
 	b := &builder{d: d, cfg: cfg}
 	b.build(tree)
-	fillDefaults(cfg)
+	fillDefaults(cfg, d)
 	validate(cfg, d, opts)
 	if opts.Scripts != nil {
 		opts.Scripts.checkConfig(cfg, d)
@@ -97,98 +96,6 @@ func shortHostname() string {
 	}
 	short, _, _ := strings.Cut(h, ".")
 	return short
-}
-
-// fillDefaults applies keepalived's global defaults and hands global values
-// down to instances that did not set their own.
-func fillDefaults(c *Config) {
-	g := &c.Global
-	if g.RouterID == "" {
-		g.RouterID = shortHostname()
-	}
-	if !g.VRRPMcastGroup4.IsValid() {
-		g.VRRPMcastGroup4 = netip.MustParseAddr("224.0.0.18")
-	}
-	if !g.VRRPMcastGroup6.IsValid() {
-		g.VRRPMcastGroup6 = netip.MustParseAddr("ff02::12")
-	}
-	if g.VRRPVersion == 0 {
-		g.VRRPVersion = 2
-	}
-	if g.SMTPConnectTimeout == 0 {
-		g.SMTPConnectTimeout = secs(30)
-	}
-	if g.DownTimerAdverts == 0 {
-		g.DownTimerAdverts = 3
-	}
-	gp := &g.GARP
-	if gp.MasterDelay == 0 {
-		gp.MasterDelay = secs(5)
-	}
-	if gp.MasterRepeat == 0 {
-		gp.MasterRepeat = 5
-	}
-	if gp.MasterRefreshRepeat == 0 {
-		gp.MasterRefreshRepeat = 1
-	}
-	if gp.LowerPrioDelay == 0 {
-		gp.LowerPrioDelay = gp.MasterDelay
-	}
-	if gp.LowerPrioRepeat == 0 {
-		gp.LowerPrioRepeat = gp.MasterRepeat
-	}
-	for _, in := range c.Instances {
-		ip := &in.GARP
-		if ip.MasterDelay == 0 {
-			ip.MasterDelay = gp.MasterDelay
-		}
-		if ip.MasterRepeat == 0 {
-			ip.MasterRepeat = gp.MasterRepeat
-		}
-		if ip.MasterRefresh == 0 {
-			ip.MasterRefresh = gp.MasterRefresh
-		}
-		if ip.MasterRefreshRepeat == 0 {
-			ip.MasterRefreshRepeat = gp.MasterRefreshRepeat
-		}
-		if ip.LowerPrioDelay == 0 {
-			ip.LowerPrioDelay = gp.LowerPrioDelay
-		}
-		if ip.LowerPrioRepeat == 0 {
-			ip.LowerPrioRepeat = gp.LowerPrioRepeat
-		}
-		if ip.Interval == 0 {
-			ip.Interval = gp.Interval
-		}
-		if ip.GNAInterval == 0 {
-			ip.GNAInterval = gp.GNAInterval
-		}
-		ip.MinGARP = ip.MinGARP || gp.MinGARP
-		in.SkipCheckAdvAddr = in.SkipCheckAdvAddr || g.SkipCheckAdvAddr
-		in.CheckUnicastSrc = in.CheckUnicastSrc || g.CheckUnicastSrc
-		in.LowerPrioNoAdvert = in.LowerPrioNoAdvert || g.LowerPrioNoAdvert
-		in.HigherPrioSendAdvert = in.HigherPrioSendAdvert || g.HigherPrioSendAdvert
-		in.V3ChecksumAsV2 = in.V3ChecksumAsV2 || g.V3ChecksumAsV2
-		in.StrictMode = in.StrictMode || g.VRRPStrict
-		if in.Version == 0 {
-			in.Version = g.VRRPVersion
-			if in.Family == "inet6" {
-				in.Version = 3
-			}
-		}
-		if in.StrictMode {
-			in.LowerPrioNoAdvert = true
-		}
-	}
-	dp := &c.Dataplane
-	if dp.Backend == "" {
-		// Without halo's block, a keepalived.conf means IPVS, as it always
-		// has; `halod --dataplane` overrides.
-		dp.Backend = "ipvs"
-	}
-	if dp.XDPMode == "" {
-		dp.XDPMode = "auto"
-	}
 }
 
 // MapFS is an in-memory FS (path → contents) for parsing configs that are

@@ -46,6 +46,8 @@ type Config struct {
 	Dataplane      Dataplane        `json:"dataplane"`
 	// Files lists every file read, the main one first.
 	Files []string `json:"files"`
+
+	given given // settings the file gave explicitly (defaults.go)
 }
 
 // Global is global_defs.
@@ -241,8 +243,6 @@ type VRRPInstance struct {
 	V3ChecksumAsV2       bool       `json:"v3_checksum_as_v2"`
 	SMTPAlert            bool       `json:"smtp_alert,omitempty"`
 	Pos                  Pos        `json:"pos"`
-
-	stateSet, prioSet, acceptSet, vridSet bool
 }
 
 // SyncGroup is a vrrp_sync_group block.
@@ -336,8 +336,6 @@ type RealServer struct {
 	Defaults   CheckerDefaults `json:"checker_defaults"`
 	Checkers   []*Checker      `json:"checkers,omitempty"`
 	Pos        Pos             `json:"pos"`
-
-	inhibitSet bool
 }
 
 // StatusRange is an inclusive HTTP status code range.

@@ -11,7 +11,7 @@ const samplesDir = "/usr/share/doc/keepalived/samples"
 
 // Every sample Debian's keepalived package installs parses. Samples that
 // keepalived 2.2.7 itself rejects (with every interface present) are rejected
-// by halo too, for the same reason (keepalived-semantics.md §12).
+// by halo too, for the same reason (docs/keepalived.md#debian-samples).
 func TestKeepalivedSamples(t *testing.T) {
 	ents, err := os.ReadDir(samplesDir)
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 )
 
 // ScriptChecker applies keepalived's script-security rules
-// (keepalived-semantics.md §7.1) against the file system: without
+// (docs/keepalived.md#script-security) against the file system: without
 // enable_script_security, running any existing script as root is a
 // violation; with it, a script run as root must not be writable, nor sit
 // in a directory writable, by anyone but root. halo runs the same check

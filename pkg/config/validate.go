@@ -43,7 +43,7 @@ func validate(c *Config, d *Diags, opts Options) {
 			d.errorf(in.Pos, "vrrp_instance %s is defined twice", in.Name)
 		}
 		instances[in.Name] = in
-		validateInstance(in, d)
+		validateInstance(in, c.given, d)
 		ifaceCheck(in.Interface, in.Pos)
 		for _, t := range in.TrackInterfaces {
 			ifaceCheck(t.Name, t.Pos)
@@ -149,8 +149,8 @@ func vsName(vs *VirtualServer) string {
 	return fmt.Sprintf("%s %d", vs.Addr, vs.Port)
 }
 
-func validateInstance(in *VRRPInstance, d *Diags) {
-	if !in.vridSet {
+func validateInstance(in *VRRPInstance, set given, d *Diags) {
+	if !set.has(&in.VRID) {
 		d.errorf(in.Pos, "(%s) virtual_router_id is missing (1-255)", in.Name)
 	}
 	if in.Interface == "" {
@@ -207,7 +207,7 @@ func validateInstance(in *VRRPInstance, d *Diags) {
 			d.errorf(in.Pos, "(%s) unicast_peer %s is of another family than the VIPs", in.Name, p.Addr)
 		}
 	}
-	if in.Priority == 255 && in.State == "BACKUP" && in.stateSet {
+	if in.Priority == 255 && in.State == "BACKUP" && set.has(&in.State) {
 		d.warnf(in.Pos, "(%s) priority 255 (address owner) with state BACKUP: the owner always starts as MASTER", in.Name)
 		in.State = "MASTER"
 	}
@@ -224,7 +224,7 @@ func validateInstance(in *VRRPInstance, d *Diags) {
 		if len(in.VIPs) == 0 {
 			d.errorf(in.Pos, "(%s) strict mode needs at least one VIP", in.Name)
 		}
-		if !in.acceptSet {
+		if !set.has(&in.Accept) {
 			in.Accept = in.Priority == 255
 			if !in.Accept {
 				d.notef(in.Pos, "(%s) strict mode: VIPs will not accept traffic (no_accept) unless this node owns them; add `accept` if they must answer", in.Name)

@@ -17,7 +17,7 @@ func load(t *testing.T, text string, opts ...Options) (*Config, *Diags) {
 }
 
 // The golden fixture verified against keepalived 2.2.7
-// (keepalived-semantics.md §10.4).
+// (docs/keepalived.md#check-exit-codes).
 func TestGoldenFixture(t *testing.T) {
 	cfg, d := load(t, `global_defs
 {
