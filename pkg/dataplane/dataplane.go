@@ -92,6 +92,20 @@ type Real struct {
 	// MAC is the real's link-layer address for DR when the control plane
 	// knows it; backends that need one resolve it themselves otherwise.
 	MAC net.HardwareAddr
+	// Tunnel overrides the service's encapsulation for this TUN real when
+	// its Type is set.
+	Tunnel Tunnel
+	// UpperThreshold and LowerThreshold are keepalived's uthreshold and
+	// lthreshold connection limits (0: none); the IPVS backend applies them.
+	UpperThreshold, LowerThreshold uint32
+}
+
+// Tunnel is the encapsulation of TUN forwarding, as keepalived spells it:
+// `lvs_method TUN type ipip|gue port N|gre [nocsum|csum|remcsum]`.
+type Tunnel struct {
+	Type     string // ipip (the default when empty), gue or gre
+	Port     uint16 // GUE's UDP destination port
+	Checksum string // "" (nocsum), csum or remcsum; GUE and GRE only
 }
 
 // Key returns the real's identity within a service.
@@ -110,13 +124,23 @@ type Service struct {
 	// PersistenceMask is the prefix length that groups clients for
 	// persistence (persistence_granularity); 0 means a full address.
 	PersistenceMask int
-	Reals           []Real
+	// OnePacket is one-packet scheduling (keepalived's ops): every UDP
+	// datagram is scheduled on its own.
+	OnePacket bool
+	// Tunnel is the TUN encapsulation of the service's reals.
+	Tunnel Tunnel
+	Reals  []Real
 }
 
 // Stats are counters the backend keeps for a service or a real.
 type Stats struct {
 	Packets, Bytes uint64
 	Conns          uint64
+	// PacketsOut and BytesOut count replies the data plane forwarded back
+	// (IPVS NAT); ActiveConns and InactiveConns are IPVS's per-real
+	// connection gauges. The XDP backend leaves them zero.
+	PacketsOut, BytesOut       uint64
+	ActiveConns, InactiveConns uint64
 }
 
 // ServiceStats are a service's counters and those of its reals.
@@ -244,9 +268,9 @@ func compareReal(a, b RealKey) int {
 // then real and service updates, then removals.
 type Changes struct {
 	AddServices    []Service
-	UpdateServices []Service // service attributes changed (scheduler, method, persistence)
+	UpdateServices []Service // service attributes changed (scheduler, method, persistence, ops, tunnel)
 	AddReals       []RealChange
-	UpdateReals    []RealChange // weight, method or MAC changed
+	UpdateReals    []RealChange // weight, method, MAC, tunnel or thresholds changed
 	RemoveReals    []RealChange
 	RemoveServices []ServiceKey
 }
@@ -317,7 +341,8 @@ func Diff(installed, desired []Service) Changes {
 			switch {
 			case !ok:
 				c.AddReals = append(c.AddReals, RealChange{d.Key, r})
-			case old.Weight != r.Weight || old.Method != r.Method || (r.MAC != nil && old.MAC.String() != r.MAC.String()):
+			case old.Weight != r.Weight || old.Method != r.Method || (r.MAC != nil && old.MAC.String() != r.MAC.String()) ||
+				old.Tunnel != r.Tunnel || old.UpperThreshold != r.UpperThreshold || old.LowerThreshold != r.LowerThreshold:
 				c.UpdateReals = append(c.UpdateReals, RealChange{d.Key, r})
 			}
 		}
@@ -337,7 +362,7 @@ func Diff(installed, desired []Service) Changes {
 
 func sameServiceAttrs(a, b Service) bool {
 	return a.Scheduler == b.Scheduler && a.Method == b.Method && a.Persistence == b.Persistence &&
-		a.PersistenceMask == b.PersistenceMask && slices.Equal(sortedCopy(a.SchedFlags), sortedCopy(b.SchedFlags))
+		a.PersistenceMask == b.PersistenceMask && a.OnePacket == b.OnePacket && a.Tunnel == b.Tunnel && slices.Equal(sortedCopy(a.SchedFlags), sortedCopy(b.SchedFlags))
 }
 
 func sortedCopy(s []string) []string {
