@@ -5,9 +5,11 @@ import (
 	"time"
 )
 
-// Group makes the instances of a vrrp_sync_group move together: when one
-// becomes MASTER the others follow, when one leaves MASTER for BACKUP the
-// others step down, and while any is in FAULT none may be MASTER.
+// Group makes the instances of a vrrp_sync_group move together, as
+// keepalived does: when one becomes MASTER the others follow, when one
+// leaves MASTER for BACKUP the others step down, and when one enters FAULT
+// the whole group goes to FAULT until every member's own trackers are up
+// again.
 type Group struct {
 	Name    string
 	Members []*Machine
@@ -39,16 +41,37 @@ func (g *Group) Follow(now time.Time, i int, acts []Action) map[int][]Action {
 			out[j] = append(out[j], more...)
 		}
 	}
-	anyFault := false
-	for _, m := range g.Members {
-		if m.State() == Fault {
-			anyFault = true
-		}
-	}
+	// A member is held in FAULT while any other member's own trackers are
+	// down; it leaves FAULT when none is.
 	for j, m := range g.Members {
-		if m.State() != Fault {
-			out[j] = append(out[j], m.SetHold(now, anyFault, fmt.Sprintf("sync group %s: a member is in FAULT", g.Name))...)
+		var culprit string
+		for k, o := range g.Members {
+			if k != j && o.OwnFault() {
+				culprit = g.Names[k]
+				break
+			}
 		}
+		reason := fmt.Sprintf("sync group %s: %s is in FAULT", g.Name, culprit)
+		if culprit == "" {
+			reason = fmt.Sprintf("sync group %s: no member in FAULT", g.Name)
+		}
+		out[j] = append(out[j], m.SetGroupFault(now, culprit != "", reason)...)
 	}
 	return out
+}
+
+// State is the group's state as keepalived reports it to the group's
+// notify scripts: the state every member shares, or ok=false while they
+// still differ.
+func (g *Group) State() (s State, ok bool) {
+	if len(g.Members) == 0 {
+		return Init, false
+	}
+	s = g.Members[0].State()
+	for _, m := range g.Members[1:] {
+		if m.State() != s {
+			return s, false
+		}
+	}
+	return s, true
 }

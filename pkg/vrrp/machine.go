@@ -96,8 +96,8 @@ type Machine struct {
 	state State
 	prio  int           // effective priority
 	mai   time.Duration // Master_Adver_Interval
-	fault bool
-	hold  bool // a sync-group sibling is in FAULT: do not become MASTER
+	fault      bool // one of the instance's own tracked objects is down
+	groupFault bool // a sync-group sibling is in FAULT (keepalived takes the whole group there)
 
 	downAt    time.Time // BACKUP: Master_Down timer
 	advertAt  time.Time // MASTER: next advert
@@ -170,7 +170,7 @@ func (m *Machine) to(s State, reason string) Action {
 
 func (m *Machine) becomeMaster(now time.Time, reason string) []Action {
 	// The advert goes first so the old master drops its VIPs before our
-	// GARPs arrive (keepalived-semantics.md §4.5).
+	// GARPs arrive (docs/keepalived.md#becoming-master).
 	m.advertAt = now.Add(m.cfg.AdvertInt)
 	m.preemptAt = time.Time{}
 	m.mai = m.cfg.AdvertInt
@@ -191,6 +191,9 @@ func (m *Machine) Start(now time.Time) []Action {
 	}
 	if m.fault {
 		return []Action{m.to(Fault, "tracked object down at start")}
+	}
+	if m.groupFault {
+		return []Action{m.to(Fault, "sync group member in FAULT at start")}
 	}
 	if m.IsOwner() {
 		return m.becomeMaster(now, "address owner (priority 255)")
@@ -270,10 +273,6 @@ func (m *Machine) Tick(now time.Time) []Action {
 	switch m.state {
 	case Backup:
 		if !m.downAt.IsZero() && !now.Before(m.downAt) {
-			if m.hold {
-				m.downAt = now.Add(m.MasterDownInterval())
-				return nil
-			}
 			return m.becomeMaster(now, "master down timer expired")
 		}
 	case Master:
@@ -308,9 +307,27 @@ func (m *Machine) SetPriority(now time.Time, p int) []Action {
 	return nil
 }
 
-// SetFault enters or leaves FAULT (interface down, weight-0 tracker failed).
+// SetFault enters or leaves FAULT for the instance's own reasons
+// (interface down, weight-0 tracker failed).
 func (m *Machine) SetFault(now time.Time, fault bool, reason string) []Action {
 	m.fault = fault
+	return m.settleFault(now, reason)
+}
+
+// OwnFault reports whether the instance's own trackers hold it in FAULT
+// (as opposed to a sync-group sibling's).
+func (m *Machine) OwnFault() bool { return m.fault }
+
+// SetGroupFault puts the instance in FAULT because a sync-group sibling is
+// there, or lets it leave once no sibling is: keepalived moves the whole
+// group to FAULT, not only the member whose tracker failed.
+func (m *Machine) SetGroupFault(now time.Time, fault bool, reason string) []Action {
+	m.groupFault = fault
+	return m.settleFault(now, reason)
+}
+
+func (m *Machine) settleFault(now time.Time, reason string) []Action {
+	fault := m.fault || m.groupFault
 	switch {
 	case fault && m.state == Master:
 		// Two priority-0 adverts on the way to FAULT, as keepalived.
@@ -340,20 +357,10 @@ func (m *Machine) Shutdown(now time.Time) []Action {
 	return []Action{m.to(Stop, "shutdown")}
 }
 
-// SetHold keeps a BACKUP from becoming MASTER while a sync-group sibling is
-// in FAULT; a MASTER that is put on hold steps down.
-func (m *Machine) SetHold(now time.Time, hold bool, reason string) []Action {
-	m.hold = hold
-	if hold && m.state == Master {
-		return []Action{m.becomeBackup(now, reason)}
-	}
-	return nil
-}
-
 // ForceMaster makes a BACKUP member of a sync group follow a sibling that
 // became MASTER.
 func (m *Machine) ForceMaster(now time.Time, reason string) []Action {
-	if m.state != Backup || m.hold {
+	if m.state != Backup {
 		return nil
 	}
 	return m.becomeMaster(now, reason)
@@ -365,4 +372,51 @@ func (m *Machine) ForceBackup(now time.Time, reason string) []Action {
 		return nil
 	}
 	return []Action{m.becomeBackup(now, reason)}
+}
+
+// Config returns the configuration the machine runs with.
+func (m *Machine) Config() Config { return m.cfg }
+
+// Reconfigure gives a running machine a new configuration without a
+// transition, as keepalived keeps an instance's state across a reload: the
+// state, the master it follows and the running timers stay; a changed
+// advert interval takes effect from now; a non-owner's effective priority
+// is set again by the caller through SetPriority. A node that became the
+// address owner takes over at once, as an owner does at start.
+func (m *Machine) Reconfigure(now time.Time, cfg Config) []Action {
+	if cfg.DownTimerAdverts <= 0 {
+		cfg.DownTimerAdverts = 3
+	}
+	if cfg.AdvertInt <= 0 {
+		cfg.AdvertInt = time.Second
+	}
+	old := m.cfg
+	m.cfg = cfg
+	switch {
+	case cfg.Priority == OwnerPriority:
+		m.prio = OwnerPriority
+	case old.Priority == OwnerPriority || m.prio == OwnerPriority:
+		m.prio = cfg.Priority
+	}
+	if cfg.PreemptDelay == 0 || !cfg.Preempt {
+		m.preemptAt = time.Time{}
+	}
+	if cfg.AdvertInt != old.AdvertInt || cfg.Version != old.Version || cfg.DownTimerAdverts != old.DownTimerAdverts {
+		switch m.state {
+		case Master:
+			m.mai = cfg.AdvertInt
+			if next := now.Add(cfg.AdvertInt); next.Before(m.advertAt) {
+				m.advertAt = next
+			}
+		case Backup:
+			if cfg.Version == 2 || cfg.Version != old.Version {
+				m.mai = cfg.AdvertInt
+			}
+			m.downAt = now.Add(m.MasterDownInterval())
+		}
+	}
+	if m.IsOwner() && m.state == Backup {
+		return m.becomeMaster(now, "address owner (priority 255)")
+	}
+	return nil
 }

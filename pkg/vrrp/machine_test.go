@@ -266,18 +266,95 @@ func TestSyncGroupMovesTogether(t *testing.T) {
 	out := a.Tick(a.Deadline())
 	follow := g.Follow(a.Deadline(), 0, out)
 	expect(t, follow[1], "advert(prio 150); BACKUP->MASTER (sync group G: VI_1 went MASTER)")
-	// VI_1 faults: VI_2 steps down and stays down while VI_1 is in FAULT.
+	if s, ok := g.State(); !ok || s != Master {
+		t.Fatalf("group state %v %v", s, ok)
+	}
+	// VI_1 faults: the whole group goes to FAULT, as keepalived, and VI_2
+	// stays there (no timer, adverts ignored) while VI_1 is in FAULT.
 	now := at(10 * time.Second)
 	out = a.SetFault(now, true, "track down")
 	follow = g.Follow(now, 0, out)
-	expect(t, follow[1], "MASTER->BACKUP (sync group G: a member is in FAULT)")
-	expect(t, b.Tick(at(time.Hour)), "")
-	if b.State() != Backup {
-		t.Fatal("member became master while a sibling is in FAULT")
+	expect(t, follow[1], "advert(prio 0); advert(prio 0); MASTER->FAULT (sync group G: VI_1 is in FAULT)")
+	expect(t, follow[0], "")
+	if s, ok := g.State(); !ok || s != Fault {
+		t.Fatalf("group state %v %v, want FAULT", s, ok)
 	}
-	out = a.SetFault(at(2*time.Hour), false, "track up")
-	g.Follow(at(2*time.Hour), 0, out)
+	expect(t, b.Tick(at(time.Hour)), "")
+	expect(t, b.Receive(at(time.Hour), ap("10.0.0.9"), adv(50, 100)), "")
+	// VI_1 recovers: both go to BACKUP together.
+	later := at(2 * time.Hour)
+	out = a.SetFault(later, false, "track up")
+	expect(t, out, "FAULT->BACKUP (track up)")
+	follow = g.Follow(later, 0, out)
+	expect(t, follow[1], "FAULT->BACKUP (sync group G: no member in FAULT)")
 	if got := b.Tick(b.Deadline()); len(got) == 0 {
 		t.Fatal("member still held after the fault cleared")
+	}
+}
+
+// A sibling's fault at start keeps the group in FAULT from the beginning.
+func TestSyncGroupFaultAtStart(t *testing.T) {
+	a, b := New(cfg(100)), New(cfg(100))
+	g := &Group{Name: "G", Members: []*Machine{a, b}, Names: []string{"VI_1", "VI_2"}}
+	a.SetFault(t0, true, "eth1 down")
+	expect(t, a.Start(t0), "INIT->FAULT (tracked object down at start)")
+	g.Follow(t0, 0, nil)
+	expect(t, b.Start(t0), "INIT->FAULT (sync group member in FAULT at start)")
+	// One member's own fault does not clear while a sibling's also holds it.
+	b.SetFault(t0, true, "eth2 down")
+	g.Follow(t0, 1, nil)
+	expect(t, a.SetFault(at(time.Second), false, "eth1 up"), "")
+	g.Follow(at(time.Second), 0, nil)
+	if a.State() != Fault || b.State() != Fault {
+		t.Fatal("left FAULT while a sibling is down")
+	}
+	expect(t, b.SetFault(at(2*time.Second), false, "eth2 up"), "FAULT->BACKUP (eth2 up)")
+	expect(t, g.Follow(at(2*time.Second), 1, nil)[0], "FAULT->BACKUP (sync group G: no member in FAULT)")
+}
+
+// Two address owners (priority 255 on both sides): both start MASTER, the
+// lower primary address yields on the first advert from the higher one, and
+// the higher one answers the lower one's adverts to force the election.
+func TestTwoOwners(t *testing.T) {
+	lo := New(Config{Version: 3, Priority: 255, AdvertInt: time.Second, Preempt: true, Addr: ap("10.0.0.1")})
+	hi := New(Config{Version: 3, Priority: 255, AdvertInt: time.Second, Preempt: true, Addr: ap("10.0.0.2")})
+	lo.Start(t0)
+	hi.Start(t0)
+	expect(t, hi.Receive(at(ms(10)), ap("10.0.0.1"), adv(255, 100)), "advert(prio 255); garp(lower prio)")
+	expect(t, lo.Receive(at(ms(20)), ap("10.0.0.2"), adv(255, 100)),
+		"MASTER->BACKUP (equal priority 255 advert from higher address 10.0.0.2)")
+	// The yielding owner follows the other while it advertises…
+	for s := 1; s < 10; s++ {
+		now := at(time.Duration(s) * time.Second)
+		lo.Receive(now, ap("10.0.0.2"), adv(255, 100))
+		expect(t, lo.Tick(now), "")
+	}
+	// …and takes over after Master_Down_Interval (3 s + 1/256 of a second)
+	// when it stops.
+	expect(t, lo.Tick(at(9*time.Second+3*time.Second+ms(3.906))), "advert(prio 255); BACKUP->MASTER (master down timer expired)")
+}
+
+func TestReconfigureKeepsState(t *testing.T) {
+	m := master(t, cfg(100))
+	c := cfg(100)
+	c.AdvertInt = 2 * time.Second
+	now := at(20 * time.Second)
+	expect(t, m.Reconfigure(now, c), "")
+	if m.State() != Master || m.Deadline().After(now.Add(2*time.Second)) {
+		t.Fatalf("state %v next advert %v", m.State(), m.Deadline().Sub(now))
+	}
+	expect(t, m.Tick(m.Deadline()), "advert(prio 100)")
+	b := New(cfg(100))
+	b.Start(t0)
+	b.Receive(at(time.Second), ap("10.0.0.9"), adv(150, 100))
+	expect(t, b.Reconfigure(at(2*time.Second), cfg(120)), "")
+	if b.State() != Backup || b.MasterAddr != ap("10.0.0.9") {
+		t.Fatal("backup lost its master across a reconfigure")
+	}
+	// Becoming the address owner takes over at once.
+	expect(t, b.Reconfigure(at(3*time.Second), cfg(255)), "advert(prio 255); BACKUP->MASTER (address owner (priority 255))")
+	expect(t, b.Reconfigure(at(4*time.Second), cfg(100)), "")
+	if b.Priority() != 100 {
+		t.Fatalf("priority %d after leaving ownership", b.Priority())
 	}
 }

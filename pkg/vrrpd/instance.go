@@ -31,9 +31,14 @@ type instance struct {
 	vips     []vip.Addr   // advertised and added
 	excluded []vip.Addr   // added, not advertised
 	addrs    []netip.Addr // VIP addresses in the advert
+	routes   routeSet     // virtual_routes and virtual_rules
 	conn     *vrrpnet.Conn
-	ann      *announce.Announcer
+	cs       *connState
+	bindErr  string                          // why the instance has no socket ("" when bound)
+	anns     map[string]*announce.Announcer // by interface: each VIP is announced where it lives
 	queue    *script.Queue
+	deleting bool // removed by a reload: notifies say DELETED (or FAULT)
+	lastPrio int  // effective priority last reported (notify_priority_changes)
 
 	csMode vrrp.ChecksumMode // v3/IPv4: what we send; follows what we hear
 
@@ -44,7 +49,8 @@ type instance struct {
 
 	lastMaster netip.Addr // for skip_check_adv_addr
 
-	annCancel context.CancelFunc
+	annCancel   context.CancelFunc // becoming-master bursts and refresh
+	lowerCancel context.CancelFunc // lower-priority bursts
 
 	group    *group
 	groupIdx int
@@ -81,6 +87,11 @@ func newInstance(d *Daemon, ic *config.VRRPInstance) (*instance, error) {
 		}
 		in.excluded = append(in.excluded, a)
 	}
+	rs, err := makeRoutes(ic.VirtualRoutes, ic.VirtualRules, in.ifname)
+	if err != nil {
+		return nil, err
+	}
+	in.routes = rs
 	if len(ic.UnicastPeers) > 0 {
 		in.unicast = true
 		for _, p := range ic.UnicastPeers {
@@ -96,13 +107,21 @@ func newInstance(d *Daemon, ic *config.VRRPInstance) (*instance, error) {
 		}
 		in.dsts = []netip.Addr{g}
 	}
-	for _, t := range ic.TrackScripts {
+	sg := syncGroupOf(d.cfg, ic.Name)
+	scripts, ifaces, files := ic.TrackScripts, ic.TrackInterfaces, ic.TrackFiles
+	if sg != nil {
+		// A group's own trackers apply to every member.
+		scripts = append(append([]config.TrackRef(nil), scripts...), sg.TrackScripts...)
+		ifaces = append(append([]config.TrackRef(nil), ifaces...), sg.TrackInterfaces...)
+		files = append(append([]config.TrackRef(nil), files...), sg.TrackFiles...)
+	}
+	for _, t := range scripts {
 		in.addTracker("script", t, scriptWeight(d.cfg, t))
 	}
-	for _, t := range ic.TrackInterfaces {
+	for _, t := range ifaces {
 		in.addTracker("interface", t, 0)
 	}
-	for _, t := range ic.TrackFiles {
+	for _, t := range files {
 		w := 1
 		for _, tf := range d.cfg.TrackFiles {
 			if tf.Name == t.Name {
@@ -110,6 +129,18 @@ func newInstance(d *Daemon, ic *config.VRRPInstance) (*instance, error) {
 			}
 		}
 		in.addTracker("file", t, w)
+	}
+	if sg != nil && !sg.TrackingWeight {
+		// keepalived ignores tracker weights of sync-group members unless
+		// sync_group_tracking_weight is set: every tracker counts as
+		// weight 0, so its failure takes the group to FAULT.
+		for _, k := range in.order {
+			if it := in.trackers[k]; it.Weight != 0 {
+				in.log.Warn("tracker weight ignored in a sync group without sync_group_tracking_weight",
+					"tracker", k, "weight", it.Weight, "sync_group", sg.Name)
+				it.Weight = 0
+			}
+		}
 	}
 	if !ic.DontTrackPrimary {
 		// The instance's own interface going down means FAULT.
@@ -119,9 +150,21 @@ func newInstance(d *Daemon, ic *config.VRRPInstance) (*instance, error) {
 			in.order = append(in.order, key)
 		}
 	}
+	in.setBound(false, "not bound yet")
 	in.m = vrrp.New(in.machineConfig())
-	in.queue = script.NewQueue(d.runner, in.log, 0)
 	return in, nil
+}
+
+// syncGroupOf is the sync group an instance belongs to, or nil.
+func syncGroupOf(c *config.Config, name string) *config.SyncGroup {
+	for _, sg := range c.SyncGroups {
+		for _, m := range sg.Members {
+			if m == name {
+				return sg
+			}
+		}
+	}
+	return nil
 }
 
 // machineConfig is what the state machine needs of the instance; Addr is
@@ -233,12 +276,9 @@ func (in *instance) pickSource() error {
 		}
 		in.src = src
 	}
-	// The primary address breaks equal-priority ties: the machine is made
-	// again now that it is known.
-	in.m = vrrp.New(in.machineConfig())
-	if in.group != nil {
-		in.group.vg.Members[in.groupIdx] = in.m
-	}
+	// The primary address breaks equal-priority ties; the machine learns
+	// it without leaving its state.
+	in.d.apply(in, in.m.Reconfigure(in.d.clock.Now(), in.machineConfig()))
 	return nil
 }
 
@@ -285,16 +325,11 @@ func (in *instance) validate(p vrrpnet.Packet, a *vrrp.Advert) string {
 		}
 	}
 	msg := p.Payload[:vrrp.MessageLen(p.Payload, in.is6)]
+	mode := in.csMode
 	if !in.is6 {
-		mode, err := vrrp.VerifyChecksum(msg, p.Src, p.Dst)
-		if err != nil {
+		var err error
+		if mode, err = vrrp.VerifyChecksum(msg, p.Src, p.Dst); err != nil {
 			return "bad_checksum"
-		}
-		if a.Version == 3 && mode != in.csMode && !in.cfg.V3ChecksumAsV2 {
-			// Follow the peer's checksum form, as keepalived auto-detects
-			// pre-1.3.6 unicast peers.
-			in.log.Info("peer uses another VRRPv3 checksum form; following it", "mode", mode.String(), "from", p.Src)
-			in.csMode = mode
 		}
 	}
 	if in.unicast && multicast {
@@ -306,11 +341,31 @@ func (in *instance) validate(p vrrpnet.Packet, a *vrrp.Advert) string {
 	if !(in.cfg.SkipCheckAdvAddr && p.Src == in.lastMaster) && !sameAddrs(a.Addrs, in.addrs) {
 		return "vip_mismatch"
 	}
-	if in.unicast && in.cfg.CheckUnicastSrc && !in.isPeer(p.Src) {
+	if in.unicast && (in.cfg.CheckUnicastSrc || in.d.cfg.Global.CheckUnicastSrc || in.peerTTLLimits()) && !in.isPeer(p.Src) {
 		return "unknown_unicast_source"
+	}
+	// Only an advert that passed every check may change the checksum form
+	// we send: a forged or foreign packet must not make our adverts
+	// unreadable to a keepalived peer.
+	if !in.is6 && a.Version == 3 && mode != in.csMode && !in.cfg.V3ChecksumAsV2 {
+		// Follow the peer's checksum form, as keepalived auto-detects
+		// pre-1.3.6 unicast peers.
+		in.log.Info("peer uses another VRRPv3 checksum form; following it", "mode", mode.String(), "from", p.Src)
+		in.csMode = mode
 	}
 	in.lastMaster = p.Src
 	return ""
+}
+
+// peerTTLLimits: setting min_ttl or max_ttl on a peer turns on
+// check_unicast_src, as in keepalived.
+func (in *instance) peerTTLLimits() bool {
+	for _, p := range in.cfg.UnicastPeers {
+		if p.MinTTL != 0 || p.MaxTTL != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func sameAddrs(a, b []netip.Addr) bool {
@@ -353,80 +408,146 @@ func (in *instance) sendAdvert(prio int) {
 			in.log.Error("cannot encode advert", "err", err)
 			return
 		}
-		if err := in.conn.Send(in.src, dst, msg); err != nil {
+		if in.conn == nil {
+			return
+		}
+		ttl := 255
+		if in.unicast && in.cfg.UnicastTTL > 0 {
+			ttl = in.cfg.UnicastTTL
+		}
+		if err := in.conn.SendTTL(in.src, dst, msg, ttl); err != nil {
 			in.log.Warn("send advert", "to", dst, "err", err)
 		}
 	}
 }
 
+// allVIPs is what the instance adds as master: advertised and excluded.
+func (in *instance) allVIPs() []vip.Addr {
+	return append(append([]vip.Addr(nil), in.vips...), in.excluded...)
+}
+
 func (in *instance) addVIPs() {
-	for _, v := range append(append([]vip.Addr(nil), in.vips...), in.excluded...) {
+	for _, v := range in.allVIPs() {
 		if err := vip.Add(v); err != nil {
 			in.log.Error("add VIP", "vip", v.String(), "err", err)
 		}
 	}
+	in.routes.add(in.log)
 }
 
 func (in *instance) delVIPs() {
-	for _, v := range append(append([]vip.Addr(nil), in.vips...), in.excluded...) {
+	in.routes.del(in.log)
+	for _, v := range in.allVIPs() {
 		if err := vip.Del(v); err != nil {
 			in.log.Error("remove VIP", "vip", v.String(), "err", err)
 		}
 	}
 }
 
-// announce sends `repeat` GARP/NA per VIP now and again after delay (0: no
-// second burst), then, for a new master with garp_master_refresh, every
-// refresh interval, until the instance leaves MASTER.
-func (in *instance) announce(repeat int, delay time.Duration, master bool) {
-	if repeat <= 0 {
-		return
+// delStaleVIPs removes, at start, VIPs an instance that did not start as
+// master may have left behind (a crash keeps them): otherwise the address
+// would live on two hosts.
+func (in *instance) delStaleVIPs() {
+	for _, v := range in.allVIPs() {
+		if ok, err := vip.Present(v); err == nil && ok {
+			in.log.Warn("removing a VIP left from an earlier run", "vip", v.String())
+			if err := vip.Del(v); err != nil {
+				in.log.Error("remove VIP", "vip", v.String(), "err", err)
+			}
+		}
 	}
-	if master {
-		in.stopAnnounce()
+}
+
+// garpPlan is when and how often a new master announces its VIPs
+// (docs/keepalived.md#garp-timing), computed apart from the I/O.
+type garpPlan struct {
+	Repeat        int
+	Delay         time.Duration // second burst after Delay; 0: none
+	Refresh       time.Duration // periodic burst from becoming master; 0: none
+	RefreshRepeat int
+}
+
+func masterPlan(g config.GARP) garpPlan {
+	p := garpPlan{Repeat: g.MasterRepeat, Delay: g.MasterDelay.D(), Refresh: g.MasterRefresh.D(), RefreshRepeat: g.MasterRefreshRepeat}
+	if g.MinGARP {
+		// vrrp_min_garp: one packet per address, no second burst.
+		p.Repeat, p.Delay = min(p.Repeat, 1), 0
+	}
+	return p
+}
+
+func lowerPrioPlan(g config.GARP) garpPlan {
+	p := garpPlan{Repeat: g.LowerPrioRepeat, Delay: g.LowerPrioDelay.D()}
+	if g.MinGARP {
+		p.Repeat, p.Delay = min(p.Repeat, 1), 0
+	}
+	return p
+}
+
+// announce carries out a plan on every interface the VIPs live on, until
+// the instance leaves MASTER (both the becoming-master and the
+// lower-priority bursts are cancelled then). The refresh timer runs from
+// the moment the plan starts, as keepalived arms it on becoming master.
+func (in *instance) announce(p garpPlan, master bool) { in.announceVIPs(p, master, in.allVIPs()) }
+
+// announceVIPs is announce for some of the addresses (a reload announces
+// only those it added).
+func (in *instance) announceVIPs(p garpPlan, master bool, vips []vip.Addr) {
+	if p.Repeat <= 0 && p.Refresh <= 0 {
+		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if master {
+		in.stopAnnounce()
 		in.annCancel = cancel
+	} else {
+		if in.lowerCancel != nil {
+			in.lowerCancel()
+		}
+		in.lowerCancel = cancel
 	}
-	var ips []netip.Addr
-	for _, v := range append(append([]vip.Addr(nil), in.vips...), in.excluded...) {
-		ips = append(ips, v.Prefix.Addr())
+	byDev := map[string][]netip.Addr{}
+	for _, v := range vips {
+		byDev[v.Dev] = append(byDev[v.Dev], v.Prefix.Addr())
 	}
 	g := in.cfg.GARP
-	ann, log := in.ann, in.log
-	go func() {
-		if !master {
-			defer cancel()
+	for dev, ips := range byDev {
+		ann := in.anns[dev]
+		if ann == nil {
+			continue
 		}
+		log := in.log.With("interface", dev)
 		burst := func(n int) {
 			if err := ann.Burst(ctx, ips, n, g.Interval.D(), g.GNAInterval.D()); err != nil && ctx.Err() == nil {
 				log.Warn("announce VIPs", "err", err)
 			}
 		}
-		burst(repeat)
-		if delay > 0 && !g.MinGARP {
-			select {
-			case <-time.After(delay):
-				burst(repeat)
-			case <-ctx.Done():
+		go func() {
+			burst(p.Repeat)
+			if p.Delay <= 0 {
 				return
 			}
-		}
-		if !master || g.MasterRefresh <= 0 {
-			return
-		}
-		t := time.NewTicker(g.MasterRefresh.D())
-		defer t.Stop()
-		for {
 			select {
-			case <-t.C:
-				burst(g.MasterRefreshRepeat)
+			case <-time.After(p.Delay):
+				burst(p.Repeat)
 			case <-ctx.Done():
-				return
 			}
+		}()
+		if p.Refresh > 0 && p.RefreshRepeat > 0 {
+			go func() {
+				t := time.NewTicker(p.Refresh)
+				defer t.Stop()
+				for {
+					select {
+					case <-t.C:
+						burst(p.RefreshRepeat)
+					case <-ctx.Done():
+						return
+					}
+				}
+			}()
 		}
-	}()
+	}
 }
 
 func (in *instance) stopAnnounce() {
@@ -434,55 +555,67 @@ func (in *instance) stopAnnounce() {
 		in.annCancel()
 		in.annCancel = nil
 	}
+	if in.lowerCancel != nil {
+		in.lowerCancel()
+		in.lowerCancel = nil
+	}
 }
 
-// notify queues the state's script, then `notify` with keepalived's four
-// arguments, then the FIFO line: all through the instance's ordered queue.
+// notify runs the state's script, then `notify` with keepalived's four
+// arguments, through the instance's ordered queue; the FIFO line is
+// written at once, as keepalived writes it when the event happens, so a
+// slow script never delays it. A reload that deletes the instance reports
+// DELETED with notify_deleted, FAULT without (keepalived's rule).
 func (in *instance) notify(s vrrp.State) {
+	name := s.String()
 	specific := forState(s, in.cfg.NotifyMaster, in.cfg.NotifyBackup, in.cfg.NotifyFault, in.cfg.NotifyStop)
+	if in.deleting {
+		if in.cfg.NotifyDeleted != nil {
+			name, specific = "DELETED", in.cfg.NotifyDeleted
+			if len(specific.Argv) == 0 {
+				specific = nil
+			}
+		} else {
+			name, specific = "FAULT", in.cfg.NotifyFault
+		}
+	}
 	prio := fmt.Sprint(in.m.Priority())
 	in.queue.Script(specific)
-	in.queue.Script(in.cfg.Notify, "INSTANCE", in.cfg.Name, s.String(), prio)
-	in.fifo(fmt.Sprintf("INSTANCE \"%s\" %s %s", in.cfg.Name, s, prio))
+	in.queue.Script(in.cfg.Notify, "INSTANCE", in.cfg.Name, name, prio)
+	in.fifo(fmt.Sprintf("INSTANCE \"%s\" %s %s", in.cfg.Name, name, prio))
 }
 
-// fifo writes one line to notify_fifo and vrrp_notify_fifo, in queue order.
-func (in *instance) fifo(line string) {
-	g := &in.d.cfg.Global
+// notifyPriority writes MASTER_PRIORITY / BACKUP_PRIORITY FIFO lines when
+// the effective priority changed, with vrrp_notify_priority_changes.
+func (in *instance) notifyPriority() {
+	p := in.m.Priority()
+	if p == in.lastPrio {
+		return
+	}
+	prev := in.lastPrio
+	in.lastPrio = p
+	if prev == 0 || !in.d.cfg.Global.NotifyPriorityChanges {
+		return
+	}
+	switch in.m.State() {
+	case vrrp.Master:
+		in.fifo(fmt.Sprintf("INSTANCE \"%s\" MASTER_PRIORITY %d", in.cfg.Name, p))
+	case vrrp.Backup:
+		in.fifo(fmt.Sprintf("INSTANCE \"%s\" BACKUP_PRIORITY %d", in.cfg.Name, p))
+	}
+}
+
+// fifo writes one line to notify_fifo and vrrp_notify_fifo now.
+func (in *instance) fifo(line string) { in.d.fifo(line, in.log) }
+
+func (d *Daemon) fifo(line string, log *slog.Logger) {
+	g := &d.cfg.Global
 	for _, f := range []*config.FIFO{g.NotifyFIFO, g.VRRPNotifyFIFO} {
 		if f == nil || f.Path == "" {
 			continue
 		}
-		path := f.Path
-		in.queue.Func(func() { script.WriteFIFO(path, line, in.log) })
+		script.WriteFIFOAs(f.Path, line, f.User, f.Group, log)
 	}
-}
-
-// group is a running sync group.
-type group struct {
-	cfg     *config.SyncGroup
-	vg      *vrrp.Group
-	members []*instance
-	queue   *script.Queue
-	state   vrrp.State
-}
-
-// maybeNotify runs the group's notify scripts when all members agree on a
-// new state.
-func (g *group) maybeNotify(d *Daemon) {
-	s := g.members[0].m.State()
-	for _, m := range g.members[1:] {
-		if m.m.State() != s {
-			return
-		}
-	}
-	if s == g.state {
-		return
-	}
-	g.state = s
-	g.queue.Script(forState(s, g.cfg.NotifyMaster, g.cfg.NotifyBackup, g.cfg.NotifyFault, g.cfg.NotifyStop))
-	g.queue.Script(g.cfg.Notify, "GROUP", g.cfg.Name, s.String(), "0")
-	_ = d
 }
 
 // forState picks the notify_* script for a state.

@@ -5,8 +5,10 @@ import (
 	"log/slog"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/halo-lb/halo/pkg/config"
+	"github.com/halo-lb/halo/pkg/script"
 	"github.com/halo-lb/halo/pkg/vrrp"
 	"github.com/halo-lb/halo/pkg/vrrpnet"
 )
@@ -22,6 +24,7 @@ func testInstance(t *testing.T, body string) *instance {
 	if err != nil {
 		t.Fatal(err)
 	}
+	in.queue = script.NewQueue(dm.runner, dm.log, time.Second)
 	t.Cleanup(in.queue.Close)
 	return in
 }

@@ -13,16 +13,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"sort"
 	"sync"
 	"time"
 
-	"github.com/halo-lb/halo/pkg/announce"
 	"github.com/halo-lb/halo/pkg/config"
 	"github.com/halo-lb/halo/pkg/script"
-	"github.com/halo-lb/halo/pkg/track"
 	"github.com/halo-lb/halo/pkg/vip"
 	"github.com/halo-lb/halo/pkg/vrrp"
 	"github.com/halo-lb/halo/pkg/vrrpnet"
@@ -62,13 +61,38 @@ type Daemon struct {
 	conns     map[connKey]*connState
 	instances []*instance
 	groups    []*group
+	static    routeSet // static_ipaddress, static_routes, static_rules
+	staticIPs []vip.Addr
 
-	mu     sync.Mutex // guards status snapshots read from other goroutines
-	status []Status
+	wctx     context.Context // lives while Run does: read loops and watchers
+	watchers map[string]*watcher
+	reloads  chan reloadReq
+	startAt  time.Time // vrrp_startup_delay: instances leave INIT then
+
+	mu      sync.Mutex // guards status snapshots read from other goroutines
+	status  []Status
+	ifDrops map[string]map[string]int
 
 	// OnTransition, when set, is called (from the event loop) after each
 	// state change; the virtual-server manager uses it for ha_suspend.
 	OnTransition func(instance string, to vrrp.State)
+
+	// NotifyTimeout bounds each notify script (notify, notify_*, sync
+	// group scripts): a hung one is killed and logged so later
+	// notifications run. Zero means DefaultNotifyTimeout; set it before Run.
+	NotifyTimeout time.Duration
+}
+
+// DefaultNotifyTimeout is how long a notify script may run before it is
+// killed. keepalived does not wait for notify scripts at all; halod runs
+// them in order, so one that hangs must not hold back the next.
+const DefaultNotifyTimeout = 30 * time.Second
+
+func (d *Daemon) notifyTimeout() time.Duration {
+	if d.NotifyTimeout > 0 {
+		return d.NotifyTimeout
+	}
+	return DefaultNotifyTimeout
 }
 
 type connKey struct {
@@ -77,9 +101,10 @@ type connKey struct {
 }
 
 type connState struct {
-	key   connKey
-	conn  *vrrpnet.Conn
-	insts []*instance
+	key    connKey
+	conn   *vrrpnet.Conn
+	insts  []*instance
+	groups map[netip.Addr]bool // multicast groups joined
 	// Drops of packets no instance claimed (unknown VRID, bad packet).
 	drops map[string]int
 }
@@ -103,7 +128,8 @@ const (
 // New prepares the daemon; Run opens sockets and starts it.
 func New(cfg *config.Config, log *slog.Logger) *Daemon {
 	return &Daemon{cfg: cfg, log: log, clock: wallClock{}, runner: script.NewRunner(&cfg.Global),
-		events: make(chan event, 1024), conns: map[connKey]*connState{}}
+		events: make(chan event, 1024), conns: map[connKey]*connState{}, watchers: map[string]*watcher{},
+		reloads: make(chan reloadReq), wctx: context.Background()}
 }
 
 // Status returns a snapshot of every instance.
@@ -113,47 +139,62 @@ func (d *Daemon) Status() []Status {
 	return append([]Status(nil), d.status...)
 }
 
+// InterfaceDrops returns, per interface and family ("eth0", "eth0/inet6"),
+// the adverts no instance claimed, by reason (unknown_vrid, bad_length, …).
+func (d *Daemon) InterfaceDrops() map[string]map[string]int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := map[string]map[string]int{}
+	for k, v := range d.ifDrops {
+		out[k] = maps.Clone(v)
+	}
+	return out
+}
+
 // Run runs the instances until ctx is cancelled, then shuts them down the
 // way keepalived does on SIGTERM: masters send priority 0 and drop their
 // VIPs, notify scripts run, and Run returns once they have.
 func (d *Daemon) Run(ctx context.Context) error {
+	wctx, stopWatchers := context.WithCancel(context.Background())
+	defer stopWatchers()
+	d.wctx = wctx
 	if err := d.setup(); err != nil {
 		d.closeAll()
 		return err
 	}
 	defer d.closeAll()
-
-	wctx, stopWatchers := context.WithCancel(context.Background())
-	defer stopWatchers()
-	for _, cs := range d.conns {
-		go d.readLoop(wctx, cs)
-	}
-	if err := d.startWatchers(wctx); err != nil {
+	if err := d.syncWatchers(); err != nil {
 		return err
 	}
 
 	now := d.clock.Now()
-	for _, in := range d.instances {
-		in.recompute(now, false)
-		d.apply(in, in.m.Start(now))
+	d.startAt = now.Add(d.cfg.Global.VRRPStartupDelay.D())
+	if d.startAt.After(now) {
+		d.log.Info("vrrp_startup_delay: instances start later", "delay", d.cfg.Global.VRRPStartupDelay.D())
 	}
+	d.startDue(now)
 	d.publish()
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	retry := time.NewTicker(time.Second)
+	defer retry.Stop()
 	for {
 		next := d.nextDeadline()
-		if !next.IsZero() {
-			timer.Reset(max(0, time.Until(next)))
-		}
+		timer.Reset(max(0, time.Until(next)))
 		select {
 		case <-ctx.Done():
 			d.shutdown()
 			return nil
 		case ev := <-d.events:
 			d.handle(ev)
+		case req := <-d.reloads:
+			req.done <- d.reload(req.cfg)
+		case <-retry.C:
+			d.retryBinds()
 		case <-timer.C:
 			now := d.clock.Now()
+			d.startDue(now)
 			for _, in := range d.instances {
 				if dl := in.m.Deadline(); !dl.IsZero() && !now.Before(dl) {
 					d.apply(in, in.m.Tick(now))
@@ -164,11 +205,33 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 }
 
+// startDue takes instances out of INIT once vrrp_startup_delay is over.
+// Those that do not start as master drop VIPs a previous run (a crash)
+// left behind.
+func (d *Daemon) startDue(now time.Time) {
+	if now.Before(d.startAt) {
+		return
+	}
+	for _, in := range d.instances {
+		if in.m.State() != vrrp.Init {
+			continue
+		}
+		in.recompute(now, false)
+		d.apply(in, in.m.Start(now))
+		if in.m.State() != vrrp.Master {
+			in.delStaleVIPs()
+		}
+	}
+}
+
 func (d *Daemon) nextDeadline() time.Time {
 	var next time.Time
 	for _, in := range d.instances {
 		if dl := in.m.Deadline(); !dl.IsZero() && (next.IsZero() || dl.Before(next)) {
 			next = dl
+		}
+		if in.m.State() == vrrp.Init && d.startAt.After(d.clock.Now()) && (next.IsZero() || d.startAt.Before(next)) {
+			next = d.startAt
 		}
 	}
 	if next.IsZero() {
@@ -178,137 +241,60 @@ func (d *Daemon) nextDeadline() time.Time {
 }
 
 func (d *Daemon) setup() error {
-	byName := map[string]*instance{}
 	for _, ic := range d.cfg.Instances {
 		in, err := newInstance(d, ic)
 		if err != nil {
 			return fmt.Errorf("vrrp_instance %s: %w", ic.Name, err)
 		}
 		d.instances = append(d.instances, in)
-		byName[ic.Name] = in
 	}
-	for _, sg := range d.cfg.SyncGroups {
-		grp := &group{cfg: sg, vg: &vrrp.Group{Name: sg.Name}}
-		for _, name := range sg.Members {
-			in := byName[name]
-			if in == nil {
-				return fmt.Errorf("sync group %s: unknown instance %s", sg.Name, name)
-			}
-			in.group, in.groupIdx = grp, len(grp.members)
-			grp.members = append(grp.members, in)
-			grp.vg.Members = append(grp.vg.Members, in.m)
-			grp.vg.Names = append(grp.vg.Names, name)
-		}
-		grp.queue = script.NewQueue(d.runner, d.log.With("sync_group", sg.Name), 0)
-		d.groups = append(d.groups, grp)
+	if err := d.buildGroups(); err != nil {
+		return err
 	}
 	for _, in := range d.instances {
-		if in.vmac != "" {
-			if err := vip.EnsureVMAC(in.cfg.Interface, in.vmac, vip.VMAC(in.cfg.VRID, in.is6)); err != nil {
-				return fmt.Errorf("vrrp_instance %s: %w", in.cfg.Name, err)
-			}
-			in.log.Info("VMAC interface ready", "vmac", in.vmac, "mac", vip.VMAC(in.cfg.VRID, in.is6).String())
-		}
+		in.queue = script.NewQueue(d.runner, in.log, d.notifyTimeout())
+		d.tryBind(in)
 	}
-	// One socket per (interface, family); multicast groups joined as needed.
-	groups := map[connKey]map[netip.Addr]bool{}
-	for _, in := range d.instances {
-		k := connKey{in.ifname, in.is6}
-		if groups[k] == nil {
-			groups[k] = map[netip.Addr]bool{}
-		}
-		if !in.unicast {
-			groups[k][in.dsts[0]] = true
-		}
-	}
-	for k, gs := range groups {
-		var list []netip.Addr
-		for a := range gs {
-			list = append(list, a)
-		}
-		c, err := vrrpnet.Listen(k.ifname, k.is6, list)
-		if err != nil {
-			return err
-		}
-		d.conns[k] = &connState{key: k, conn: c, drops: map[string]int{}}
-	}
-	for _, in := range d.instances {
-		cs := d.conns[connKey{in.ifname, in.is6}]
-		cs.insts = append(cs.insts, in)
-		in.conn = cs.conn
-		if err := in.pickSource(); err != nil {
-			return fmt.Errorf("vrrp_instance %s: %w", in.cfg.Name, err)
-		}
-		ann, err := announce.New(in.ifname, !in.is6 || hasFamily(in.vips, false), in.is6 || hasFamily(in.vips, true))
-		if err != nil {
-			return fmt.Errorf("vrrp_instance %s: %w", in.cfg.Name, err)
-		}
-		in.ann = ann
+	if err := d.setupStatic(); err != nil {
+		return err
 	}
 	return nil
 }
 
-func hasFamily(vs []vip.Addr, is6 bool) bool {
-	for _, v := range vs {
-		if v.Prefix.Addr().Is6() == is6 {
-			return true
+// setupStatic installs static_ipaddress, static_routes and static_rules:
+// present while halod runs, whatever the VRRP state, as in keepalived.
+func (d *Daemon) setupStatic() error {
+	for _, v := range d.cfg.StaticAddrs {
+		a, err := vip.FromConfig(v, v.Dev)
+		if err != nil {
+			return fmt.Errorf("static_ipaddress %s: %w", v.Prefix, err)
+		}
+		if a.Dev == "" {
+			return fmt.Errorf("static_ipaddress %s: needs dev", v.Prefix)
+		}
+		d.staticIPs = append(d.staticIPs, a)
+	}
+	rs, err := makeRoutes(d.cfg.StaticRoutes, d.cfg.StaticRules, "")
+	if err != nil {
+		return fmt.Errorf("static_routes: %w", err)
+	}
+	d.static = rs
+	for _, a := range d.staticIPs {
+		if err := vip.Add(a); err != nil {
+			d.log.Error("add static address", "err", err)
 		}
 	}
-	return false
+	d.static.add(d.log)
+	return nil
 }
 
-func (d *Daemon) startWatchers(ctx context.Context) error {
-	scripts := map[string]*config.VRRPScript{}
-	for _, s := range d.cfg.Scripts {
-		scripts[s.Name] = s
-	}
-	used := map[string]bool{}
-	var links []string
-	files := map[string]*config.TrackFile{}
-	for _, tf := range d.cfg.TrackFiles {
-		files[tf.Name] = tf
-	}
-	usedFiles := map[string]bool{}
+func (d *Daemon) retryBinds() {
+	now := d.clock.Now()
 	for _, in := range d.instances {
-		for _, t := range in.cfg.TrackScripts {
-			used[t.Name] = true
-		}
-		for _, t := range in.cfg.TrackFiles {
-			usedFiles[t.Name] = true
-		}
-		for _, t := range in.cfg.TrackInterfaces {
-			links = append(links, t.Name)
-		}
-		if !in.cfg.DontTrackPrimary {
-			links = append(links, in.cfg.Interface)
+		if in.cs == nil && d.tryBind(in) && in.m.State() != vrrp.Init {
+			in.recompute(now, true)
 		}
 	}
-	for name := range used {
-		s := scripts[name]
-		if s == nil {
-			continue
-		}
-		go track.WatchScript(ctx, d.runner, s, func(ok bool) {
-			d.post(ctx, event{kind: evScript, name: name, ok: ok})
-		})
-	}
-	for name := range usedFiles {
-		tf := files[name]
-		if tf == nil {
-			continue
-		}
-		go track.WatchFile(ctx, tf, func(v int) {
-			d.post(ctx, event{kind: evFile, name: name, value: v})
-		})
-	}
-	if len(links) > 0 {
-		if err := track.WatchLinks(ctx, links, func(name string, up bool) {
-			d.post(ctx, event{kind: evLink, name: name, ok: up})
-		}); err != nil {
-			return fmt.Errorf("watch interfaces: %w", err)
-		}
-	}
-	return nil
 }
 
 func (d *Daemon) post(ctx context.Context, ev event) {
@@ -339,50 +325,49 @@ func (d *Daemon) handle(ev event) {
 	now := d.clock.Now()
 	switch ev.kind {
 	case evPacket:
+		if ev.conn.conn == nil || d.conns[ev.conn.key] != ev.conn {
+			return // a socket closed since: the packet is stale
+		}
 		d.receive(now, ev.conn, ev.pkt)
 	case evScript:
 		for _, in := range d.instances {
-			if in.setTracker(ev.name, "script", ev.ok, 0) {
+			if in.setTracker(ev.name, "script", ev.ok, 0) && in.m.State() != vrrp.Init {
 				in.recompute(now, true)
 			}
 		}
 	case evLink:
+		d.checkLinks(ev.name)
 		for _, in := range d.instances {
-			if in.setTracker(ev.name, "interface", ev.ok, 0) {
+			in.setTracker(ev.name, "interface", ev.ok, 0)
+			if ev.ok && (in.ifname == ev.name || in.cfg.Interface == ev.name) {
+				d.tryBind(in)
+			}
+			if in.m.State() != vrrp.Init {
 				in.recompute(now, true)
 			}
 		}
 	case evFile:
 		for _, in := range d.instances {
-			if in.setTracker(ev.name, "file", true, ev.value) {
+			if in.setTracker(ev.name, "file", true, ev.value) && in.m.State() != vrrp.Init {
 				in.recompute(now, true)
 			}
 		}
 	}
 }
 
-// receive validates a packet in keepalived's order (keepalived-semantics.md
-// §3) and hands it to the instance it belongs to. Every drop is counted by
-// reason; a dropped packet never restarts a timer.
 func (d *Daemon) receive(now time.Time, cs *connState, p vrrpnet.Packet) {
 	a, err := vrrp.Parse(p.Payload, cs.key.is6)
 	if err != nil {
 		cs.drops[dropReason(err)]++
 		return
 	}
-	var target *instance
-	for _, in := range cs.insts {
-		if int(a.VRID) != in.cfg.VRID {
-			continue
-		}
-		if in.unicast && !in.isPeer(p.Src) && len(cs.insts) > 1 && in.cfg.CheckUnicastSrc {
-			continue
-		}
-		target = in
-		break
-	}
+	target := dispatch(cs.insts, a.VRID, p)
 	if target == nil {
 		cs.drops["unknown_vrid"]++
+		if cs.drops["unknown_vrid"] == 1 || cs.drops["unknown_vrid"]%1000 == 0 {
+			d.log.Debug("advert for an unknown VRID", "interface", cs.key.ifname, "vrid", a.VRID, "from", p.Src,
+				"count", cs.drops["unknown_vrid"])
+		}
 		return
 	}
 	if reason := target.validate(p, a); reason != "" {
@@ -396,6 +381,35 @@ func (d *Daemon) receive(now time.Time, cs *connState, p vrrpnet.Packet) {
 		target.drops["priority_zero_received"]++ // counted, not dropped
 	}
 	d.apply(target, target.m.Receive(now, p.Src, a))
+}
+
+// dispatch finds the instance an advert is for. The same VRID may be used
+// twice on one interface with different multicast groups (mcast_dst_ip)
+// or different unicast peers; keepalived tells them apart by destination
+// and source, and so does halod.
+func dispatch(insts []*instance, vrid uint8, p vrrpnet.Packet) *instance {
+	var cands []*instance
+	for _, in := range insts {
+		if in.cfg.VRID == int(vrid) {
+			cands = append(cands, in)
+		}
+	}
+	if len(cands) <= 1 {
+		if len(cands) == 1 {
+			return cands[0]
+		}
+		return nil
+	}
+	for _, in := range cands {
+		if p.Dst.IsMulticast() {
+			if !in.unicast && in.dsts[0] == p.Dst.WithZone("") {
+				return in
+			}
+		} else if in.unicast && in.isPeer(p.Src) {
+			return in
+		}
+	}
+	return nil
 }
 
 func dropReason(err error) string {
@@ -421,14 +435,14 @@ func (d *Daemon) apply(in *instance, acts []vrrp.Action) {
 			in.sendAdvert(a.Priority)
 		case vrrp.GARPLowerPrio:
 			in.log.Info("lower priority advert heard, forcing a new election", "reason", a.Reason)
-			g := in.cfg.GARP
-			in.announce(g.LowerPrioRepeat, g.LowerPrioDelay.D(), false)
+			in.announce(lowerPrioPlan(in.cfg.GARP), false)
 			in.queue.Script(in.cfg.NotifyRxLower)
 			in.fifo(fmt.Sprintf("INSTANCE \"%s\" MASTER_RX_LOWER_PRI %d", in.cfg.Name, in.m.Priority()))
 		case vrrp.Transition:
 			d.transition(in, a)
 		}
 	}
+	in.notifyPriority()
 	if in.group != nil && len(acts) > 0 {
 		follow := in.group.vg.Follow(now, in.groupIdx, acts)
 		idx := make([]int, 0, len(follow))
@@ -454,9 +468,7 @@ func (d *Daemon) transition(in *instance, a vrrp.Action) {
 		// The advert has gone out already (the machine orders it first);
 		// now the addresses, then the announcements, then notify.
 		in.addVIPs()
-		g := in.cfg.GARP
-		repeat := g.MasterRepeat
-		in.announce(repeat, g.MasterDelay.D(), true)
+		in.announce(masterPlan(in.cfg.GARP), true)
 	default:
 		if a.From == vrrp.Master {
 			in.stopAnnounce()
@@ -474,6 +486,15 @@ func (d *Daemon) shutdown() {
 	for _, in := range d.instances {
 		d.apply(in, in.m.Shutdown(now))
 	}
+	for _, g := range d.groups {
+		// keepalived's notify_shutdown: every group reports STOP.
+		if g.state != vrrp.Stop {
+			g.state = vrrp.Stop
+			g.queue.Script(g.cfg.NotifyStop)
+			g.queue.Script(g.cfg.Notify, "GROUP", g.cfg.Name, "STOP", "0")
+			d.fifo(fmt.Sprintf("GROUP \"%s\" STOP 0", g.cfg.Name), d.log)
+		}
+	}
 	d.publish()
 	deadline := 10 * time.Second
 	for _, in := range d.instances {
@@ -484,27 +505,37 @@ func (d *Daemon) shutdown() {
 	for _, g := range d.groups {
 		g.queue.Drain(deadline)
 	}
+	d.static.del(d.log)
+	for _, a := range d.staticIPs {
+		if err := vip.Del(a); err != nil {
+			d.log.Error("remove static address", "err", err)
+		}
+	}
 }
 
 func (d *Daemon) closeAll() {
+	for _, in := range d.instances {
+		d.release(in)
+	}
 	for _, cs := range d.conns {
 		cs.conn.Close()
-	}
-	for _, in := range d.instances {
-		in.stopAnnounce()
-		if in.ann != nil {
-			in.ann.Close()
-		}
-		in.queue.Close()
 	}
 	for _, g := range d.groups {
 		g.queue.Close()
 	}
-	for _, in := range d.instances {
-		if in.vmac != "" {
-			if err := vip.DeleteLink(in.vmac); err != nil {
-				in.log.Warn("remove VMAC", "vmac", in.vmac, "err", err)
-			}
+	d.stopWatchers()
+}
+
+// release frees what an instance holds: socket share, announcers, queue,
+// VMAC.
+func (d *Daemon) release(in *instance) {
+	d.unbind(in, "stopped")
+	if in.queue != nil {
+		in.queue.Close()
+	}
+	if in.vmac != "" {
+		if err := vip.DeleteLink(in.vmac); err != nil {
+			in.log.Warn("remove VMAC", "vmac", in.vmac, "err", err)
 		}
 	}
 }
@@ -526,7 +557,16 @@ func (d *Daemon) publish() {
 		}
 		st = append(st, s)
 	}
+	ifd := map[string]map[string]int{}
+	for k, cs := range d.conns {
+		name := k.ifname
+		if k.is6 {
+			name += "/inet6"
+		}
+		ifd[name] = maps.Clone(cs.drops)
+	}
 	d.mu.Lock()
 	d.status = st
+	d.ifDrops = ifd
 	d.mu.Unlock()
 }

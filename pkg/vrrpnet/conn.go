@@ -1,6 +1,6 @@
 // Package vrrpnet sends and receives VRRP packets on raw IPPROTO_VRRP
 // sockets, one per interface and address family, shaped as keepalived
-// shapes them (keepalived-semantics.md §1.1): TOS / traffic class 0xC0, TTL
+// shapes them (docs/vrrp-wire.md#ip-and-link-layer): TOS / traffic class 0xC0, TTL
 // and hop limit 255, IPv4 ID counting from 1, DF clear, multicast loop off.
 package vrrpnet
 
@@ -104,6 +104,15 @@ func Listen(ifname string, is6 bool, groups []netip.Addr) (*Conn, error) {
 	return c, nil
 }
 
+// Join joins a multicast group on the socket's interface.
+func (c *Conn) Join(group netip.Addr) error {
+	ga := &net.IPAddr{IP: group.AsSlice()}
+	if c.c4 != nil {
+		return c.c4.JoinGroup(c.Iface, ga)
+	}
+	return c.c6.JoinGroup(c.Iface, ga)
+}
+
 // Recv reads the next VRRP packet. buf must hold at least 1500 bytes.
 func (c *Conn) Recv(buf []byte) (Packet, error) {
 	if c.c4 != nil {
@@ -134,8 +143,16 @@ func (c *Conn) Recv(buf []byte) (Packet, error) {
 	return pkt, nil
 }
 
-// Send transmits one VRRP message from src to dst.
-func (c *Conn) Send(src, dst netip.Addr, msg []byte) error {
+// Send transmits one VRRP message from src to dst with TTL / hop limit
+// 255.
+func (c *Conn) Send(src, dst netip.Addr, msg []byte) error { return c.SendTTL(src, dst, msg, 255) }
+
+// SendTTL is Send with another TTL, for unicast_ttl (multicast adverts
+// always carry 255: receivers drop anything else).
+func (c *Conn) SendTTL(src, dst netip.Addr, msg []byte, ttl int) error {
+	if ttl <= 0 || ttl > 255 {
+		ttl = 255
+	}
 	if c.c4 != nil {
 		c.mu.Lock()
 		c.id++
@@ -145,10 +162,10 @@ func (c *Conn) Send(src, dst netip.Addr, msg []byte) error {
 		id := c.id
 		c.mu.Unlock()
 		h := &ipv4.Header{Version: 4, Len: ipv4.HeaderLen, TOS: 0xc0, TotalLen: ipv4.HeaderLen + len(msg),
-			ID: int(id), TTL: 255, Protocol: vrrp.Protocol, Src: src.AsSlice(), Dst: dst.AsSlice()}
+			ID: int(id), TTL: ttl, Protocol: vrrp.Protocol, Src: src.AsSlice(), Dst: dst.AsSlice()}
 		return c.c4.WriteTo(h, msg, nil)
 	}
-	cm := &ipv6.ControlMessage{Src: src.AsSlice(), IfIndex: c.Iface.Index, HopLimit: 255}
+	cm := &ipv6.ControlMessage{Src: src.AsSlice(), IfIndex: c.Iface.Index, HopLimit: ttl}
 	_, err := c.c6.WriteTo(msg, cm, &net.IPAddr{IP: dst.AsSlice(), Zone: c.Iface.Name})
 	return err
 }
