@@ -92,12 +92,12 @@ func (a Action) String() string {
 // Machine is one VRRP instance's state machine. It is not safe for
 // concurrent use; the runner owns it.
 type Machine struct {
-	cfg   Config
-	state State
-	prio  int           // effective priority
-	mai   time.Duration // Master_Adver_Interval
-	fault      bool // one of the instance's own tracked objects is down
-	groupFault bool // a sync-group sibling is in FAULT (keepalived takes the whole group there)
+	cfg        Config
+	state      State
+	prio       int           // effective priority
+	mai        time.Duration // Master_Adver_Interval
+	fault      bool          // one of the instance's own tracked objects is down
+	groupFault bool          // a sync-group sibling is in FAULT (keepalived takes the whole group there)
 
 	downAt    time.Time // BACKUP: Master_Down timer
 	advertAt  time.Time // MASTER: next advert

@@ -34,7 +34,7 @@ type instance struct {
 	routes   routeSet     // virtual_routes and virtual_rules
 	conn     *vrrpnet.Conn
 	cs       *connState
-	bindErr  string                          // why the instance has no socket ("" when bound)
+	bindErr  string                         // why the instance has no socket ("" when bound)
 	anns     map[string]*announce.Announcer // by interface: each VIP is announced where it lives
 	queue    *script.Queue
 	deleting bool // removed by a reload: notifies say DELETED (or FAULT)
