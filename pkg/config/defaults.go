@@ -1,7 +1,9 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -36,7 +38,7 @@ const (
 	defScriptInterval    = Duration(time.Second)
 	defScheduler         = "wlc"
 	defMethod            = "NAT"
-	defProtocol          = "TCP"
+	defProtocol          = "UDP" // keepalived 2.2.7, with a warning
 	defQuorum            = 1
 	defWeight            = 1
 	defDelayLoop         = Duration(60 * time.Second)
@@ -213,21 +215,38 @@ func instanceGARP(in *VRRPInstance, gp *GARP, set given, d *Diags) {
 	}
 }
 
+// vsDefaults: keepalived 2.2.7 warns for each of protocol, scheduler and
+// forwarding method left out (so `keepalived -t` exits 5), and a service
+// without `protocol` is UDP. A fwmark service has no protocol.
 func vsDefaults(vs *VirtualServer, set given, d *Diags) {
+	switch {
+	case vs.FWMark != 0:
+		vs.Protocol = ""
+	case !set.has(&vs.Protocol):
+		d.warnf(vs.Pos, "Virtual server %s: no protocol set - defaulting to UDP", vsLabel(vs, "none"))
+		vs.Protocol = defProtocol
+	}
 	if !set.has(&vs.Scheduler) {
+		d.warnf(vs.Pos, "Virtual server %s: no scheduler set, setting default '%s'", vsLabel(vs, vs.Protocol), defScheduler)
 		vs.Scheduler = defScheduler
 	}
 	if !set.has(&vs.Method) {
+		d.warnf(vs.Pos, "Virtual server %s: no forwarding method set, setting default %s", vsLabel(vs, vs.Protocol), defMethod)
 		vs.Method = defMethod
-	}
-	if !set.has(&vs.Protocol) {
-		vs.Protocol = defProtocol
 	}
 	if !set.has(&vs.Quorum) {
 		vs.Quorum = defQuorum
 	}
 	if !vs.Defaults.dlSet {
 		vs.Defaults.DelayLoop = defDelayLoop
+	}
+	if vs.FWMark != 0 {
+		for _, rs := range vs.Reals {
+			if rs.Port != 0 {
+				d.warnf(rs.Pos, "fwmark virtual server %s, real server [%s]:none:%d has port specified - clearing", vsLabel(vs, ""), rs.Addr, rs.Port)
+				rs.Port = 0
+			}
+		}
 	}
 	reals := vs.Reals
 	if vs.SorryServer != nil {
@@ -351,4 +370,19 @@ func resolveCheckers(vs *VirtualServer) {
 			}
 		}
 	}
+}
+
+// vsLabel names a virtual server as keepalived's messages do:
+// [ADDR]:proto:PORT, [GROUP]:PORT or FWM N.
+func vsLabel(vs *VirtualServer, proto string) string {
+	switch {
+	case vs.FWMark != 0:
+		return fmt.Sprintf("FWM %d", vs.FWMark)
+	case vs.Group != "":
+		return fmt.Sprintf("[%s]:%d", vs.Group, vs.Port)
+	}
+	if proto == "" {
+		proto = "none"
+	}
+	return fmt.Sprintf("[%s]:%s:%d", vs.Addr, strings.ToLower(proto), vs.Port)
 }

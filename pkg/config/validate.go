@@ -118,6 +118,7 @@ func validate(c *Config, d *Diags, opts Options) {
 		group  string
 	}
 	seenVS := map[vsKey]bool{}
+	kept := c.VirtualServers[:0]
 	for _, vs := range c.VirtualServers {
 		if vs.Group != "" && !groups[vs.Group] {
 			d.errorf(vs.Pos, "virtual_server group %s: no virtual_server_group of that name", vs.Group)
@@ -131,7 +132,15 @@ func validate(c *Config, d *Diags, opts Options) {
 		}
 		seenVS[k] = true
 		validateVS(vs, d)
+		if len(vs.Reals) == 0 {
+			// keepalived drops such a service (a sorry_server alone does
+			// not make one) and -t exits 5.
+			d.warnf(vs.Pos, "Virtual server %s has no real servers - ignoring", vsLabel(vs, vs.Protocol))
+			continue
+		}
+		kept = append(kept, vs)
 	}
+	c.VirtualServers = kept
 
 	dp := c.Dataplane
 	for _, i := range dp.Interfaces {

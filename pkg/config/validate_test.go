@@ -43,6 +43,9 @@ virtual_server 10.99.0.50 80 {
 		`/etc/k.conf:4:4: warning: unknown keyword "Router_ID" in global_defs`,
 		`/etc/k.conf:6:28: warning: (VI_1) unknown state 'master', defaulting to BACKUP`,
 		`/etc/k.conf:9:32: warning: (VI_1) unknown authentication type 'pass'`,
+		// keepalived follows each ignored value with the default it sets.
+		`/etc/k.conf:14:1: warning: Virtual server [10.99.0.50]:tcp:80: no scheduler set, setting default 'wlc'`,
+		`/etc/k.conf:14:1: warning: Virtual server [10.99.0.50]:tcp:80: no forwarding method set, setting default NAT`,
 		`/etc/k.conf:15:13: warning: invalid lvs_scheduler 'RR' - ignoring, using the default 'wlc'`,
 		`/etc/k.conf:16:13: warning: unknown [nat] routing method for virtual_server, setting default NAT`,
 	}

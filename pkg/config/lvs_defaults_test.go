@@ -1,0 +1,104 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// What keepalived 2.2.7 does with a virtual_server that leaves out protocol,
+// scheduler or forwarding method, observed with `keepalived -t -f FILE` on
+// the same text (each prints the quoted warning and exits 5): the values come
+// from keepalived, not from halo's earlier choices (a missing protocol was
+// TCP in halo, silently).
+func TestVirtualServerDefaultsAsKeepalived(t *testing.T) {
+	cases := []struct {
+		name     string
+		text     string
+		proto    string // of the first virtual server
+		sched    string
+		method   string
+		warnings []string // every warning, in order
+	}{
+		{
+			name:  "everything given",
+			text:  "virtual_server 10.1.1.1 80 {\n protocol TCP\n lb_algo rr\n lb_kind DR\n real_server 10.2.2.2 80 { weight 1 }\n}\n",
+			proto: "TCP", sched: "rr", method: "DR",
+		},
+		{
+			name:  "nothing given",
+			text:  "virtual_server 10.1.1.1 80 {\n real_server 10.2.2.2 80 { weight 1 }\n}\n",
+			proto: "UDP", sched: "wlc", method: "NAT",
+			warnings: []string{
+				"Virtual server [10.1.1.1]:none:80: no protocol set - defaulting to UDP",
+				"Virtual server [10.1.1.1]:udp:80: no scheduler set, setting default 'wlc'",
+				"Virtual server [10.1.1.1]:udp:80: no forwarding method set, setting default NAT",
+			},
+		},
+		{
+			name:  "protocol given, no scheduler",
+			text:  "virtual_server 10.1.1.1 80 {\n protocol TCP\n lb_kind DR\n real_server 10.2.2.2 80 { }\n}\n",
+			proto: "TCP", sched: "wlc", method: "DR",
+			warnings: []string{"Virtual server [10.1.1.1]:tcp:80: no scheduler set, setting default 'wlc'"},
+		},
+		{
+			name:  "no forwarding method",
+			text:  "virtual_server 10.1.1.1 80 {\n protocol tcp\n lb_algo rr\n real_server 10.2.2.2 80 { TCP_CHECK { } }\n}\n",
+			proto: "TCP", sched: "rr", method: "NAT",
+			warnings: []string{"Virtual server [10.1.1.1]:tcp:80: no forwarding method set, setting default NAT"},
+		},
+		{
+			name:  "group without protocol",
+			text:  "virtual_server group G {\n lb_algo rr\n lb_kind DR\n real_server 10.2.2.2 80 { }\n}\nvirtual_server_group G {\n 10.1.1.1 80\n}\n",
+			proto: "UDP", sched: "rr", method: "DR",
+			warnings: []string{"Virtual server [G]:0: no protocol set - defaulting to UDP"},
+		},
+		{
+			name:  "fwmark has no protocol; a real's port is cleared",
+			text:  "virtual_server fwmark 5 {\n lb_algo rr\n lb_kind DR\n real_server 10.2.2.2 80 { }\n}\n",
+			proto: "", sched: "rr", method: "DR",
+			warnings: []string{"fwmark virtual server FWM 5, real server [10.2.2.2]:none:80 has port specified - clearing"},
+		},
+		{
+			name: "no real servers: the service is dropped",
+			text: "virtual_server 10.1.1.1 80 {\n lb_algo rr\n lb_kind DR\n protocol TCP\n sorry_server 10.3.3.3 80\n}\n" +
+				"virtual_server 10.1.1.1 81 {\n protocol SCTP\n lb_algo rr\n lb_kind DR\n real_server 10.2.2.2 81 { }\n}\n",
+			proto: "SCTP", sched: "rr", method: "DR",
+			warnings: []string{"Virtual server [10.1.1.1]:tcp:80 has no real servers - ignoring"},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, d := load(t, c.text)
+			var got []string
+			for _, x := range d.List {
+				if x.Severity >= Warning {
+					got = append(got, x.Level+": "+x.Msg)
+				}
+			}
+			var want []string
+			for _, w := range c.warnings {
+				want = append(want, "warning: "+w)
+			}
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Fatalf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			wantCode := 0
+			if len(want) > 0 {
+				wantCode = 5
+			}
+			if code := d.ExitCode(false); code != wantCode {
+				t.Errorf("exit code %d, want %d (as keepalived -t)", code, wantCode)
+			}
+			vs := cfg.VirtualServers[0]
+			if vs.Protocol != c.proto || vs.Scheduler != c.sched || vs.Method != c.method {
+				t.Errorf("got protocol %q sched %q method %q, want %q %q %q", vs.Protocol, vs.Scheduler, vs.Method, c.proto, c.sched, c.method)
+			}
+			if vs.FWMark != 0 && vs.Reals[0].Port != 0 {
+				t.Errorf("fwmark real keeps port %d", vs.Reals[0].Port)
+			}
+			if strings.Contains(c.name, "dropped") && len(cfg.VirtualServers) != 1 {
+				t.Errorf("%d virtual servers, want the one with reals", len(cfg.VirtualServers))
+			}
+		})
+	}
+}
