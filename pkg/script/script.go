@@ -10,9 +10,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"os/exec"
 	"os/user"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -30,10 +34,31 @@ type Runner struct {
 	Checker     *config.ScriptChecker
 }
 
-// NewRunner takes the script settings from global_defs.
+// DefaultScriptUser is the user keepalived runs scripts as when
+// script_user is not set and the user exists.
+const DefaultScriptUser = "keepalived_script"
+
+// lookupUser is user.Lookup, replaced in tests.
+var lookupUser = user.Lookup
+
+var rootWarning sync.Once
+
+// NewRunner takes the script settings from global_defs. Without
+// script_user, scripts run as keepalived_script when that user exists,
+// else as root with the warning keepalived gives.
 func NewRunner(g *config.Global) *Runner {
-	return &Runner{Security: g.EnableScriptSecurity, DefaultUser: g.ScriptUser, DefaultGrp: g.ScriptGroup,
+	r := &Runner{Security: g.EnableScriptSecurity, DefaultUser: g.ScriptUser, DefaultGrp: g.ScriptGroup,
 		Checker: config.NewScriptChecker()}
+	if r.DefaultUser == "" {
+		if _, err := lookupUser(DefaultScriptUser); err == nil {
+			r.DefaultUser = DefaultScriptUser
+		} else {
+			rootWarning.Do(func() {
+				slog.Warn("WARNING - default user '" + DefaultScriptUser + "' for script execution does not exist - please create.")
+			})
+		}
+	}
+	return r
 }
 
 // Result is how a run ended.
@@ -85,11 +110,40 @@ func (r *Runner) Command(ctx context.Context, s *config.Script, extra ...string)
 		if err := r.Checker.SafePath(cmd.Path); err != nil {
 			return nil, fmt.Errorf("%w: refusing to run %s as root: %v", ErrUnsafe, cmd.Path, err)
 		}
+		if s.Shell {
+			// `sh -c LINE`: /bin/sh is safe, but the script the line
+			// names is what runs; check it too.
+			if named := namedScript(s.Argv); named != "" {
+				if err := r.Checker.SafePath(named); err != nil {
+					return nil, fmt.Errorf("%w: refusing to run %s as root: %v", ErrUnsafe, named, err)
+				}
+			}
+		}
 	}
 	// Kill the whole process group, not just the leader, when ctx ends.
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
 	return cmd, nil
+}
+
+// namedScript is the program a shell-form line starts: its first word,
+// looked up in PATH unless it is a path; "" for shell builtins and words
+// that name no file.
+func namedScript(argv []string) string {
+	if len(argv) == 0 {
+		return ""
+	}
+	w := argv[0]
+	if strings.ContainsRune(w, '/') {
+		if _, err := os.Stat(w); err == nil {
+			return w
+		}
+		return ""
+	}
+	if p, err := exec.LookPath(w); err == nil {
+		return p
+	}
+	return ""
 }
 
 func credential(uname, gname string) (*syscall.Credential, error) {
