@@ -1,6 +1,14 @@
 package track
 
-import "testing"
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
 
 func TestEffective(t *testing.T) {
 	cases := []struct {
@@ -53,5 +61,34 @@ func TestHysteresis(t *testing.T) {
 	}
 	if NewHysteresis(1, 1, true).OK() {
 		t.Fatal("init_fail starts OK")
+	}
+}
+
+// Track files must be regular files; a FIFO in their place neither blocks
+// nor counts, and only the first MaxTrackFile bytes are read.
+func TestReadTrackFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	os.WriteFile(p, []byte(" -7\nignored\n"), 0o644)
+	if n, err := ReadTrackFile(p, time.Second); err != nil || n != -7 {
+		t.Fatalf("%d %v", n, err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err == nil {
+		start := time.Now()
+		if _, err := ReadTrackFile(fifo, time.Second); !errors.Is(err, ErrNotRegular) {
+			t.Fatalf("fifo: %v", err)
+		}
+		if time.Since(start) > 500*time.Millisecond {
+			t.Fatal("fifo blocked")
+		}
+	}
+	big := filepath.Join(dir, "big")
+	os.WriteFile(big, []byte(strings.Repeat("1", 2*MaxTrackFile)), 0o644)
+	if _, err := ReadTrackFile(big, time.Second); err == nil {
+		t.Fatal("a number longer than the bound was read whole")
+	}
+	if _, err := ReadTrackFile("/dev/zero", time.Second); !errors.Is(err, ErrNotRegular) {
+		t.Fatalf("/dev/zero: %v", err)
 	}
 }

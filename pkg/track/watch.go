@@ -2,13 +2,19 @@ package track
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/halo-lb/halo/pkg/config"
 	"github.com/halo-lb/halo/pkg/script"
@@ -50,14 +56,16 @@ func LinkUp(l netlink.Link) bool {
 
 // WatchLinks reports the state of the named interfaces now and on every
 // change, from netlink link notifications (no polling). A deleted link is
-// down.
+// down. When the subscription fails (ENOBUFS after a burst of events), it
+// subscribes again and reports what changed meanwhile, instead of going
+// silent.
 func WatchLinks(ctx context.Context, names []string, report func(name string, up bool)) error {
 	want := map[string]bool{}
 	for _, n := range names {
 		want[n] = true
 	}
-	ch := make(chan netlink.LinkUpdate, 64)
-	if err := netlink.LinkSubscribeWithOptions(ch, ctx.Done(), netlink.LinkSubscribeOptions{ListExisting: true}); err != nil {
+	ch, err := subscribeLinks(ctx)
+	if err != nil {
 		return err
 	}
 	last := map[string]bool{}
@@ -70,27 +78,99 @@ func WatchLinks(ctx context.Context, names []string, report func(name string, up
 	}
 	go func() {
 		for {
-			select {
-			case <-ctx.Done():
-				return
-			case u, ok := <-ch:
-				if !ok {
-					return
-				}
+			for u := range ch {
 				name := u.Link.Attrs().Name
 				if !want[name] {
 					continue
 				}
-				up := LinkUp(u.Link) && u.Header.Type != 17 // RTM_DELLINK
+				up := LinkUp(u.Link) && u.Header.Type != unix.RTM_DELLINK
 				if prev, ok := last[name]; ok && prev == up {
 					continue
 				}
 				last[name] = up
 				report(name, up)
 			}
+			// The channel closed: ctx ended, or netlink reported an
+			// error and dropped the subscription.
+			for {
+				if ctx.Err() != nil {
+					return
+				}
+				time.Sleep(100 * time.Millisecond)
+				if ch, err = subscribeLinks(ctx); err == nil {
+					break
+				}
+				slog.Warn("link watcher: resubscribe", "err", err)
+			}
+			// Links deleted while unsubscribed send nothing on relisting.
+			for n := range want {
+				if _, err := netlink.LinkByName(n); err != nil && last[n] {
+					last[n] = false
+					report(n, false)
+				}
+			}
 		}
 	}()
 	return nil
+}
+
+func subscribeLinks(ctx context.Context) (chan netlink.LinkUpdate, error) {
+	ch := make(chan netlink.LinkUpdate, 256)
+	err := netlink.LinkSubscribeWithOptions(ch, ctx.Done(), netlink.LinkSubscribeOptions{
+		ListExisting:  true,
+		ErrorCallback: func(err error) { slog.Warn("link watcher", "err", err) },
+	})
+	return ch, err
+}
+
+// MaxTrackFile bounds what is read of a track file: the number is on its
+// first line.
+const MaxTrackFile = 4096
+
+// ErrNotRegular is returned for a track file that is not a regular file
+// (a FIFO or device there would block or feed endless data).
+var ErrNotRegular = errors.New("not a regular file")
+
+// ReadTrackFile reads the integer on the first line of a track file. The
+// file must be a regular file; at most MaxTrackFile bytes are read, within
+// timeout (a file on a hung network mount must not stall tracking).
+func ReadTrackFile(path string, timeout time.Duration) (int, error) {
+	type result struct {
+		n   int
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		n, err := readTrackFile(path)
+		ch <- result{n, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.n, r.err
+	case <-time.After(timeout):
+		return 0, fmt.Errorf("track file %s: read timed out after %v", path, timeout)
+	}
+}
+
+func readTrackFile(path string) (int, error) {
+	// O_NONBLOCK: opening a FIFO planted there must not block.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	if !st.Mode().IsRegular() {
+		return 0, fmt.Errorf("track file %s: %w", path, ErrNotRegular)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxTrackFile))
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
 }
 
 // WatchFile polls a track_file once a second and reports its integer value
@@ -105,10 +185,8 @@ func WatchFile(ctx context.Context, tf *config.TrackFile, report func(value int)
 		if tf.InitVal != nil {
 			v = *tf.InitVal
 		}
-		if b, err := os.ReadFile(tf.File); err == nil {
-			if n, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])); err == nil {
-				v = n
-			}
+		if n, err := ReadTrackFile(tf.File, time.Second); err == nil {
+			v = n
 		}
 		if first || v != last {
 			report(v)
