@@ -1,0 +1,109 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// A vrrp_script's weight must reach the election: halod (n1) against a
+// keepalived 2.2.7 peer (n2, priority 100, preempting). The script is
+// `test -e FILE`, so the test moves the tracker by creating and removing
+// FILE. Expected from keepalived's rules (docs/keepalived.md#weights):
+//
+//   - weight: n1 at 150 with weight -60 drops to 90 while the script fails;
+//     keepalived at 100 then discards n1's adverts and takes the VIP after
+//     Master_Down_Interval (about 3.6 s), and n1 preempts it back once the
+//     script passes again (150 > 100).
+//   - reverse: n1 at 90 with weight +60 reverse is 150 while the script
+//     FAILS and 90 while it passes, so it is master exactly while FILE is
+//     absent.
+//   - init_fail: n1 at 150, weight -60, rise 8, init_fail joins a running
+//     keepalived master; it starts failed (90) and needs 8 passing runs
+//     (about 7 s) before it is 150 and preempts. Without init_fail it would
+//     preempt after Master_Down_Interval (about 3.4 s).
+func TestWiringTrackScript(t *testing.T) {
+	for i, c := range []string{"weight", "reverse", "init_fail"} {
+		t.Run(c, func(t *testing.T) {
+			t.Parallel()
+			runTrackScript(t, 110+i, c)
+		})
+	}
+}
+
+func runTrackScript(t *testing.T, subnet int, variant string) {
+	w := newWLab(t, subnet, "n1", "n2")
+	n1, n2 := w.ns["n1"], w.ns["n2"]
+	vip := w.ip(100)
+	flag := filepath.Join(t.TempDir(), "healthy")
+	setFlag := func(on bool) {
+		t.Helper()
+		if on {
+			if err := os.WriteFile(flag, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := os.Remove(flag); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+
+	prio, scriptOpts, track := 150, "", "    chk weight -60\n"
+	switch variant {
+	case "reverse":
+		prio, track = 90, "    chk weight 60 reverse\n"
+	case "init_fail":
+		scriptOpts = "  rise 8\n  init_fail\n"
+	}
+	halodConf := wGlobal("n1") + fmt.Sprintf(`vrrp_script chk {
+  script "/usr/bin/test -e %s"
+  interval 1
+%s}
+`, flag, scriptOpts) + wInstance("VI_1", 51, prio, vip, "  track_script {\n"+track+"  }")
+	keepConf := wGlobal("n2") + wInstance("VI_1", 51, 100, vip, "")
+
+	switch variant {
+	case "weight":
+		setFlag(true)
+		startHalod(t, n1, writeFile(t, "n1.conf", halodConf))
+		startKeepalivedPeer(t, n2, writeFile(t, "n2.conf", keepConf))
+		waitHolder(t, 10*time.Second, vip, "n1", "script passing: n1 at 150 against 100", n1, n2)
+		holdFor(t, 2*time.Second, vip, "n1", "script passing", n1, n2)
+
+		setFlag(false) // 150 - 60 = 90 < 100
+		took := waitHolder(t, 10*time.Second, vip, "n2", "script failing: n1 at 90 must lose to keepalived at 100", n1, n2)
+		t.Logf("script failed: VIP on keepalived after %v", took)
+		holdFor(t, 2*time.Second, vip, "n2", "script failing", n1, n2)
+
+		setFlag(true) // back to 150: preempts after Master_Down
+		took = waitHolder(t, 10*time.Second, vip, "n1", "script passing again: n1 at 150 must preempt", n1, n2)
+		t.Logf("script recovered: VIP back on halod after %v", took)
+
+	case "reverse":
+		setFlag(false) // failing + reverse: +60 → 150
+		startHalod(t, n1, writeFile(t, "n1.conf", halodConf))
+		startKeepalivedPeer(t, n2, writeFile(t, "n2.conf", keepConf))
+		waitHolder(t, 10*time.Second, vip, "n1", "reverse, script failing: n1 at 90+60 = 150", n1, n2)
+		holdFor(t, 2*time.Second, vip, "n1", "reverse, script failing", n1, n2)
+
+		setFlag(true) // passing + reverse: no weight → 90 < 100
+		took := waitHolder(t, 10*time.Second, vip, "n2", "reverse, script passing: n1 at 90 must lose", n1, n2)
+		t.Logf("reverse: VIP on keepalived %v after the script started passing", took)
+
+		setFlag(false)
+		waitHolder(t, 10*time.Second, vip, "n1", "reverse, script failing again: n1 at 150 must preempt", n1, n2)
+
+	case "init_fail":
+		setFlag(true) // the script passes from its first run
+		startKeepalivedPeer(t, n2, writeFile(t, "n2.conf", keepConf))
+		waitHolder(t, 10*time.Second, vip, "n2", "keepalived alone", n1, n2)
+		startHalod(t, n1, writeFile(t, "n1.conf", halodConf))
+		start := time.Now()
+		// Until 8 passes have been seen (about 7 s) n1 is 90: no preemption.
+		// Without init_fail it would preempt about 3.4 s after start.
+		holdFor(t, 5500*time.Millisecond, vip, "n2", "init_fail: n1 starts failed at 90", n1, n2)
+		waitHolder(t, 15*time.Second, vip, "n1", "init_fail: after rise passes n1 is 150 and preempts", n1, n2)
+		t.Logf("init_fail: halod preempted %v after it started", time.Since(start).Round(100*time.Millisecond))
+	}
+}
