@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -36,5 +37,32 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("nil config without a fatal diagnostic")
 		}
 		_ = d.ExitCode(false)
+	})
+}
+
+// FuzzIncludes parses a tree of three in-memory files that include each
+// other (globs, brace alternatives, loops, missing files) and checks what an
+// operator relies on: Load returns, and every diagnostic points at a line
+// that exists in a file of the tree.
+func FuzzIncludes(f *testing.F) {
+	f.Add("include conf.d/*.conf\nglobal_defs {\n router_id r\n}\n", "include b.conf\nvrrp_instance V {\n", "}\ninclude ../k.conf\n")
+	f.Add("include conf.d/{a,b}.conf\n$X=1\n", "virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n", " weight $X\n }\n}\n")
+	f.Add("includea conf.d/none*.conf\n", "includeb /etc/conf.d/a.conf\n", "~SEQ(i,1,3) include x$i\n")
+	f.Add("include /etc/conf.d/a.conf\ninclude /etc/conf.d/a.conf\n", "@x include b.conf\n", "bgp {\n local_as 1\n}\n")
+	f.Fuzz(func(t *testing.T, main, a, b string) {
+		fs := MapFS{"/etc/k.conf": main, "/etc/conf.d/a.conf": a, "/etc/conf.d/b.conf": b}
+		cfg, d := Load("/etc/k.conf", Options{ConfigID: "x", FS: fs, Seed: 1, budget: 20000})
+		if cfg == nil && !d.Has(Fatal) {
+			t.Fatal("nil config without a fatal diagnostic")
+		}
+		for _, x := range d.List {
+			text, ok := fs[x.Pos.File]
+			if !ok {
+				t.Fatalf("diagnostic in a file outside the tree: %s", x)
+			}
+			if n := strings.Count(text, "\n") + 1; x.Pos.Line < 1 || x.Pos.Line > n {
+				t.Fatalf("line %d outside %s (%d lines): %s", x.Pos.Line, x.Pos.File, n, x)
+			}
+		}
 	})
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"regexp"
@@ -33,6 +34,7 @@ type lexer struct {
 	out      []stmt
 	files    []string
 	lines    int
+	read     int64 // bytes read over all files, bounded by maxTotalRead
 	work     int
 	over     bool // the expansion budget is spent; reported once
 	budget   int  // maxWork unless a test lowers it
@@ -57,6 +59,16 @@ func (lx *lexer) readFile(path string, from Pos) {
 		return
 	}
 	data, err := lx.fs.ReadFile(path)
+	if err == nil {
+		// Bounds for every FS, not only the OS one.
+		lx.read += int64(len(data))
+		switch {
+		case len(data) > maxFileSize:
+			err = fmt.Errorf("is larger than %d MiB", maxFileSize>>20)
+		case lx.read > maxTotalRead:
+			err = fmt.Errorf("the config and its includes are larger than %d MiB together", maxTotalRead>>20)
+		}
+	}
 	if err != nil {
 		if len(lx.stack) == 0 {
 			lx.diags.fatalf(Pos{File: path}, "cannot read config: %v", err)
