@@ -1,17 +1,36 @@
 // SPDX-License-Identifier: GPL-2.0
-/* halo's XDP load balancer, part 1: DR (MAC rewrite) forwarding.
+/* halo's XDP load balancer: DR (MAC rewrite) forwarding.
  *
- * VIP traffic (address, port, protocol) is matched, a real server is chosen
- * from the service's Maglev table (or taken from the connection table for
- * a known flow), and the frame leaves with the real's MAC as destination:
- * XDP_TX when the real is on the ingress interface, a devmap redirect
- * otherwise. Anything that is not VIP traffic, or that the program does not
- * handle (fragments, IPv4 options, IPv6 extension headers, truncated
- * headers), leaves with XDP_PASS untouched. */
+ * VIP traffic (address, port, protocol) is matched; the real comes from the
+ * flow table for a known flow, otherwise from the service's Maglev table by
+ * a hash of the flow key that involves nothing local to this director, so
+ * every director with the same configuration picks the same real and a
+ * director that takes over (or restarts without its maps) keeps flows where
+ * they were. The frame leaves with the real's MAC as destination: XDP_TX
+ * when the real is on the ingress interface, a devmap redirect otherwise.
+ * Anything that is not VIP traffic, or that the program does not handle
+ * (fragments, IPv4 options, IPv6 extension headers, truncated headers),
+ * leaves with XDP_PASS untouched.
+ *
+ * The flow table only remembers: entries are written on a flow's first
+ * packet (TCP SYN without ACK, a UDP datagram without an entry), at most
+ * flood_threshold per second per CPU, so a SYN flood cannot evict the
+ * entries of established flows; packets that are not recorded still go
+ * where the table sends them. */
 #include "parse.h"
 #include "lb.h"
 #include <linux/tcp.h>
 #include <linux/udp.h>
+
+/* last_seen is refreshed at most this often: a write per packet to a
+ * shared entry would bounce its cache line between CPUs for nothing. */
+#define LB_TOUCH_NS 1000000000ULL
+
+/* TCP flags as they sit in byte 13 of the header. */
+#define TH_FIN 0x01
+#define TH_SYN 0x02
+#define TH_RST 0x04
+#define TH_ACK 0x10
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -21,15 +40,23 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vips SEC(".maps");
 
-/* Two halves per service: the new table is written into the inactive half
- * and the service flips to it in one map update, so there is never a moment
- * in which a service has no table. */
-struct {
+/* A service's Maglev table is a map of its own: memory follows the
+ * services installed, a table is replaced in one update of the outer slot
+ * (no moment without a table), and tables may differ in size. */
+struct ring {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, LB_MAX_SERVICES * 2 * LB_RING_SIZE);
+	__uint(max_entries, LB_RING_SIZE);
+	__uint(map_flags, BPF_F_INNER_MAP);
 	__type(key, __u32);
 	__type(value, __u32);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, LB_MAX_SERVICES);
+	__type(key, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct ring);
 } rings SEC(".maps");
 
 struct {
@@ -63,6 +90,7 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vip_stats SEC(".maps");
 
+/* Per (service, real) entry, so per-real counters are per service. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, LB_MAX_REALS);
@@ -79,15 +107,22 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } reason_stats SEC(".maps");
 
-/* Round-robin cursor per service (per CPU: no contention, and the walk
- * over a weighted table keeps each CPU's share weighted). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lb_config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} config SEC(".maps");
+
+/* New-entry budget per CPU and second (Katran's flood guard, per CPU so
+ * that counting costs no shared write). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, LB_MAX_SERVICES);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u32);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} rr_cursor SEC(".maps");
+	__type(value, struct flood_state);
+} flood SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
@@ -110,6 +145,11 @@ struct {
 const enum lb_reason *unused_reason __attribute__((unused));
 const enum lb_flags *unused_flags __attribute__((unused));
 const enum lb_limits *unused_limits __attribute__((unused));
+const enum real_flags *unused_real_flags __attribute__((unused));
+const enum lb_method *unused_method __attribute__((unused));
+const enum flow_flags *unused_flow_flags __attribute__((unused));
+const struct lb_config *unused_config __attribute__((unused));
+const struct flood_state *unused_flood __attribute__((unused));
 
 static __always_inline void count(void *map, __u32 key, __u64 bytes)
 {
@@ -130,18 +170,25 @@ static __always_inline __u32 mix32(__u32 h)
 	return h;
 }
 
-static __always_inline __u32 flow_hash(struct flow_key *f, __u32 flags)
+/* The selection key: a pure function of the packet and the service's
+ * settings. pkg/dataplane/xdp.FlowHash is the same function in Go (tested
+ * against this one). */
+static __always_inline __u32 flow_hash(struct flow_key *f, struct vip_meta *vm)
 {
 	__u32 h = 0x9747b28c;
+	if (vm->flags & SVC_HASH_SRC) {
+		h = mix32(h ^ (f->src[0] & vm->src_mask[0]));
+		h = mix32(h ^ (f->src[1] & vm->src_mask[1]));
+		h = mix32(h ^ (f->src[2] & vm->src_mask[2]));
+		h = mix32(h ^ (f->src[3] & vm->src_mask[3]));
+		if (vm->flags & SVC_HASH_PORT)
+			h = mix32(h ^ f->sport);
+		return h;
+	}
 	h = mix32(h ^ f->src[0]);
 	h = mix32(h ^ f->src[1]);
 	h = mix32(h ^ f->src[2]);
 	h = mix32(h ^ f->src[3]);
-	if (flags & SVC_HASH_SRC) {
-		if (flags & SVC_HASH_PORT)
-			h = mix32(h ^ f->sport);
-		return h;
-	}
 	h = mix32(h ^ f->dst[0]);
 	h = mix32(h ^ f->dst[1]);
 	h = mix32(h ^ f->dst[2]);
@@ -150,21 +197,41 @@ static __always_inline __u32 flow_hash(struct flow_key *f, __u32 flags)
 	return mix32(h ^ f->proto);
 }
 
+/* Resolves a new (or stale) flow through the service's table. Returns the
+ * real's slot, 0 when the table has none. */
 static __always_inline __u32 pick(struct vip_meta *vm, struct flow_key *f)
 {
-	__u32 slot;
-	if (vm->flags & SVC_ROUND) {
-		__u32 *cur = bpf_map_lookup_elem(&rr_cursor, &vm->id);
-		if (!cur)
-			return 0;
-		slot = *cur % LB_RING_SIZE;
-		*cur = slot + 1;
-	} else {
-		slot = flow_hash(f, vm->flags) % LB_RING_SIZE;
-	}
-	__u32 idx = (vm->id * 2 + (vm->ring & 1)) * LB_RING_SIZE + slot;
-	__u32 *id = bpf_map_lookup_elem(&rings, &idx);
+	void *ring = bpf_map_lookup_elem(&rings, &vm->id);
+	if (!ring || !vm->ring_size)
+		return 0;
+	__u32 slot = flow_hash(f, vm) % vm->ring_size;
+	__u32 *id = bpf_map_lookup_elem(ring, &slot);
 	return id ? *id : 0;
+}
+
+/* Whether a new entry may be written now: at most flood_threshold per
+ * second on this CPU. */
+static __always_inline int flood_budget(struct lb_config *cfg, __u64 now)
+{
+	if (!cfg || !cfg->flood_threshold)
+		return 1;
+	__u32 zero = 0;
+	struct flood_state *st = bpf_map_lookup_elem(&flood, &zero);
+	if (!st)
+		return 1;
+	if (now - st->window_start > 1000000000ULL) {
+		st->window_start = now;
+		st->count = 0;
+	}
+	if (st->count >= cfg->flood_threshold)
+		return 0;
+	st->count++;
+	return 1;
+}
+
+static __always_inline int usable(struct real *rs)
+{
+	return rs && (rs->flags & REAL_VALID);
 }
 
 SEC("xdp")
@@ -177,9 +244,11 @@ int xdp_lb(struct xdp_md *ctx)
 	struct ethhdr *eth;
 	struct vip_key vk = {};
 	struct flow_key fk = {};
+	__u32 tags = 0;
+	__u8 tcp_flags = 0;
 	__u8 proto;
 
-	__be16 ethp = parse_eth(&c, &eth);
+	__be16 ethp = parse_eth_tags(&c, &eth, &tags);
 	if (!ethp) {
 		count(&reason_stats, R_PASS_TRUNCATED, len);
 		return XDP_PASS;
@@ -233,6 +302,7 @@ int xdp_lb(struct xdp_md *ctx)
 		}
 		fk.sport = th->source;
 		fk.dport = th->dest;
+		tcp_flags = ((__u8 *)th)[13];
 	} else if (proto == IPPROTO_UDP) {
 		struct udphdr *uh = cursor_take(&c, sizeof(*uh));
 		if (!uh) {
@@ -255,34 +325,82 @@ int xdp_lb(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 	__u32 svc = vm->id;
+	__u32 zero = 0;
+	struct lb_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	__u64 now = bpf_ktime_get_ns();
+	int syn = proto == IPPROTO_TCP && (tcp_flags & (TH_SYN | TH_ACK)) == TH_SYN;
+	int rst = proto == IPPROTO_TCP && (tcp_flags & TH_RST);
 
-	/* A known flow keeps its real, whatever the table says now: real-set
-	 * changes and weight 0 (inhibit) only affect new flows. */
+	/* A known flow keeps its real, whatever the table says now: weight 0
+	 * (drain) only affects new flows. A real that left the configuration
+	 * (its slot invalid or reused: another gen) gets nothing more; its
+	 * flows re-resolve through the table. */
 	__u32 rid = 0;
 	struct real *rs = NULL;
 	struct flow_val *fv = bpf_map_lookup_elem(&conntrack, &fk);
+	if (fv && cfg) {
+		__u64 timeout = cfg->udp_timeout_ns;
+		if (proto == IPPROTO_TCP)
+			timeout = (fv->flags & FLOW_CLOSING) ? cfg->tcp_fin_timeout_ns : cfg->tcp_timeout_ns;
+		if (timeout && now - fv->last_seen > timeout) {
+			bpf_map_delete_elem(&conntrack, &fk);
+			count(&reason_stats, R_CT_EXPIRED, len);
+			fv = NULL;
+		}
+	}
 	if (fv) {
 		rid = fv->real_id;
 		rs = bpf_map_lookup_elem(&reals, &rid);
-		if (rs && rs->valid)
+		if (usable(rs) && rs->gen == fv->gen) {
 			count(&reason_stats, R_CT_HIT, len);
-		else
-			rs = NULL;
-	}
-	if (!rs) {
+		} else {
+			rid = pick(vm, &fk);
+			rs = bpf_map_lookup_elem(&reals, &rid);
+			if (!rid || !usable(rs)) {
+				count(&reason_stats, R_PASS_NO_REAL, len);
+				return XDP_PASS;
+			}
+			/* Rewriting an existing entry does not grow the table:
+			 * allowed under flood too. */
+			fv->real_id = rid;
+			fv->gen = rs->gen;
+			fv->flags = 0;
+			count(&reason_stats, R_CT_STALE, len);
+		}
+		if (now - fv->last_seen > LB_TOUCH_NS)
+			fv->last_seen = now;
+		if (proto == IPPROTO_TCP && (tcp_flags & TH_FIN) && !(fv->flags & FLOW_CLOSING)) {
+			fv->flags |= FLOW_CLOSING;
+			fv->last_seen = now;
+		}
+	} else {
 		rid = pick(vm, &fk);
 		rs = bpf_map_lookup_elem(&reals, &rid);
-		if (!rid || !rs || !rs->valid) {
+		if (!rid || !usable(rs)) {
 			count(&reason_stats, R_PASS_NO_REAL, len);
 			return XDP_PASS;
 		}
-		struct flow_val nv = { .real_id = rid };
-		bpf_map_update_elem(&conntrack, &fk, &nv, BPF_ANY);
-		count(&reason_stats, R_CT_NEW, len);
+		if ((syn || proto == IPPROTO_UDP) && !rst) {
+			if (flood_budget(cfg, now)) {
+				struct flow_val nv = { .real_id = rid, .gen = rs->gen, .last_seen = now };
+				bpf_map_update_elem(&conntrack, &fk, &nv, BPF_ANY);
+				count(&reason_stats, R_CT_NEW, len);
+			} else {
+				count(&reason_stats, R_CT_FLOOD, len);
+			}
+		} else {
+			count(&reason_stats, R_CT_MISS, len);
+		}
 	}
-	if (!(rs->mac[0] | rs->mac[1] | rs->mac[2] | rs->mac[3] | rs->mac[4] | rs->mac[5])) {
+	if (!(rs->flags & REAL_HAS_MAC)) {
+		/* Never a frame with an empty destination MAC. */
 		count(&reason_stats, R_PASS_NO_MAC, len);
 		return XDP_PASS;
+	}
+	if (rst && fv) {
+		/* The RST itself still reaches the real; the flow is over. */
+		bpf_map_delete_elem(&conntrack, &fk);
+		count(&reason_stats, R_CT_CLOSED, len);
 	}
 
 	count(&vip_stats, svc, len);
@@ -290,8 +408,8 @@ int xdp_lb(struct xdp_md *ctx)
 
 	/* DR: the IP packet is untouched; only the frame is re-addressed. */
 	if (rs->ifindex == 0 || rs->ifindex == ctx->ingress_ifindex) {
-		/* Back out of the ingress interface: our MAC is the old
-		 * destination. */
+		/* Back out of the ingress interface, on the same VLAN (its tags
+		 * stay as they came): our MAC is the old destination. */
 		__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
 		__builtin_memcpy(eth->h_dest, rs->mac, ETH_ALEN);
 		count(&reason_stats, R_TX, len);
@@ -300,13 +418,35 @@ int xdp_lb(struct xdp_md *ctx)
 	__u32 oif = rs->ifindex;
 	struct real *om = bpf_map_lookup_elem(&if_macs, &oif);
 	if (!om) {
-		count(&reason_stats, R_PASS_NO_MAC, len);
-		return XDP_PASS;
+		count(&reason_stats, R_DROP_NO_TXPORT, len);
+		return XDP_DROP;
 	}
-	__builtin_memcpy(eth->h_source, om->mac, ETH_ALEN);
-	__builtin_memcpy(eth->h_dest, rs->mac, ETH_ALEN);
+	__u8 dmac[ETH_ALEN], smac[ETH_ALEN];
+	__builtin_memcpy(dmac, rs->mac, ETH_ALEN);
+	__builtin_memcpy(smac, om->mac, ETH_ALEN);
+	if (tags) {
+		/* Another interface is another link: the ingress VLAN tags mean
+		 * nothing there, and the route to the real names an untagged
+		 * interface. Strip them: the EtherType after the tags becomes the
+		 * frame's, in place, and the MACs are written in front of it. */
+		if (bpf_xdp_adjust_head(ctx, (int)(tags * sizeof(struct vlan_hdr))))
+			goto drop;
+		data = (void *)(long)ctx->data;
+		data_end = (void *)(long)ctx->data_end;
+		eth = data;
+		if ((void *)(eth + 1) > data_end)
+			goto drop;
+	}
+	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
+	long ret = bpf_redirect_map(&tx_ports, oif, 0);
+	if (ret != XDP_REDIRECT)
+		goto drop;
 	count(&reason_stats, R_REDIRECT, len);
-	return bpf_redirect_map(&tx_ports, oif, XDP_PASS);
+	return XDP_REDIRECT;
+drop:
+	count(&reason_stats, R_DROP_NO_TXPORT, len);
+	return XDP_DROP;
 }
 
 char _license[] SEC("license") = "GPL";

@@ -7,22 +7,45 @@
 
 #include <linux/types.h>
 
-/* Compiled-in sizes. The Go side may resize maps before loading (Options);
- * these are the defaults the committed object carries. */
+/* Compiled-in sizes: the defaults the committed object carries. The Go side
+ * resizes vips/reals/conntrack before loading when configured to, and pins
+ * the maps in a directory named after the layout version and the sizes, so
+ * a halod with another layout builds fresh maps beside the running ones. */
 enum lb_limits {
-	LB_MAX_SERVICES = 64,
-	LB_MAX_REALS = 4096,
-	LB_RING_SIZE = 16381, /* prime; pkg/maglev.SizeBPF */
+	LB_LAYOUT_VERSION = 2, /* bump whenever a pinned map's key, value or type changes */
+	LB_MAX_SERVICES = 1024,
+	LB_MAX_REALS = 131072, /* (service, real) entries: a real in 3 services takes 3 */
+	LB_RING_SIZE = 16381,  /* largest per-service Maglev table; prime (pkg/maglev) */
 	LB_CT_SIZE = 262144,
 	LB_MAX_IFACES = 64,
+	LB_MAX_VLAN_TAGS = 2, /* 802.1Q, or 802.1ad outer + 802.1Q inner (QinQ) */
 };
 
 enum lb_flags {
-	SVC_HASH_SRC = 1 << 0,  /* sh, mh, persistence: hash the source address only */
+	SVC_HASH_SRC = 1 << 0,  /* sh, mh, persistence: hash the (masked) source address only */
 	SVC_HASH_PORT = 1 << 1, /* with SVC_HASH_SRC: add the source port (sh-port, mh-port) */
-	SVC_ROUND = 1 << 2,     /* rr, wrr (and the wlc/lc substitution): walk the table */
 };
 
+enum real_flags {
+	REAL_VALID = 1 << 0,   /* the slot is in use; its gen is current */
+	REAL_HAS_MAC = 1 << 1, /* the neighbour is resolved: frames may be sent */
+};
+
+/* How a real is reached. Only DR is implemented; the field is here so NAT
+ * and TUN (and a reverse-NAT index) fit the same slot. */
+enum lb_method {
+	METHOD_DR = 0,
+	METHOD_NAT = 1,
+	METHOD_TUN = 2,
+};
+
+enum flow_flags {
+	FLOW_CLOSING = 1 << 0, /* a FIN was seen: the shorter timeout applies */
+};
+
+/* Why a packet left as it did. Several may count for one packet (a flow-table
+ * hit that is then transmitted counts R_CT_HIT and R_TX). Append only: the
+ * names are metrics labels. */
 enum lb_reason {
 	R_PASS_NOT_IP = 0,
 	R_PASS_NOT_VIP,
@@ -36,6 +59,12 @@ enum lb_reason {
 	R_REDIRECT,
 	R_CT_HIT,
 	R_CT_NEW,
+	R_CT_MISS,       /* mid-flow packet without an entry: forwarded by the table, not recorded */
+	R_CT_FLOOD,      /* first packet while the new-entry budget is spent: forwarded, not recorded */
+	R_CT_EXPIRED,    /* entry older than its idle timeout: dropped from the table */
+	R_CT_STALE,      /* entry's real left the configuration: re-resolved */
+	R_CT_CLOSED,     /* RST: entry removed after forwarding */
+	R_DROP_NO_TXPORT, /* redirect target not in the devmap: dropped, not counted as a redirect */
 	R_MAX,
 };
 
@@ -47,18 +76,27 @@ struct vip_key {
 };
 
 struct vip_meta {
-	__u32 id;    /* service index: counters and table halves */
-	__u32 ring;  /* active table half: 0 or 1 */
-	__u32 flags; /* enum lb_flags */
+	__u32 id;        /* service index: rings, vip_stats */
+	__u32 flags;     /* enum lb_flags */
+	__u32 ring_size; /* slots of this service's table (prime) */
 	__u32 pad;
+	__u32 src_mask[4]; /* persistence granularity, applied with SVC_HASH_SRC */
 };
 
+/* One (service, real) entry. gen changes whenever the slot is freed or
+ * reused, so a flow entry that names a slot also names the generation it
+ * was made with and never follows a reused slot to another real. */
 struct real {
 	__u32 addr[4];
 	__u8 mac[6];
 	__u8 family;
-	__u8 valid;
+	__u8 flags;    /* enum real_flags */
 	__u32 ifindex; /* egress interface */
+	__u32 gen;
+	__u32 svc;     /* owning service id (adoption after a restart) */
+	__u16 port;    /* network order; NAT target port */
+	__u8 method;   /* enum lb_method */
+	__u8 pad;
 };
 
 struct flow_key {
@@ -72,7 +110,25 @@ struct flow_key {
 
 struct flow_val {
 	__u32 real_id;
+	__u32 gen;
+	__u64 last_seen; /* bpf_ktime_get_ns, refreshed at most every LB_TOUCH_NS */
+	__u32 flags;     /* enum flow_flags */
 	__u32 pad;
+};
+
+/* Run-time settings (one entry), written by Go at start. Timeouts of 0
+ * disable idle expiry for that class (the LRU still evicts). */
+struct lb_config {
+	__u64 tcp_timeout_ns;
+	__u64 tcp_fin_timeout_ns;
+	__u64 udp_timeout_ns;
+	__u32 flood_threshold; /* new entries per second per CPU; 0: no limit */
+	__u32 pad;
+};
+
+struct flood_state {
+	__u64 window_start;
+	__u64 count;
 };
 
 struct counter {

@@ -154,10 +154,13 @@ type ServiceStats struct {
 type Backend interface {
 	// Name is the backend's name as the config spells it (xdp, ipvs, none).
 	Name() string
-	// Apply makes the installed services equal to desired. It validates the
-	// whole set first and changes nothing when it is invalid. On a kernel
-	// error part-way, it returns the error and the next Apply retries the
-	// remaining difference.
+	// Apply makes the installed services equal to desired. A service that is
+	// invalid or that the backend cannot serve (or that exceeds its limits)
+	// is skipped and reported in a *SkippedError while every other service
+	// is applied: one bad service never stops the rest, nor health verdicts.
+	// Removals are applied before additions, so a backend at its limits can
+	// always take a replacement. On a kernel error part-way, it returns the
+	// error and the next Apply retries the remaining difference.
 	Apply(ctx context.Context, desired []Service) error
 	// Services returns what is installed, in canonical order.
 	Services(ctx context.Context) ([]Service, error)
@@ -166,6 +169,42 @@ type Backend interface {
 	// Close releases the backend. Whether installed state survives is the
 	// backend's documented choice (the XDP backend can leave it in place).
 	Close() error
+}
+
+// SkippedError lists the services an Apply left out, each with its reason;
+// everything else was applied. Find it with errors.As.
+type SkippedError struct {
+	Skipped map[ServiceKey]error
+}
+
+func (e *SkippedError) Error() string {
+	keys := make([]ServiceKey, 0, len(e.Skipped))
+	for k := range e.Skipped {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, compareService)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d service(s) skipped:", len(keys))
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %s: %v;", k, e.Skipped[k])
+	}
+	return strings.TrimSuffix(b.String(), ";")
+}
+
+// RealState says whether a backend can send new flows to a real of a
+// service now, and why not.
+type RealState struct {
+	Service ServiceKey
+	Real    RealKey
+	Ready   bool
+	Reason  string // empty when Ready
+}
+
+// RealStater is implemented by backends that can say which installed reals
+// cannot take traffic (for example a DR real whose MAC is not resolved),
+// for status output.
+type RealStater interface {
+	RealStates(ctx context.Context) ([]RealState, error)
 }
 
 // Validate checks a desired set: addresses valid, ports and protocols set,

@@ -2,6 +2,7 @@ package xdp
 
 import (
 	"encoding/binary"
+	"net"
 	"net/netip"
 )
 
@@ -35,4 +36,28 @@ func ntohs(p uint16) uint16 {
 	var b [2]byte
 	binary.NativeEndian.PutUint16(b[:], p)
 	return uint16(b[0])<<8 | uint16(b[1])
+}
+
+// Seams for tests that give reals an egress interface.
+var (
+	netInterfaceByIndex = net.InterfaceByIndex
+	netInterfaceByName  = net.InterfaceByName
+)
+
+// fullMask is the netmask of a /bits prefix as an address (bits 0: the
+// whole address).
+func fullMask(is4 bool, bits int) netip.Addr {
+	n := 128
+	if is4 {
+		n = 32
+	}
+	if bits <= 0 || bits > n {
+		bits = n
+	}
+	b := make([]byte, n/8)
+	for i := 0; i < bits; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
 }

@@ -15,7 +15,7 @@ import (
 
 func benchBackend(b *testing.B, spec *ebpf.CollectionSpec) *Backend {
 	b.Helper()
-	be, err := loadSpec(spec, "")
+	be, err := loadSpec(spec, Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -147,18 +147,36 @@ func TestConnectionTableKeepsFlows(t *testing.T) {
 	if len(first) != 2 {
 		t.Fatalf("flows all went to one real: %v", first)
 	}
-	flowOn11 := first["10.1.0.11"]
-	// 10.1.0.11 leaves the service: its flow stays, new flows go to .12.
-	if err := b.Apply(ctx, []dataplane.Service{svc(vip4, 80, dataplane.TCP, "mh", "10.1.0.12")}); err != nil {
+	flowOn11, flowOn12 := first["10.1.0.11"], first["10.1.0.12"]
+	// Weight 0 (drain) on .11: its flow stays, new flows go to .12.
+	drain := svc(vip4, 80, dataplane.TCP, "mh", "10.1.0.11", "10.1.0.12")
+	drain.SchedFlags = []string{"mh-port"}
+	drain.Reals[0].Weight = 0
+	if err := b.Apply(ctx, []dataplane.Service{drain}); err != nil {
 		t.Fatal(err)
 	}
 	if got := dest(flowOn11); got != "10.1.0.11" {
-		t.Fatalf("established flow moved to %s after the real set changed", got)
+		t.Fatalf("established flow on a drained real moved to %s", got)
 	}
 	for sp := uint16(2000); sp < 2050; sp++ {
 		if got := dest(sp); got != "10.1.0.12" {
 			t.Fatalf("new flow %d went to %s", sp, got)
 		}
+	}
+	// .11 leaves the configuration: its flow gets no packet more and
+	// re-resolves (to .12); .12's flow is untouched.
+	stale := b.Reasons()[CTStale]
+	if err := b.Apply(ctx, []dataplane.Service{svc(vip4, 80, dataplane.TCP, "mh", "10.1.0.12")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := dest(flowOn11); got != "10.1.0.12" {
+		t.Fatalf("flow of a removed real went to %s", got)
+	}
+	if got := dest(flowOn12); got != "10.1.0.12" {
+		t.Fatalf("flow of a kept real went to %s", got)
+	}
+	if n := b.Reasons()[CTStale]; n != stale+1 {
+		t.Fatalf("stale re-resolutions %d -> %d, want one", stale, n)
 	}
 	// Weight 0 (inhibit): same for a real still installed.
 	inh := svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11", "10.1.0.12")
@@ -239,15 +257,22 @@ func TestApplyTouchesOnlyChangedServices(t *testing.T) {
 	if err := b.Apply(ctx, []dataplane.Service{a, c}); err != nil {
 		t.Fatal(err)
 	}
-	ringA, ringC := b.svcs[a.Key].ring, b.svcs[c.Key].ring
+	table := func(k dataplane.ServiceKey) uint32 {
+		var inner uint32 // an ARRAY_OF_MAPS lookup returns the inner map's id
+		if err := b.objs.Rings.Lookup(b.svcs[k].id, &inner); err != nil {
+			t.Fatal(err)
+		}
+		return inner
+	}
+	ringA, ringC := table(a.Key), table(c.Key)
 	a2 := svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11", "10.1.0.12")
 	if err := b.Apply(ctx, []dataplane.Service{a2, c}); err != nil {
 		t.Fatal(err)
 	}
-	if b.svcs[a.Key].ring == ringA {
+	if table(a.Key) == ringA {
 		t.Fatal("changed service did not get a new table")
 	}
-	if b.svcs[c.Key].ring != ringC {
+	if table(c.Key) != ringC {
 		t.Fatal("unchanged service's table was rewritten")
 	}
 }

@@ -19,6 +19,18 @@ type lbCounter struct {
 	Bytes   uint64
 }
 
+type lbFloodState struct {
+	_           structs.HostLayout
+	WindowStart uint64
+	Count       uint64
+}
+
+type lbFlowFlags uint32
+
+const (
+	lbFlowFlagsFLOW_CLOSING lbFlowFlags = 1
+)
+
 type lbFlowKey struct {
 	_     structs.HostLayout
 	Src   [4]uint32
@@ -30,9 +42,21 @@ type lbFlowKey struct {
 }
 
 type lbFlowVal struct {
-	_      structs.HostLayout
-	RealId uint32
-	Pad    uint32
+	_        structs.HostLayout
+	RealId   uint32
+	Gen      uint32
+	LastSeen uint64
+	Flags    uint32
+	Pad      uint32
+}
+
+type lbLbConfig struct {
+	_               structs.HostLayout
+	TcpTimeoutNs    uint64
+	TcpFinTimeoutNs uint64
+	UdpTimeoutNs    uint64
+	FloodThreshold  uint32
+	Pad             uint32
 }
 
 type lbLbFlags uint32
@@ -40,17 +64,26 @@ type lbLbFlags uint32
 const (
 	lbLbFlagsSVC_HASH_SRC  lbLbFlags = 1
 	lbLbFlagsSVC_HASH_PORT lbLbFlags = 2
-	lbLbFlagsSVC_ROUND     lbLbFlags = 4
 )
 
 type lbLbLimits uint32
 
 const (
-	lbLbLimitsLB_MAX_SERVICES lbLbLimits = 64
-	lbLbLimitsLB_MAX_REALS    lbLbLimits = 4096
-	lbLbLimitsLB_RING_SIZE    lbLbLimits = 16381
-	lbLbLimitsLB_CT_SIZE      lbLbLimits = 262144
-	lbLbLimitsLB_MAX_IFACES   lbLbLimits = 64
+	lbLbLimitsLB_LAYOUT_VERSION lbLbLimits = 2
+	lbLbLimitsLB_MAX_SERVICES   lbLbLimits = 1024
+	lbLbLimitsLB_MAX_REALS      lbLbLimits = 131072
+	lbLbLimitsLB_RING_SIZE      lbLbLimits = 16381
+	lbLbLimitsLB_CT_SIZE        lbLbLimits = 262144
+	lbLbLimitsLB_MAX_IFACES     lbLbLimits = 64
+	lbLbLimitsLB_MAX_VLAN_TAGS  lbLbLimits = 2
+)
+
+type lbLbMethod uint32
+
+const (
+	lbLbMethodMETHOD_DR  lbLbMethod = 0
+	lbLbMethodMETHOD_NAT lbLbMethod = 1
+	lbLbMethodMETHOD_TUN lbLbMethod = 2
 )
 
 type lbLbReason uint32
@@ -68,7 +101,13 @@ const (
 	lbLbReasonR_REDIRECT        lbLbReason = 9
 	lbLbReasonR_CT_HIT          lbLbReason = 10
 	lbLbReasonR_CT_NEW          lbLbReason = 11
-	lbLbReasonR_MAX             lbLbReason = 12
+	lbLbReasonR_CT_MISS         lbLbReason = 12
+	lbLbReasonR_CT_FLOOD        lbLbReason = 13
+	lbLbReasonR_CT_EXPIRED      lbLbReason = 14
+	lbLbReasonR_CT_STALE        lbLbReason = 15
+	lbLbReasonR_CT_CLOSED       lbLbReason = 16
+	lbLbReasonR_DROP_NO_TXPORT  lbLbReason = 17
+	lbLbReasonR_MAX             lbLbReason = 18
 )
 
 type lbReal struct {
@@ -76,9 +115,21 @@ type lbReal struct {
 	Addr    [4]uint32
 	Mac     [6]uint8
 	Family  uint8
-	Valid   uint8
+	Flags   uint8
 	Ifindex uint32
+	Gen     uint32
+	Svc     uint32
+	Port    uint16
+	Method  uint8
+	Pad     uint8
 }
+
+type lbRealFlags uint32
+
+const (
+	lbRealFlagsREAL_VALID   lbRealFlags = 1
+	lbRealFlagsREAL_HAS_MAC lbRealFlags = 2
+)
 
 type lbVipKey struct {
 	_      structs.HostLayout
@@ -89,31 +140,38 @@ type lbVipKey struct {
 }
 
 type lbVipMeta struct {
-	_     structs.HostLayout
-	Id    uint32
-	Ring  uint32
-	Flags uint32
-	Pad   uint32
+	_        structs.HostLayout
+	Id       uint32
+	Flags    uint32
+	RingSize uint32
+	Pad      uint32
+	SrcMask  [4]uint32
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	lbMapConntrack    = "conntrack"
-	lbMapIfMacs       = "if_macs"
-	lbMapRealStats    = "real_stats"
-	lbMapReals        = "reals"
-	lbMapReasonStats  = "reason_stats"
-	lbMapRings        = "rings"
-	lbMapRrCursor     = "rr_cursor"
-	lbMapTxPorts      = "tx_ports"
-	lbMapVipStats     = "vip_stats"
-	lbMapVips         = "vips"
-	lbProgXdpLb       = "xdp_lb"
-	lbVarUnusedFlags  = "unused_flags"
-	lbVarUnusedLimits = "unused_limits"
-	lbVarUnusedReason = "unused_reason"
+	lbMapConfig          = "config"
+	lbMapConntrack       = "conntrack"
+	lbMapFlood           = "flood"
+	lbMapIfMacs          = "if_macs"
+	lbMapRealStats       = "real_stats"
+	lbMapReals           = "reals"
+	lbMapReasonStats     = "reason_stats"
+	lbMapRings           = "rings"
+	lbMapTxPorts         = "tx_ports"
+	lbMapVipStats        = "vip_stats"
+	lbMapVips            = "vips"
+	lbProgXdpLb          = "xdp_lb"
+	lbVarUnusedConfig    = "unused_config"
+	lbVarUnusedFlags     = "unused_flags"
+	lbVarUnusedFlood     = "unused_flood"
+	lbVarUnusedFlowFlags = "unused_flow_flags"
+	lbVarUnusedLimits    = "unused_limits"
+	lbVarUnusedMethod    = "unused_method"
+	lbVarUnusedRealFlags = "unused_real_flags"
+	lbVarUnusedReason    = "unused_reason"
 )
 
 // loadLb returns the embedded CollectionSpec for lb.
@@ -165,13 +223,14 @@ type lbProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lbMapSpecs struct {
+	Config      *ebpf.MapSpec `ebpf:"config"`
 	Conntrack   *ebpf.MapSpec `ebpf:"conntrack"`
+	Flood       *ebpf.MapSpec `ebpf:"flood"`
 	IfMacs      *ebpf.MapSpec `ebpf:"if_macs"`
 	RealStats   *ebpf.MapSpec `ebpf:"real_stats"`
 	Reals       *ebpf.MapSpec `ebpf:"reals"`
 	ReasonStats *ebpf.MapSpec `ebpf:"reason_stats"`
 	Rings       *ebpf.MapSpec `ebpf:"rings"`
-	RrCursor    *ebpf.MapSpec `ebpf:"rr_cursor"`
 	TxPorts     *ebpf.MapSpec `ebpf:"tx_ports"`
 	VipStats    *ebpf.MapSpec `ebpf:"vip_stats"`
 	Vips        *ebpf.MapSpec `ebpf:"vips"`
@@ -181,9 +240,14 @@ type lbMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lbVariableSpecs struct {
-	UnusedFlags  *ebpf.VariableSpec `ebpf:"unused_flags"`
-	UnusedLimits *ebpf.VariableSpec `ebpf:"unused_limits"`
-	UnusedReason *ebpf.VariableSpec `ebpf:"unused_reason"`
+	UnusedConfig    *ebpf.VariableSpec `ebpf:"unused_config"`
+	UnusedFlags     *ebpf.VariableSpec `ebpf:"unused_flags"`
+	UnusedFlood     *ebpf.VariableSpec `ebpf:"unused_flood"`
+	UnusedFlowFlags *ebpf.VariableSpec `ebpf:"unused_flow_flags"`
+	UnusedLimits    *ebpf.VariableSpec `ebpf:"unused_limits"`
+	UnusedMethod    *ebpf.VariableSpec `ebpf:"unused_method"`
+	UnusedRealFlags *ebpf.VariableSpec `ebpf:"unused_real_flags"`
+	UnusedReason    *ebpf.VariableSpec `ebpf:"unused_reason"`
 }
 
 // lbObjects contains all objects after they have been loaded into the kernel.
@@ -206,13 +270,14 @@ func (o *lbObjects) Close() error {
 //
 // It can be passed to loadLbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lbMaps struct {
+	Config      *ebpf.Map `ebpf:"config"`
 	Conntrack   *ebpf.Map `ebpf:"conntrack"`
+	Flood       *ebpf.Map `ebpf:"flood"`
 	IfMacs      *ebpf.Map `ebpf:"if_macs"`
 	RealStats   *ebpf.Map `ebpf:"real_stats"`
 	Reals       *ebpf.Map `ebpf:"reals"`
 	ReasonStats *ebpf.Map `ebpf:"reason_stats"`
 	Rings       *ebpf.Map `ebpf:"rings"`
-	RrCursor    *ebpf.Map `ebpf:"rr_cursor"`
 	TxPorts     *ebpf.Map `ebpf:"tx_ports"`
 	VipStats    *ebpf.Map `ebpf:"vip_stats"`
 	Vips        *ebpf.Map `ebpf:"vips"`
@@ -220,13 +285,14 @@ type lbMaps struct {
 
 func (m *lbMaps) Close() error {
 	return _LbClose(
+		m.Config,
 		m.Conntrack,
+		m.Flood,
 		m.IfMacs,
 		m.RealStats,
 		m.Reals,
 		m.ReasonStats,
 		m.Rings,
-		m.RrCursor,
 		m.TxPorts,
 		m.VipStats,
 		m.Vips,
@@ -237,9 +303,14 @@ func (m *lbMaps) Close() error {
 //
 // It can be passed to loadLbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lbVariables struct {
-	UnusedFlags  *ebpf.Variable `ebpf:"unused_flags"`
-	UnusedLimits *ebpf.Variable `ebpf:"unused_limits"`
-	UnusedReason *ebpf.Variable `ebpf:"unused_reason"`
+	UnusedConfig    *ebpf.Variable `ebpf:"unused_config"`
+	UnusedFlags     *ebpf.Variable `ebpf:"unused_flags"`
+	UnusedFlood     *ebpf.Variable `ebpf:"unused_flood"`
+	UnusedFlowFlags *ebpf.Variable `ebpf:"unused_flow_flags"`
+	UnusedLimits    *ebpf.Variable `ebpf:"unused_limits"`
+	UnusedMethod    *ebpf.Variable `ebpf:"unused_method"`
+	UnusedRealFlags *ebpf.Variable `ebpf:"unused_real_flags"`
+	UnusedReason    *ebpf.Variable `ebpf:"unused_reason"`
 }
 
 // lbPrograms contains all programs after they have been loaded into the kernel.

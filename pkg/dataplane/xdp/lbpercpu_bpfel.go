@@ -19,6 +19,12 @@ type lbpercpuCounter struct {
 	Bytes   uint64
 }
 
+type lbpercpuFloodState struct {
+	_           structs.HostLayout
+	WindowStart uint64
+	Count       uint64
+}
+
 type lbpercpuFlowKey struct {
 	_     structs.HostLayout
 	Src   [4]uint32
@@ -30,9 +36,21 @@ type lbpercpuFlowKey struct {
 }
 
 type lbpercpuFlowVal struct {
-	_      structs.HostLayout
-	RealId uint32
-	Pad    uint32
+	_        structs.HostLayout
+	RealId   uint32
+	Gen      uint32
+	LastSeen uint64
+	Flags    uint32
+	Pad      uint32
+}
+
+type lbpercpuLbConfig struct {
+	_               structs.HostLayout
+	TcpTimeoutNs    uint64
+	TcpFinTimeoutNs uint64
+	UdpTimeoutNs    uint64
+	FloodThreshold  uint32
+	Pad             uint32
 }
 
 type lbpercpuReal struct {
@@ -40,8 +58,13 @@ type lbpercpuReal struct {
 	Addr    [4]uint32
 	Mac     [6]uint8
 	Family  uint8
-	Valid   uint8
+	Flags   uint8
 	Ifindex uint32
+	Gen     uint32
+	Svc     uint32
+	Port    uint16
+	Method  uint8
+	Pad     uint8
 }
 
 type lbpercpuVipKey struct {
@@ -53,31 +76,38 @@ type lbpercpuVipKey struct {
 }
 
 type lbpercpuVipMeta struct {
-	_     structs.HostLayout
-	Id    uint32
-	Ring  uint32
-	Flags uint32
-	Pad   uint32
+	_        structs.HostLayout
+	Id       uint32
+	Flags    uint32
+	RingSize uint32
+	Pad      uint32
+	SrcMask  [4]uint32
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	lbpercpuMapConntrack    = "conntrack"
-	lbpercpuMapIfMacs       = "if_macs"
-	lbpercpuMapRealStats    = "real_stats"
-	lbpercpuMapReals        = "reals"
-	lbpercpuMapReasonStats  = "reason_stats"
-	lbpercpuMapRings        = "rings"
-	lbpercpuMapRrCursor     = "rr_cursor"
-	lbpercpuMapTxPorts      = "tx_ports"
-	lbpercpuMapVipStats     = "vip_stats"
-	lbpercpuMapVips         = "vips"
-	lbpercpuProgXdpLb       = "xdp_lb"
-	lbpercpuVarUnusedFlags  = "unused_flags"
-	lbpercpuVarUnusedLimits = "unused_limits"
-	lbpercpuVarUnusedReason = "unused_reason"
+	lbpercpuMapConfig          = "config"
+	lbpercpuMapConntrack       = "conntrack"
+	lbpercpuMapFlood           = "flood"
+	lbpercpuMapIfMacs          = "if_macs"
+	lbpercpuMapRealStats       = "real_stats"
+	lbpercpuMapReals           = "reals"
+	lbpercpuMapReasonStats     = "reason_stats"
+	lbpercpuMapRings           = "rings"
+	lbpercpuMapTxPorts         = "tx_ports"
+	lbpercpuMapVipStats        = "vip_stats"
+	lbpercpuMapVips            = "vips"
+	lbpercpuProgXdpLb          = "xdp_lb"
+	lbpercpuVarUnusedConfig    = "unused_config"
+	lbpercpuVarUnusedFlags     = "unused_flags"
+	lbpercpuVarUnusedFlood     = "unused_flood"
+	lbpercpuVarUnusedFlowFlags = "unused_flow_flags"
+	lbpercpuVarUnusedLimits    = "unused_limits"
+	lbpercpuVarUnusedMethod    = "unused_method"
+	lbpercpuVarUnusedRealFlags = "unused_real_flags"
+	lbpercpuVarUnusedReason    = "unused_reason"
 )
 
 // loadLbpercpu returns the embedded CollectionSpec for lbpercpu.
@@ -129,13 +159,14 @@ type lbpercpuProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lbpercpuMapSpecs struct {
+	Config      *ebpf.MapSpec `ebpf:"config"`
 	Conntrack   *ebpf.MapSpec `ebpf:"conntrack"`
+	Flood       *ebpf.MapSpec `ebpf:"flood"`
 	IfMacs      *ebpf.MapSpec `ebpf:"if_macs"`
 	RealStats   *ebpf.MapSpec `ebpf:"real_stats"`
 	Reals       *ebpf.MapSpec `ebpf:"reals"`
 	ReasonStats *ebpf.MapSpec `ebpf:"reason_stats"`
 	Rings       *ebpf.MapSpec `ebpf:"rings"`
-	RrCursor    *ebpf.MapSpec `ebpf:"rr_cursor"`
 	TxPorts     *ebpf.MapSpec `ebpf:"tx_ports"`
 	VipStats    *ebpf.MapSpec `ebpf:"vip_stats"`
 	Vips        *ebpf.MapSpec `ebpf:"vips"`
@@ -145,9 +176,14 @@ type lbpercpuMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lbpercpuVariableSpecs struct {
-	UnusedFlags  *ebpf.VariableSpec `ebpf:"unused_flags"`
-	UnusedLimits *ebpf.VariableSpec `ebpf:"unused_limits"`
-	UnusedReason *ebpf.VariableSpec `ebpf:"unused_reason"`
+	UnusedConfig    *ebpf.VariableSpec `ebpf:"unused_config"`
+	UnusedFlags     *ebpf.VariableSpec `ebpf:"unused_flags"`
+	UnusedFlood     *ebpf.VariableSpec `ebpf:"unused_flood"`
+	UnusedFlowFlags *ebpf.VariableSpec `ebpf:"unused_flow_flags"`
+	UnusedLimits    *ebpf.VariableSpec `ebpf:"unused_limits"`
+	UnusedMethod    *ebpf.VariableSpec `ebpf:"unused_method"`
+	UnusedRealFlags *ebpf.VariableSpec `ebpf:"unused_real_flags"`
+	UnusedReason    *ebpf.VariableSpec `ebpf:"unused_reason"`
 }
 
 // lbpercpuObjects contains all objects after they have been loaded into the kernel.
@@ -170,13 +206,14 @@ func (o *lbpercpuObjects) Close() error {
 //
 // It can be passed to loadLbpercpuObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lbpercpuMaps struct {
+	Config      *ebpf.Map `ebpf:"config"`
 	Conntrack   *ebpf.Map `ebpf:"conntrack"`
+	Flood       *ebpf.Map `ebpf:"flood"`
 	IfMacs      *ebpf.Map `ebpf:"if_macs"`
 	RealStats   *ebpf.Map `ebpf:"real_stats"`
 	Reals       *ebpf.Map `ebpf:"reals"`
 	ReasonStats *ebpf.Map `ebpf:"reason_stats"`
 	Rings       *ebpf.Map `ebpf:"rings"`
-	RrCursor    *ebpf.Map `ebpf:"rr_cursor"`
 	TxPorts     *ebpf.Map `ebpf:"tx_ports"`
 	VipStats    *ebpf.Map `ebpf:"vip_stats"`
 	Vips        *ebpf.Map `ebpf:"vips"`
@@ -184,13 +221,14 @@ type lbpercpuMaps struct {
 
 func (m *lbpercpuMaps) Close() error {
 	return _LbpercpuClose(
+		m.Config,
 		m.Conntrack,
+		m.Flood,
 		m.IfMacs,
 		m.RealStats,
 		m.Reals,
 		m.ReasonStats,
 		m.Rings,
-		m.RrCursor,
 		m.TxPorts,
 		m.VipStats,
 		m.Vips,
@@ -201,9 +239,14 @@ func (m *lbpercpuMaps) Close() error {
 //
 // It can be passed to loadLbpercpuObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lbpercpuVariables struct {
-	UnusedFlags  *ebpf.Variable `ebpf:"unused_flags"`
-	UnusedLimits *ebpf.Variable `ebpf:"unused_limits"`
-	UnusedReason *ebpf.Variable `ebpf:"unused_reason"`
+	UnusedConfig    *ebpf.Variable `ebpf:"unused_config"`
+	UnusedFlags     *ebpf.Variable `ebpf:"unused_flags"`
+	UnusedFlood     *ebpf.Variable `ebpf:"unused_flood"`
+	UnusedFlowFlags *ebpf.Variable `ebpf:"unused_flow_flags"`
+	UnusedLimits    *ebpf.Variable `ebpf:"unused_limits"`
+	UnusedMethod    *ebpf.Variable `ebpf:"unused_method"`
+	UnusedRealFlags *ebpf.Variable `ebpf:"unused_real_flags"`
+	UnusedReason    *ebpf.Variable `ebpf:"unused_reason"`
 }
 
 // lbpercpuPrograms contains all programs after they have been loaded into the kernel.

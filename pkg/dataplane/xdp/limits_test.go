@@ -18,7 +18,8 @@ func TestMapSizesMatchLimits(t *testing.T) {
 	}
 	want := map[string]uint32{
 		"vips":         MaxServices,
-		"rings":        MaxServices * 2 * RingSize,
+		"rings":        MaxServices,
+		"config":       1,
 		"reals":        MaxReals,
 		"conntrack":    FlowTableSize,
 		"vip_stats":    MaxServices,
@@ -46,6 +47,17 @@ func TestMapSizesMatchLimits(t *testing.T) {
 		m := spec.Maps[name]
 		if m.KeySize != s.key || m.ValueSize != s.value {
 			t.Errorf("map %s: key/value %d/%d bytes, Go mirror %d/%d", name, m.KeySize, m.ValueSize, s.key, s.value)
+		}
+	}
+	if in := spec.Maps["rings"].InnerMap; in == nil || in.MaxEntries != RingSize {
+		t.Errorf("rings' inner table: %+v, want %d slots", in, RingSize)
+	}
+	if n := uint32(sizeOf[lbLbConfig]()); spec.Maps["config"].ValueSize != n {
+		t.Errorf("config value %d bytes, Go mirror %d", spec.Maps["config"].ValueSize, n)
+	}
+	for r := Reason(0); r < numReasons; r++ {
+		if reasonNames[r] == "" {
+			t.Errorf("reason %d has no metrics name", r)
 		}
 	}
 	if spec.Maps["conntrack"].Type != ebpf.LRUHash {

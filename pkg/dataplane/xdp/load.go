@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -18,65 +18,130 @@ import (
 
 // Load loads the program and its maps without attaching anything; tests
 // use it with prog.Run.
-func Load(pinPath string) (*Backend, error) {
+func Load(pinPath string) (*Backend, error) { return LoadWith(Options{PinPath: pinPath}) }
+
+// LoadWith is Load with options (sizes, timeouts); nothing is attached.
+func LoadWith(opts Options) (*Backend, error) {
 	spec, err := loadLb()
 	if err != nil {
 		return nil, err
 	}
-	return loadSpec(spec, pinPath)
+	return loadSpec(spec, opts)
 }
 
-func loadSpec(spec *ebpf.CollectionSpec, pinPath string) (*Backend, error) {
-	b := &Backend{links: map[string]link.Link{}, svcs: map[dataplane.ServiceKey]*svcState{},
-		realIDs: map[netip.Addr]uint32{}, realMACs: map[uint32]realInfo{}, warned: map[string]bool{},
+// layoutDir names the pin directory of this program's maps: the layout
+// version and the sizes. A halod whose layout differs finds no directory
+// of its own, builds fresh maps there while the old program keeps
+// forwarding with the old maps, and swaps the program once its maps hold
+// the services (swapPending).
+func layoutDir(o Options) string {
+	return fmt.Sprintf("maps-v%d-s%d-r%d-f%d", LayoutVersion, o.MaxServices, o.MaxReals, o.FlowTableSize)
+}
+
+func loadSpec(spec *ebpf.CollectionSpec, opts Options) (*Backend, error) {
+	opts.defaults()
+	b := &Backend{opts: opts, links: map[string]link.Link{}, pending: map[string]link.Link{},
+		svcs: map[dataplane.ServiceKey]*svcState{}, svcIDs: newIDPool(0, opts.MaxServices),
+		slots: newSlotTable(opts.MaxReals), neigh: newNeighbours(), warned: map[string]bool{},
 		stop: make(chan struct{}), log: slog.New(slog.DiscardHandler)}
-	var opts ebpf.CollectionOptions
-	if pinPath != "" {
-		if err := ensureBPFFS(pinPath); err != nil {
+	if opts.Log != nil {
+		b.log = opts.Log
+	}
+	for name, n := range map[string]uint32{"vips": opts.MaxServices, "rings": opts.MaxServices,
+		"vip_stats": opts.MaxServices, "reals": opts.MaxReals, "real_stats": opts.MaxReals, "conntrack": opts.FlowTableSize} {
+		spec.Maps[name].MaxEntries = n
+	}
+	var copts ebpf.CollectionOptions
+	if opts.PinPath != "" {
+		if err := ensureBPFFS(opts.PinPath); err != nil {
 			return nil, err
 		}
-		if err := os.MkdirAll(pinPath, 0o700); err != nil {
+		b.mapDir = filepath.Join(opts.PinPath, layoutDir(opts))
+		if _, err := os.Stat(b.mapDir); errors.Is(err, os.ErrNotExist) {
+			b.fresh = true
+		}
+		if err := os.MkdirAll(b.mapDir, 0o700); err != nil {
 			return nil, err
 		}
-		opts.Maps.PinPath = pinPath
+		copts.Maps.PinPath = b.mapDir
 	} else {
 		for _, m := range spec.Maps {
 			m.Pinning = ebpf.PinNone
 		}
 	}
-	if err := spec.LoadAndAssign(&b.objs, &opts); err != nil {
+	if err := spec.LoadAndAssign(&b.objs, &copts); err != nil {
+		b.dropFreshDir()
 		return nil, fmt.Errorf("load XDP program: %w", err)
+	}
+	if err := b.writeConfig(); err != nil {
+		b.objs.Close()
+		b.dropFreshDir()
+		return nil, err
 	}
 	if err := b.adopt(); err != nil {
 		b.objs.Close()
+		b.dropFreshDir()
 		return nil, err
 	}
 	return b, nil
 }
 
+// dropFreshDir removes a map directory this process created and never
+// used for forwarding; pins another halod made are never touched here.
+func (b *Backend) dropFreshDir() {
+	if b.fresh && b.mapDir != "" {
+		os.RemoveAll(b.mapDir)
+	}
+}
+
+func (b *Backend) writeConfig() error {
+	c := lbLbConfig{TcpTimeoutNs: uint64(b.opts.TCPTimeout), TcpFinTimeoutNs: uint64(b.opts.TCPFinTimeout),
+		UdpTimeoutNs: uint64(b.opts.UDPTimeout)}
+	if b.opts.SYNFloodThreshold > 0 {
+		c.FloodThreshold = uint32(b.opts.SYNFloodThreshold)
+	}
+	if err := b.objs.Config.Put(uint32(0), &c); err != nil {
+		return fmt.Errorf("write data-plane settings: %w", err)
+	}
+	return nil
+}
+
 // New loads (or adopts) the data plane and attaches it to the interfaces.
+// When it fails, whatever a previous halod left forwarding stays as it was.
 func New(opts Options) (*Backend, error) {
-	b, err := Load(opts.PinPath)
+	b, err := LoadWith(opts)
 	if err != nil {
 		return nil, err
 	}
-	b.opts = opts
-	if opts.Log != nil {
-		b.log = opts.Log
-	}
-	if b.opts.ResolveMAC == nil {
-		b.opts.ResolveMAC = resolveMAC
-	}
-	for _, name := range opts.Interfaces {
+	for _, name := range b.opts.Interfaces {
 		if err := b.attach(name); err != nil {
-			b.Close()
+			b.abandon()
 			return nil, err
 		}
 	}
 	b.wg.Add(1)
-	go b.refreshLoop()
+	go b.maintain()
 	return b, nil
 }
+
+// abandon releases this process's handles after a failed start: links
+// this process made are detached, pinned ones (a running data plane) are
+// left in place, and a map directory this process created is removed.
+func (b *Backend) abandon() {
+	for _, l := range b.links {
+		l.Close()
+	}
+	for _, l := range b.pending {
+		l.Close()
+	}
+	b.objs.Close()
+	if len(b.pending) == 0 {
+		b.dropFreshDir()
+	}
+}
+
+// Prog is the XDP program (for prog.Run).
+func (b *Backend) Prog() *ebpf.Program { return b.objs.XdpLb }
 
 func (b *Backend) linkPin(ifname string) string {
 	return filepath.Join(b.opts.PinPath, "link_"+ifname)
@@ -89,8 +154,16 @@ func (b *Backend) attach(ifname string) error {
 	}
 	if b.opts.PinPath != "" {
 		if l, err := link.LoadPinnedLink(b.linkPin(ifname), nil); err == nil {
-			// A previous halod left the program attached: replace it in
-			// one step, without a moment of no program.
+			if b.fresh {
+				// The running program uses maps of another layout: it
+				// keeps forwarding until ours hold the services.
+				b.pending[ifname] = l
+				b.log.Info("pinned XDP program has another map layout; it keeps forwarding until the first apply, then is replaced",
+					"interface", ifname, "layout", layoutDir(b.opts))
+				return nil
+			}
+			// Same maps: replace the program in one step, without a
+			// moment of no program.
 			if err := l.Update(b.objs.XdpLb); err != nil {
 				l.Close()
 				return fmt.Errorf("replace XDP program on %s: %w", ifname, err)
@@ -129,6 +202,36 @@ func (b *Backend) attach(ifname string) error {
 	return fmt.Errorf("attach XDP to %s: %w", ifname, errors.Join(errs...))
 }
 
+// swapPending replaces a program of another layout once this one's maps
+// hold the services, then removes the old layout's pins (the old maps are
+// freed with the last reference).
+func (b *Backend) swapPending() error {
+	for name, l := range b.pending {
+		if err := l.Update(b.objs.XdpLb); err != nil {
+			return fmt.Errorf("replace XDP program on %s: %w", name, err)
+		}
+		b.links[name] = l
+		delete(b.pending, name)
+		b.log.Info("XDP program of the old layout replaced atomically", "interface", name)
+	}
+	ents, err := os.ReadDir(b.opts.PinPath)
+	if err != nil {
+		return nil
+	}
+	mine := filepath.Base(b.mapDir)
+	for _, e := range ents {
+		n := e.Name()
+		switch {
+		case strings.HasPrefix(n, "link_") || n == mine:
+		case e.IsDir() && strings.HasPrefix(n, "maps-v"):
+			os.RemoveAll(filepath.Join(b.opts.PinPath, n))
+		case !e.IsDir():
+			os.Remove(filepath.Join(b.opts.PinPath, n)) // layout 1 pinned its maps here
+		}
+	}
+	return nil
+}
+
 func modeName(m link.XDPAttachFlags) string {
 	if m == link.XDPGenericMode {
 		return "generic"
@@ -136,31 +239,66 @@ func modeName(m link.XDPAttachFlags) string {
 	return "native"
 }
 
-// adopt rebuilds the id allocations from maps a previous halod pinned.
+// adopt rebuilds the id allocations from maps a previous halod pinned:
+// services from vips, (service, real) slots from reals (each entry names
+// its service), generations from every slot.
 func (b *Backend) adopt() error {
+	byID := map[uint32]dataplane.ServiceKey{}
+	usedSvc := map[uint32]bool{}
 	var k lbVipKey
 	var v lbVipMeta
 	it := b.objs.Vips.Iterate()
 	for it.Next(&k, &v) {
 		key := dataplane.ServiceKey{Addr: addrFrom(k.Addr, k.Family), Port: ntohs(k.Port), Proto: dataplane.Protocol(k.Proto)}
-		b.svcs[key] = &svcState{id: v.Id, ring: v.Ring}
-		b.installed = append(b.installed, dataplane.Service{Key: key})
+		b.svcs[key] = &svcState{id: v.Id, reals: map[dataplane.RealKey]uint32{}}
+		byID[v.Id] = key
+		usedSvc[v.Id] = true
 	}
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("adopt services: %w", err)
 	}
-	for id := uint32(1); id < MaxReals; id++ {
-		var r lbReal
-		if err := b.objs.Reals.Lookup(id, &r); err != nil {
-			return fmt.Errorf("adopt reals: %w", err)
-		}
-		if r.Valid == 0 {
+	if len(b.svcs) == 0 {
+		return nil // fresh maps: nothing to read
+	}
+	b.svcIDs = rebuildPool(usedSvc, 0, b.opts.MaxServices)
+	used := map[uint32]bool{}
+	reals := map[dataplane.ServiceKey][]dataplane.Real{}
+	var id uint32
+	var r lbReal
+	rit := b.objs.Reals.Iterate()
+	for rit.Next(&id, &r) {
+		b.slots.gens[id] = r.Gen
+		if r.Flags&uint8(lbRealFlagsREAL_VALID) == 0 || id == 0 {
 			continue
 		}
-		a := addrFrom(r.Addr, r.Family)
-		b.realIDs[a] = id
-		b.realMACs[id] = realInfo{mac: append(net.HardwareAddr(nil), r.Mac[:]...), ifindex: int(r.Ifindex)}
+		key, ok := byID[r.Svc]
+		if !ok {
+			continue
+		}
+		rk := dataplane.RealKey{Addr: addrFrom(r.Addr, r.Family), Port: ntohs(r.Port)}
+		used[id] = true
+		b.svcs[key].reals[rk] = id
+		b.slots.owners[id] = slotOwner{svc: key, real: rk}
+		if b.slots.byAddr[rk.Addr] == nil {
+			b.slots.byAddr[rk.Addr] = map[uint32]bool{}
+		}
+		b.slots.byAddr[rk.Addr][id] = true
+		if r.Flags&uint8(lbRealFlagsREAL_HAS_MAC) != 0 {
+			b.neigh.known[rk.Addr] = realInfo{mac: append(net.HardwareAddr(nil), r.Mac[:]...), ifindex: int(r.Ifindex)}
+			b.slots.hasMAC[id] = true
+		}
+		// Weights are not in the maps: the first Apply sees every real
+		// as changed and rewrites the tables it owns.
+		reals[key] = append(reals[key], dataplane.Real{Addr: rk.Addr, Port: rk.Port})
 	}
+	if err := rit.Err(); err != nil {
+		return fmt.Errorf("adopt reals: %w", err)
+	}
+	b.slots.ids = rebuildPool(used, 1, b.opts.MaxReals)
+	for key := range b.svcs {
+		b.installed = append(b.installed, dataplane.Service{Key: key, Reals: reals[key]})
+	}
+	b.installed = dataplane.Canonical(b.installed)
 	return nil
 }
 
@@ -180,18 +318,17 @@ func (b *Backend) Close() error {
 	sort.Strings(names)
 	for _, n := range names {
 		l := b.links[n]
-		if !b.opts.KeepOnClose {
-			if b.opts.PinPath != "" {
-				l.Unpin()
-			}
+		if !b.opts.KeepOnClose && b.opts.PinPath != "" {
+			l.Unpin()
 		}
 		l.Close()
 	}
-	if !b.opts.KeepOnClose && b.opts.PinPath != "" {
-		for _, m := range []*ebpf.Map{b.objs.Vips, b.objs.Rings, b.objs.Reals, b.objs.Conntrack, b.objs.VipStats,
-			b.objs.RealStats, b.objs.ReasonStats, b.objs.RrCursor, b.objs.TxPorts, b.objs.IfMacs} {
-			m.Unpin()
-		}
+	for _, l := range b.pending {
+		l.Close() // another layout's program: never ours to remove
 	}
-	return b.objs.Close()
+	err := b.objs.Close()
+	if !b.opts.KeepOnClose && b.mapDir != "" && len(b.pending) == 0 {
+		os.RemoveAll(b.mapDir)
+	}
+	return err
 }

@@ -1,6 +1,8 @@
 package xdp
 
 import (
+	"context"
+	"sync"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +11,8 @@ import (
 
 	"github.com/mdlayher/arp"
 	"github.com/vishvananda/netlink"
+
+	"github.com/halo-lb/halo/pkg/dataplane"
 )
 
 // resolveMAC finds a real's MAC and egress interface: the route tells the
@@ -80,36 +84,196 @@ func neighMAC(ip netip.Addr, ifindex int) net.HardwareAddr {
 	return nil
 }
 
-// refreshLoop re-resolves real MACs so a real that changes its MAC (a
-// replaced host, a moved VM) keeps receiving traffic.
-func (b *Backend) refreshLoop() {
+// neighbours is the MAC cache, per real address.
+type neighbours struct {
+	known  map[netip.Addr]realInfo
+	given  map[netip.Addr]bool // MAC came from the configuration: never re-resolved
+	failed map[netip.Addr]error
+}
+
+type realInfo struct {
+	mac     net.HardwareAddr
+	ifindex int
+}
+
+func newNeighbours() neighbours {
+	return neighbours{known: map[netip.Addr]realInfo{}, given: map[netip.Addr]bool{}, failed: map[netip.Addr]error{}}
+}
+
+// resolveParallel bounds how many resolutions (each up to ~2 s when a
+// real does not answer) run at once.
+const resolveParallel = 32
+
+// resolveNew resolves the addresses of services that have never been
+// tried, without holding mu. Failures are retried by the retry loop, not
+// by the next Apply, so a dead real does not slow down every health
+// verdict.
+func (b *Backend) resolveNew(services []dataplane.Service) {
+	b.mu.Lock()
+	var todo []netip.Addr
+	seen := map[netip.Addr]bool{}
+	for _, s := range services {
+		for _, r := range s.Reals {
+			if seen[r.Addr] {
+				continue
+			}
+			seen[r.Addr] = true
+			if len(r.MAC) == 6 && !isZeroMAC(r.MAC) {
+				if old, ok := b.neigh.known[r.Addr]; !ok || old.mac.String() != r.MAC.String() {
+					b.neigh.known[r.Addr] = realInfo{mac: append(net.HardwareAddr(nil), r.MAC...)}
+				}
+				b.neigh.given[r.Addr] = true
+				delete(b.neigh.failed, r.Addr)
+				continue
+			}
+			if _, ok := b.neigh.known[r.Addr]; ok {
+				continue
+			}
+			if _, ok := b.neigh.failed[r.Addr]; ok {
+				continue
+			}
+			todo = append(todo, r.Addr)
+		}
+	}
+	b.mu.Unlock()
+	b.resolve(todo)
+}
+
+// resolve looks addresses up in parallel and records the outcome.
+func (b *Backend) resolve(addrs []netip.Addr) (resolved int) {
+	if len(addrs) == 0 {
+		return 0
+	}
+	type result struct {
+		a   netip.Addr
+		i   realInfo
+		err error
+	}
+	out := make(chan result, len(addrs))
+	sem := make(chan struct{}, resolveParallel)
+	var wg sync.WaitGroup
+	for _, a := range addrs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			mac, ifindex, err := b.opts.ResolveMAC(a)
+			if err == nil && (len(mac) != 6 || isZeroMAC(mac)) {
+				err = fmt.Errorf("real %s: no usable MAC (%s)", a, mac)
+			}
+			out <- result{a, realInfo{mac: mac, ifindex: ifindex}, err}
+		}()
+	}
+	wg.Wait()
+	close(out)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for r := range out {
+		if r.err != nil {
+			if _, was := b.neigh.failed[r.a]; !was {
+				b.log.Warn("real server MAC not resolved; it gets no new flows until it is", "real", r.a, "err", r.err)
+			}
+			b.neigh.failed[r.a] = r.err
+			continue
+		}
+		delete(b.neigh.failed, r.a)
+		b.neigh.known[r.a] = r.i
+		resolved++
+	}
+	return resolved
+}
+
+func isZeroMAC(m net.HardwareAddr) bool {
+	for _, x := range m {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Intervals of the background work.
+var (
+	retryEvery   = 2 * time.Second
+	refreshEvery = 10 * time.Second
+)
+
+// maintain retries unresolved reals (re-applying the last desired set
+// when one resolves) and re-checks resolved MACs, so a replaced host or a
+// moved VM keeps receiving traffic.
+func (b *Backend) maintain() {
 	defer b.wg.Done()
-	t := time.NewTicker(10 * time.Second)
-	defer t.Stop()
+	retry := time.NewTicker(retryEvery)
+	defer retry.Stop()
+	refresh := time.NewTicker(refreshEvery)
+	defer refresh.Stop()
 	for {
 		select {
 		case <-b.stop:
 			return
-		case <-t.C:
+		case <-retry.C:
+			b.retryFailed()
+		case <-refresh.C:
+			b.refresh()
 		}
-		b.refresh()
 	}
 }
 
-// refresh re-resolves every real's MAC and rewrites the entries that
-// changed.
+func (b *Backend) retryFailed() {
+	b.mu.Lock()
+	var addrs []netip.Addr
+	for a := range b.neigh.failed {
+		addrs = append(addrs, a)
+	}
+	b.mu.Unlock()
+	if b.resolve(addrs) == 0 {
+		return
+	}
+	b.applyMu.Lock()
+	desired := b.lastDesired
+	b.applyMu.Unlock()
+	if err := b.Apply(context.Background(), desired); err != nil {
+		b.log.Warn("re-apply after a real's MAC resolved", "err", err)
+	}
+}
+
+// refresh re-resolves every resolved real's MAC and rewrites the entries
+// that changed.
 func (b *Backend) refresh() {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	for a, id := range b.realIDs {
+	var addrs []netip.Addr
+	for a := range b.neigh.known {
+		if !b.neigh.given[a] {
+			addrs = append(addrs, a)
+		}
+	}
+	b.mu.Unlock()
+	fresh := map[netip.Addr]realInfo{}
+	for _, a := range addrs {
 		mac, ifindex, err := b.opts.ResolveMAC(a)
-		if err != nil {
+		if err != nil || len(mac) != 6 || isZeroMAC(mac) {
+			continue // keep the last good MAC
+		}
+		fresh[a] = realInfo{mac, ifindex}
+	}
+	b.applyMu.Lock()
+	defer b.applyMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for a, n := range fresh {
+		old := b.neigh.known[a]
+		if old.mac.String() == n.mac.String() && old.ifindex == n.ifindex {
 			continue
 		}
-		if old := b.realMACs[id]; old.mac.String() != mac.String() || old.ifindex != ifindex {
-			b.log.Info("real server MAC changed", "real", a, "mac", mac)
-			if err := b.writeReal(id, a, mac, ifindex); err != nil {
-				b.log.Error("update real", "real", a, "err", err)
+		b.log.Info("real server MAC changed", "real", a, "mac", n.mac)
+		b.neigh.known[a] = n
+		for id := range b.slots.byAddr[a] {
+			o := b.slots.owners[id]
+			if st := b.svcs[o.svc]; st != nil {
+				if err := b.writeSlot(id, st.id, o.real); err != nil {
+					b.log.Error("update real", "real", a, "err", err)
+				}
 			}
 		}
 	}

@@ -2,97 +2,178 @@ package xdp
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/halo-lb/halo/pkg/dataplane"
 )
 
-// realID returns the real's slot, writing the entry (with its MAC) the
-// first time. Slots of reals that leave every service stay valid so the
-// flows the connection table still sends there can finish.
-func (b *Backend) realID(r dataplane.Real) (uint32, error) {
-	if id, ok := b.realIDs[r.Addr]; ok {
-		if info := b.realMACs[id]; info.mac != nil && !isZeroMAC(info.mac) {
-			return id, nil
+// idPool hands out ids in O(1): freed ids first (a stack), then ids never
+// used. Id 0 is never handed out where first is 1 (the program reads slot
+// 0 as "no real").
+type idPool struct {
+	next, limit uint32
+	free        []uint32
+}
+
+func newIDPool(first, limit uint32) idPool { return idPool{next: first, limit: limit} }
+
+func (p *idPool) get() (uint32, bool) {
+	if n := len(p.free); n > 0 {
+		id := p.free[n-1]
+		p.free = p.free[:n-1]
+		return id, true
+	}
+	if p.next >= p.limit {
+		return 0, false
+	}
+	p.next++
+	return p.next - 1, true
+}
+
+func (p *idPool) put(id uint32) { p.free = append(p.free, id) }
+
+func (p *idPool) inUse() uint32 { return p.next - uint32(len(p.free)) }
+
+// rebuildPool makes a pool in which exactly the ids of used are taken
+// (adoption after a restart).
+func rebuildPool(used map[uint32]bool, first, limit uint32) idPool {
+	p := idPool{next: first, limit: limit}
+	for id := range used {
+		if id >= p.next {
+			p.next = id + 1
 		}
 	}
-	mac, ifindex := r.MAC, 0
-	if mac == nil {
-		var err error
-		mac, ifindex, err = b.opts.ResolveMAC(r.Addr)
-		if err != nil {
-			return 0, err
+	for id := p.next; id > first; id-- {
+		if !used[id-1] {
+			p.free = append(p.free, id-1)
 		}
 	}
-	id, ok := b.realIDs[r.Addr]
+	return p
+}
+
+// slotOwner says which (service, real) a slot serves.
+type slotOwner struct {
+	svc  dataplane.ServiceKey
+	real dataplane.RealKey
+}
+
+// slotTable owns the reals map: one slot per (service, real). A slot's
+// generation changes when it is freed and again when it is reused, and the
+// flow table records the generation, so a flow never follows a slot to a
+// real it was not made for.
+type slotTable struct {
+	ids    idPool
+	gens   []uint32
+	owners map[uint32]slotOwner
+	hasMAC map[uint32]bool // written with a MAC
+	byAddr map[netip.Addr]map[uint32]bool
+}
+
+func newSlotTable(limit uint32) slotTable {
+	return slotTable{ids: newIDPool(1, limit), gens: make([]uint32, limit), owners: map[uint32]slotOwner{}, hasMAC: map[uint32]bool{},
+		byAddr: map[netip.Addr]map[uint32]bool{}}
+}
+
+// alloc takes a slot for r in service svc (id svcID) and writes it. Its
+// counters start at zero even when the id served another real before.
+func (b *Backend) allocSlot(svc dataplane.ServiceKey, svcID uint32, r dataplane.Real) (uint32, error) {
+	id, ok := b.slots.ids.get()
 	if !ok {
-		for cand := uint32(1); cand < MaxReals; cand++ {
-			if !b.idUsed(cand) {
-				id = cand
-				break
-			}
-		}
-		if id == 0 {
-			return 0, fmt.Errorf("no free real slot (max %d)", MaxReals-1)
-		}
+		return 0, fmt.Errorf("no free real entry (max %d)", b.opts.MaxReals-1)
 	}
-	if err := b.writeReal(id, r.Addr, mac, ifindex); err != nil {
+	zero := make([]lbCounter, ebpf.MustPossibleCPU())
+	if err := b.objs.RealStats.Put(id, zero); err != nil {
+		b.slots.ids.put(id)
+		return 0, fmt.Errorf("reset counters of real entry %d: %w", id, err)
+	}
+	b.slots.gens[id]++
+	b.slots.owners[id] = slotOwner{svc: svc, real: r.Key()}
+	if b.slots.byAddr[r.Addr] == nil {
+		b.slots.byAddr[r.Addr] = map[uint32]bool{}
+	}
+	b.slots.byAddr[r.Addr][id] = true
+	if err := b.writeSlot(id, svcID, r.Key()); err != nil {
+		b.freeSlot(id)
 		return 0, err
 	}
-	b.realIDs[r.Addr] = id
 	return id, nil
 }
 
-func (b *Backend) idUsed(id uint32) bool {
-	for _, x := range b.realIDs {
-		if x == id {
-			return true
-		}
-	}
-	return false
-}
-
-func isZeroMAC(m net.HardwareAddr) bool {
-	for _, x := range m {
-		if x != 0 {
-			return false
-		}
-	}
-	return true
-}
-
-func (b *Backend) writeReal(id uint32, a netip.Addr, mac net.HardwareAddr, ifindex int) error {
-	w, fam := addrWords(a)
-	r := lbReal{Addr: w, Family: fam, Valid: 1, Ifindex: uint32(ifindex)}
-	copy(r.Mac[:], mac)
-	if ifindex != 0 && !b.ingress(ifindex) {
-		// Another interface: the devmap must know it and the program
-		// needs its MAC for the source address.
-		if ifi, err := net.InterfaceByIndex(ifindex); err == nil {
-			var m lbReal
-			copy(m.Mac[:], ifi.HardwareAddr)
-			k := uint32(ifindex)
-			if err := b.objs.IfMacs.Put(k, &m); err != nil {
-				return err
-			}
-			if err := b.objs.TxPorts.Put(k, k); err != nil {
-				return fmt.Errorf("devmap %s: %w", ifi.Name, err)
-			}
+// writeSlot writes a slot's entry from the neighbour cache: without a MAC
+// the entry is valid (its flows are recognised) but marked unresolved, so
+// the program passes rather than send a frame with an empty MAC, and the
+// table leaves it out.
+func (b *Backend) writeSlot(id, svcID uint32, rk dataplane.RealKey) error {
+	w, fam := addrWords(rk.Addr)
+	r := lbReal{Addr: w, Family: fam, Flags: uint8(lbRealFlagsREAL_VALID), Gen: b.slots.gens[id], Svc: svcID,
+		Port: htons(rk.Port), Method: uint8(lbLbMethodMETHOD_DR)}
+	if n, ok := b.neigh.known[rk.Addr]; ok {
+		copy(r.Mac[:], n.mac)
+		r.Ifindex = uint32(n.ifindex)
+		r.Flags |= uint8(lbRealFlagsREAL_HAS_MAC)
+		if err := b.egress(n.ifindex); err != nil {
+			return err
 		}
 	}
 	if err := b.objs.Reals.Put(id, &r); err != nil {
-		return fmt.Errorf("write real %s: %w", a, err)
+		return fmt.Errorf("write real %s: %w", rk, err)
 	}
-	b.realMACs[id] = realInfo{mac: append(net.HardwareAddr(nil), mac...), ifindex: ifindex}
+	return nil
+}
+
+// freeSlot invalidates a slot: flows that still name it re-resolve.
+func (b *Backend) freeSlot(id uint32) {
+	o := b.slots.owners[id]
+	b.slots.gens[id]++
+	r := lbReal{Gen: b.slots.gens[id]}
+	if err := b.objs.Reals.Put(id, &r); err != nil {
+		b.log.Error("invalidate real entry", "slot", id, "err", err)
+	}
+	delete(b.slots.owners, id)
+	delete(b.slots.hasMAC, id)
+	if m := b.slots.byAddr[o.real.Addr]; m != nil {
+		delete(m, id)
+		if len(m) == 0 {
+			delete(b.slots.byAddr, o.real.Addr)
+		}
+	}
+	b.slots.ids.put(id)
+}
+
+// egress registers a real's egress interface when it is not an ingress
+// one: the devmap must hold it and the program needs its MAC as source.
+func (b *Backend) egress(ifindex int) error {
+	if ifindex == 0 || b.ingress(ifindex) {
+		return nil
+	}
+	ifi, err := netInterfaceByIndex(ifindex)
+	if err != nil {
+		return nil // gone: the program drops with drop_no_txport
+	}
+	var m lbReal
+	copy(m.Mac[:], ifi.HardwareAddr)
+	k := uint32(ifindex)
+	if err := b.objs.IfMacs.Put(k, &m); err != nil {
+		return err
+	}
+	if err := b.objs.TxPorts.Put(k, k); err != nil {
+		return fmt.Errorf("devmap %s: %w", ifi.Name, err)
+	}
 	return nil
 }
 
 func (b *Backend) ingress(ifindex int) bool {
 	for name := range b.links {
-		if ifi, err := net.InterfaceByName(name); err == nil && ifi.Index == ifindex {
+		if ifi, err := netInterfaceByName(name); err == nil && ifi.Index == ifindex {
 			return true
 		}
 	}
-	return len(b.links) == 0
+	for name := range b.pending {
+		if ifi, err := netInterfaceByName(name); err == nil && ifi.Index == ifindex {
+			return true
+		}
+	}
+	return len(b.links)+len(b.pending) == 0
 }

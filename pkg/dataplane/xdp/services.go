@@ -4,76 +4,170 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/halo-lb/halo/pkg/dataplane"
 	"github.com/halo-lb/halo/pkg/maglev"
 )
 
-func (b *Backend) flags(s dataplane.Service) uint32 {
-	var f uint32
-	switch s.Scheduler {
-	case "mh", "sh":
-		f = uint32(lbLbFlagsSVC_HASH_SRC)
-		for _, fl := range s.SchedFlags {
-			if fl == "sh-port" || fl == "mh-port" {
-				f |= uint32(lbLbFlagsSVC_HASH_PORT)
-			}
-		}
-	case "rr", "wrr":
-		f = uint32(lbLbFlagsSVC_ROUND)
-	default:
-		// lc/wlc need connection counts per real that the fast path does
-		// not keep; weighted round robin over the same weights is the
-		// documented stand-in.
-		if !b.warned[s.Scheduler] {
-			b.warned[s.Scheduler] = true
-			b.log.Warn("scheduler has no XDP equivalent; using weighted round robin", "lvs_sched", s.Scheduler, "service", s.Key.String())
-		}
-		f = uint32(lbLbFlagsSVC_ROUND)
+// Apply implements dataplane.Backend. It never wedges on one bad service:
+// each service is checked on its own, services the program cannot serve
+// (or beyond the limits) are skipped and reported in a
+// *dataplane.SkippedError while the rest is applied. Removals run before
+// additions, so a full table can always take a replacement. Neighbour
+// resolution runs without the state lock.
+func (b *Backend) Apply(ctx context.Context, desired []dataplane.Service) error {
+	b.applyMu.Lock()
+	defer b.applyMu.Unlock()
+	b.lastDesired = dataplane.Canonical(desired)
+	accepted, skipped := b.admit(b.lastDesired)
+	b.resolveNew(accepted)
+
+	b.mu.Lock()
+	err := b.install(accepted)
+	b.mu.Unlock()
+	if err == nil && len(b.pending) > 0 {
+		err = b.swapPending()
 	}
-	if s.Persistence > 0 {
-		// Client affinity by source hashing: the same client lands on the
-		// same real for as long as the real set does not change.
-		f = uint32(lbLbFlagsSVC_HASH_SRC)
+	if len(skipped) > 0 {
+		err = errors.Join(err, &dataplane.SkippedError{Skipped: skipped})
 	}
-	return f
+	return err
 }
 
-// Apply implements dataplane.Backend.
-func (b *Backend) Apply(ctx context.Context, desired []dataplane.Service) error {
-	if err := dataplane.Validate(desired); err != nil {
-		return err
-	}
-	var errs []error
+// admit splits desired into the services this program can install and
+// the ones it skips, with the reason. Within the limits, services already
+// installed keep their place before new ones, so a new service can never
+// push out one that is forwarding.
+func (b *Backend) admit(desired []dataplane.Service) ([]dataplane.Service, map[dataplane.ServiceKey]error) {
+	skipped := map[dataplane.ServiceKey]error{}
+	seen := map[dataplane.ServiceKey]bool{}
+	var ok []dataplane.Service
 	for _, s := range desired {
-		if s.Key.FWMark != 0 {
-			errs = append(errs, fmt.Errorf("service %s: firewall-mark services are not supported by the XDP data plane", s.Key))
+		if seen[s.Key] {
+			skipped[s.Key] = errors.New("duplicate service")
+			continue
 		}
-		for _, r := range s.Reals {
-			m := r.Method
-			if m == "" {
-				m = s.Method
-			}
-			if m != dataplane.DR {
-				errs = append(errs, fmt.Errorf("service %s real %s: lb_kind %s is not supported by the XDP data plane yet (DR only)", s.Key, r.Key(), m))
-			}
+		seen[s.Key] = true
+		if err := supported(s); err != nil {
+			skipped[s.Key] = err
+			continue
 		}
-	}
-	if uint32(len(desired)) > MaxServices {
-		errs = append(errs, fmt.Errorf("%d services, the XDP program holds %d", len(desired), MaxServices))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return err
+		ok = append(ok, s)
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	desired = dataplane.Canonical(desired)
-	// Only services that changed get a new table: a health-check verdict on
-	// one service must not rewrite every service's 16k-slot table.
+	installed := map[dataplane.ServiceKey]bool{}
+	for k := range b.svcs {
+		installed[k] = true
+	}
+	b.mu.Unlock()
+	slices.SortStableFunc(ok, func(x, y dataplane.Service) int {
+		switch {
+		case installed[x.Key] == installed[y.Key]:
+			return 0
+		case installed[x.Key]:
+			return -1
+		}
+		return 1
+	})
+	var out []dataplane.Service
+	reals := uint32(0)
+	for _, s := range ok {
+		if uint32(len(out)) >= b.opts.MaxServices {
+			skipped[s.Key] = fmt.Errorf("service limit reached (max_services %d)", b.opts.MaxServices)
+			continue
+		}
+		if reals+uint32(len(s.Reals)) > b.opts.MaxReals-1 {
+			skipped[s.Key] = fmt.Errorf("real entry limit reached (max_reals %d)", b.opts.MaxReals-1)
+			continue
+		}
+		reals += uint32(len(s.Reals))
+		out = append(out, s)
+	}
+	return dataplane.Canonical(out), skipped
+}
+
+// supported reports why the program cannot serve s, or nil.
+func supported(s dataplane.Service) error {
+	if err := dataplane.Validate([]dataplane.Service{s}); err != nil {
+		return err
+	}
+	if s.Key.FWMark != 0 {
+		return errors.New("firewall-mark services are not supported by the XDP data plane")
+	}
+	if s.Key.Proto != dataplane.TCP && s.Key.Proto != dataplane.UDP {
+		return fmt.Errorf("protocol %s is not supported by the XDP data plane (TCP and UDP)", s.Key.Proto)
+	}
+	if s.Key.Port == 0 {
+		return errors.New("port-0 (all ports) services are not supported by the XDP data plane yet")
+	}
+	if uint32(len(s.Reals)) > RingSize {
+		return fmt.Errorf("%d reals, a service holds at most %d", len(s.Reals), RingSize)
+	}
+	for _, r := range s.Reals {
+		m := r.Method
+		if m == "" {
+			m = s.Method
+		}
+		if m != dataplane.DR {
+			return fmt.Errorf("real %s: lb_kind %s is not supported by the XDP data plane yet (DR only)", r.Key(), m)
+		}
+	}
+	return nil
+}
+
+// install makes the maps hold exactly accepted. Order: services that go
+// away, then reals that leave a service (their service first gets a table
+// without them), then new and changed services. A kernel error stops it;
+// the next Apply retries the remaining difference.
+func (b *Backend) install(accepted []dataplane.Service) error {
+	d := dataplane.Diff(b.installed, accepted)
+	byKey := map[dataplane.ServiceKey]dataplane.Service{}
+	for _, s := range b.installed {
+		byKey[s.Key] = s
+	}
+	done := func() {
+		b.installed = b.installed[:0]
+		for _, s := range byKey {
+			b.installed = append(b.installed, s)
+		}
+		b.installed = dataplane.Canonical(b.installed)
+	}
+	defer done()
+
+	for _, k := range d.RemoveServices {
+		if err := b.removeService(k); err != nil {
+			return err
+		}
+		delete(byKey, k)
+	}
+	leaving := map[dataplane.ServiceKey][]dataplane.RealKey{}
+	for _, rc := range d.RemoveReals {
+		leaving[rc.Service] = append(leaving[rc.Service], rc.Real.Key())
+	}
+	for k, gone := range leaving {
+		st := b.svcs[k]
+		if st == nil {
+			continue
+		}
+		old := byKey[k]
+		kept := slices.DeleteFunc(slices.Clone(old.Reals), func(r dataplane.Real) bool { return slices.Contains(gone, r.Key()) })
+		old.Reals = kept
+		if err := b.writeTable(old, st); err != nil {
+			return err
+		}
+		for _, rk := range gone {
+			if id, ok := st.reals[rk]; ok {
+				b.freeSlot(id)
+				delete(st.reals, rk)
+			}
+		}
+		byKey[k] = old
+	}
 	changed := map[dataplane.ServiceKey]bool{}
-	d := dataplane.Diff(b.installed, desired)
 	for _, s := range d.AddServices {
 		changed[s.Key] = true
 	}
@@ -85,110 +179,183 @@ func (b *Backend) Apply(ctx context.Context, desired []dataplane.Service) error 
 			changed[r.Service] = true
 		}
 	}
-	want := map[dataplane.ServiceKey]bool{}
-	for _, s := range desired {
-		want[s.Key] = true
-		if !changed[s.Key] && !b.missingReal(s) {
+	for _, s := range accepted {
+		if !changed[s.Key] && !b.macArrived(s) {
 			continue
 		}
-		if err := b.applyService(s); err != nil {
+		if err := b.installService(s); err != nil {
 			return err
 		}
+		byKey[s.Key] = s
 	}
-	for k, st := range b.svcs {
-		if want[k] {
-			continue
-		}
-		vk := vipKey(k)
-		if err := b.objs.Vips.Delete(&vk); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("remove service %s: %w", k, err)
-		}
-		delete(b.svcs, k)
-		_ = st
-	}
-	b.installed = desired
 	return nil
 }
 
-// missingReal reports whether a real of s has no usable slot yet (its MAC
-// could not be resolved last time), so the service must be retried.
-func (b *Backend) missingReal(s dataplane.Service) bool {
+// macArrived reports whether a real of s was written without a MAC that
+// the cache now has (the retry loop resolved it).
+func (b *Backend) macArrived(s dataplane.Service) bool {
+	st := b.svcs[s.Key]
+	if st == nil {
+		return false
+	}
 	for _, r := range s.Reals {
-		id, ok := b.realIDs[r.Addr]
-		if !ok || isZeroMAC(b.realMACs[id].mac) {
+		id, ok := st.reals[r.Key()]
+		if !ok {
+			return true
+		}
+		_, known := b.neigh.known[r.Addr]
+		if known != b.slots.hasMAC[id] {
 			return true
 		}
 	}
 	return false
 }
 
-func vipKey(k dataplane.ServiceKey) lbVipKey {
-	w, fam := addrWords(k.Addr)
-	return lbVipKey{Addr: w, Port: htons(k.Port), Proto: uint8(k.Proto), Family: fam}
-}
-
-func (b *Backend) applyService(s dataplane.Service) error {
-	var backends []maglev.Backend
-	for _, r := range s.Reals {
-		id, err := b.realID(r)
-		if err != nil {
-			b.log.Warn("real server not usable yet", "service", s.Key.String(), "real", r.Key().String(), "err", err)
-			continue
-		}
-		backends = append(backends, maglev.Backend{ID: id, Key: r.Addr.String(), Weight: r.Weight})
-	}
-	st := b.svcs[s.Key]
+func (b *Backend) removeService(k dataplane.ServiceKey) error {
+	st := b.svcs[k]
 	if st == nil {
-		id, err := b.freeServiceID()
-		if err != nil {
-			return err
-		}
-		st = &svcState{id: id, ring: 1} // the first table goes to half 0
-		b.svcs[s.Key] = st
+		return nil
 	}
-	flags := b.flags(s)
-	build := maglev.Table
-	if flags&uint32(lbLbFlagsSVC_ROUND) != 0 {
-		build = maglev.RoundRobin
+	vk := vipKey(k)
+	if err := b.objs.Vips.Delete(&vk); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("remove service %s: %w", k, err)
 	}
-	table, err := build(backends, RingSize)
-	if errors.Is(err, maglev.ErrEmpty) {
-		table = make([]uint32, RingSize) // no real: the program passes the traffic
-	} else if err != nil {
-		return err
+	if err := b.objs.Rings.Delete(st.id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("remove table of %s: %w", k, err)
 	}
-	next := st.ring ^ 1
-	base := (st.id*2 + next) * RingSize
-	keys := make([]uint32, RingSize)
-	for i := range keys {
-		keys[i] = base + uint32(i)
+	for _, id := range st.reals {
+		b.freeSlot(id)
 	}
-	if _, err := b.objs.Rings.BatchUpdate(keys, table, nil); err != nil {
-		// Fall back to single updates where batch ops are unavailable.
-		for i := range keys {
-			if err := b.objs.Rings.Put(keys[i], table[i]); err != nil {
-				return fmt.Errorf("write table of %s: %w", s.Key, err)
-			}
-		}
-	}
-	vk := vipKey(s.Key)
-	meta := lbVipMeta{Id: st.id, Ring: next, Flags: flags}
-	if err := b.objs.Vips.Put(&vk, &meta); err != nil {
-		return fmt.Errorf("install service %s: %w", s.Key, err)
-	}
-	st.ring = next
+	b.svcIDs.put(st.id)
+	delete(b.svcs, k)
 	return nil
 }
 
-func (b *Backend) freeServiceID() (uint32, error) {
-	used := map[uint32]bool{}
-	for _, st := range b.svcs {
-		used[st.id] = true
-	}
-	for id := uint32(0); id < MaxServices; id++ {
-		if !used[id] {
-			return id, nil
+func (b *Backend) installService(s dataplane.Service) error {
+	st := b.svcs[s.Key]
+	if st == nil {
+		id, ok := b.svcIDs.get()
+		if !ok {
+			return fmt.Errorf("no free service slot (max %d)", b.opts.MaxServices)
+		}
+		st = &svcState{id: id, reals: map[dataplane.RealKey]uint32{}}
+		b.svcs[s.Key] = st
+		zero := make([]lbCounter, ebpf.MustPossibleCPU())
+		if err := b.objs.VipStats.Put(id, zero); err != nil {
+			return fmt.Errorf("reset counters of %s: %w", s.Key, err)
 		}
 	}
-	return 0, fmt.Errorf("no free service slot (max %d)", MaxServices)
+	for _, r := range s.Reals {
+		id, ok := st.reals[r.Key()]
+		if !ok {
+			var err error
+			if id, err = b.allocSlot(s.Key, st.id, r); err != nil {
+				return fmt.Errorf("service %s: %w", s.Key, err)
+			}
+			st.reals[r.Key()] = id
+		} else if err := b.writeSlot(id, st.id, r.Key()); err != nil {
+			return err
+		}
+		_, b.slots.hasMAC[id] = b.neigh.known[r.Addr]
+	}
+	return b.writeTable(s, st)
+}
+
+// ringKeys are the keys of a full table, built once.
+var ringKeys = func() []uint32 {
+	k := make([]uint32, RingSize)
+	for i := range k {
+		k[i] = uint32(i)
+	}
+	return k
+}()
+
+// writeTable builds s's Maglev table over its reals that have a weight and
+// a MAC, writes it into a new inner map and swaps that in with one update,
+// then updates the service's entry (flags, table size).
+func (b *Backend) writeTable(s dataplane.Service, st *svcState) error {
+	var backends []maglev.Backend
+	for _, r := range s.Reals {
+		id, ok := st.reals[r.Key()]
+		if !ok || r.Weight == 0 {
+			continue
+		}
+		if _, known := b.neigh.known[r.Addr]; !known {
+			continue
+		}
+		backends = append(backends, maglev.Backend{ID: id, Key: r.Key().String(), Weight: r.Weight})
+	}
+	flags, mask := b.selection(s)
+	meta := lbVipMeta{Id: st.id, Flags: flags, SrcMask: mask}
+	table, err := maglev.Table(backends, RingSize)
+	switch {
+	case errors.Is(err, maglev.ErrEmpty):
+		// No real can take a new flow: the program passes them.
+		if err := b.objs.Rings.Delete(st.id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("clear table of %s: %w", s.Key, err)
+		}
+	case err != nil:
+		return fmt.Errorf("table of %s: %w", s.Key, err)
+	default:
+		inner, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4,
+			MaxEntries: RingSize, Flags: unix.BPF_F_INNER_MAP})
+		if err != nil {
+			return fmt.Errorf("table of %s: %w", s.Key, err)
+		}
+		defer inner.Close() // the outer map holds its own reference
+		if _, err := inner.BatchUpdate(ringKeys, table, nil); err != nil {
+			for i := range table {
+				if err := inner.Put(uint32(i), table[i]); err != nil {
+					return fmt.Errorf("write table of %s: %w", s.Key, err)
+				}
+			}
+		}
+		if err := b.objs.Rings.Put(st.id, inner); err != nil {
+			return fmt.Errorf("install table of %s: %w", s.Key, err)
+		}
+		meta.RingSize = RingSize
+	}
+	vk := vipKey(s.Key)
+	if err := b.objs.Vips.Put(&vk, &meta); err != nil {
+		return fmt.Errorf("install service %s: %w", s.Key, err)
+	}
+	return nil
+}
+
+// selection maps a scheduler onto the one rule: every service resolves
+// through its weighted Maglev table; what is hashed is the scheduler's
+// business. sh/mh and persistence name the client (address, masked by the
+// persistence granularity; plus the port with sh-port/mh-port); every
+// other scheduler hashes the 5-tuple, so one client's connections still
+// spread.
+func (b *Backend) selection(s dataplane.Service) (flags uint32, mask [4]uint32) {
+	mask, _ = addrWords(fullMask(s.Key.Addr.Is4(), 0))
+	switch s.Scheduler {
+	case "mh", "sh":
+		flags = uint32(lbLbFlagsSVC_HASH_SRC)
+		for _, fl := range s.SchedFlags {
+			if fl == "sh-port" || fl == "mh-port" {
+				flags |= uint32(lbLbFlagsSVC_HASH_PORT)
+			}
+		}
+	case "rr", "wrr", "dh":
+	default:
+		if !b.warned[s.Scheduler] {
+			b.warned[s.Scheduler] = true
+			b.log.Warn("scheduler resolved through the weighted Maglev table by 5-tuple hash in XDP: "+
+				"connection counts per real are not kept in the fast path, and a pure function of the flow "+
+				"keeps a flow's real on every director (the IPVS backend keeps the exact semantics)",
+				"lvs_sched", s.Scheduler, "service", s.Key.String())
+		}
+	}
+	if s.Persistence > 0 {
+		flags = uint32(lbLbFlagsSVC_HASH_SRC)
+		mask, _ = addrWords(fullMask(s.Key.Addr.Is4(), s.PersistenceMask))
+	}
+	return flags, mask
+}
+
+func vipKey(k dataplane.ServiceKey) lbVipKey {
+	w, fam := addrWords(k.Addr)
+	return lbVipKey{Addr: w, Port: htons(k.Port), Proto: uint8(k.Proto), Family: fam}
 }

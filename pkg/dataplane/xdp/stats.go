@@ -16,7 +16,8 @@ func (b *Backend) Services(context.Context) ([]dataplane.Service, error) {
 	return dataplane.Canonical(b.installed), nil
 }
 
-// Stats implements dataplane.Backend.
+// Stats implements dataplane.Backend: per service, and per real of each
+// service (each (service, real) has its own counters).
 func (b *Backend) Stats(context.Context) ([]dataplane.ServiceStats, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -28,12 +29,32 @@ func (b *Backend) Stats(context.Context) ([]dataplane.ServiceStats, error) {
 		}
 		ss := dataplane.ServiceStats{Key: s.Key, Reals: map[dataplane.RealKey]dataplane.Stats{}}
 		ss.Stats = sumCounter(b.objs.VipStats, st.id)
-		for _, r := range s.Reals {
-			if id, ok := b.realIDs[r.Addr]; ok {
-				ss.Reals[r.Key()] = sumCounter(b.objs.RealStats, id)
-			}
+		for rk, id := range st.reals {
+			ss.Reals[rk] = sumCounter(b.objs.RealStats, id)
 		}
 		out = append(out, ss)
+	}
+	return out, nil
+}
+
+// RealStates implements dataplane.RealStater: a real whose MAC is not
+// resolved takes no new flows, and says why.
+func (b *Backend) RealStates(context.Context) ([]dataplane.RealState, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []dataplane.RealState
+	for _, s := range b.installed {
+		for _, r := range s.Reals {
+			rs := dataplane.RealState{Service: s.Key, Real: r.Key(), Ready: true}
+			if _, ok := b.neigh.known[r.Addr]; !ok {
+				rs.Ready = false
+				rs.Reason = "MAC not resolved"
+				if err := b.neigh.failed[r.Addr]; err != nil {
+					rs.Reason += ": " + err.Error()
+				}
+			}
+			out = append(out, rs)
+		}
 	}
 	return out, nil
 }
@@ -62,22 +83,19 @@ func (b *Backend) Reasons() map[Reason]uint64 {
 
 // ReasonNames returns the per-reason counters keyed by a stable name.
 func (b *Backend) ReasonNames() map[string]uint64 {
-	names := map[Reason]string{PassNotIP: "pass_not_ip", PassNotVIP: "pass_not_vip", PassFragment: "pass_fragment",
-		PassIPOptions: "pass_ip_options", PassIPv6Ext: "pass_ipv6_ext", PassTruncated: "pass_truncated",
-		PassNoReal: "pass_no_real", PassNoMAC: "pass_no_mac", TX: "tx", Redirect: "redirect", CTHit: "ct_hit", CTNew: "ct_new"}
 	out := map[string]uint64{}
 	for r, n := range b.Reasons() {
-		out[names[r]] = n
+		out[reasonNames[r]] = n
 	}
 	return out
 }
 
-// RealFlows counts connection-table entries per real address.
+// RealFlows counts flow-table entries per real address.
 func (b *Backend) RealFlows() map[netip.Addr]int {
 	b.mu.Lock()
 	byID := map[uint32]netip.Addr{}
-	for a, id := range b.realIDs {
-		byID[id] = a
+	for id, o := range b.slots.owners {
+		byID[id] = o.real.Addr
 	}
 	b.mu.Unlock()
 	out := map[netip.Addr]int{}
@@ -88,4 +106,16 @@ func (b *Backend) RealFlows() map[netip.Addr]int {
 		out[byID[v.RealId]]++
 	}
 	return out
+}
+
+// FlowEntries is the number of flow-table entries.
+func (b *Backend) FlowEntries() int {
+	n := 0
+	var k lbFlowKey
+	var v lbFlowVal
+	it := b.objs.Conntrack.Iterate()
+	for it.Next(&k, &v) {
+		n++
+	}
+	return n
 }

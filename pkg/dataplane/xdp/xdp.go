@@ -1,6 +1,12 @@
 // Package xdp is halo's XDP data plane: it implements dataplane.Backend on
-// top of the program in bpf/lb.c (DR forwarding with Maglev tables and a
-// connection table).
+// top of the program in bpf/lb.c (DR forwarding with per-service Maglev
+// tables and a flow table).
+//
+// The files follow the concepts: load.go loads, pins, adopts and swaps the
+// program; services.go applies the desired set (tables, ordering, skipping);
+// reals.go owns the (service, real) slots; neighbour.go resolves real MACs
+// outside the lock and retries; stats.go reads counters back; hash.go is the
+// selection key in Go.
 //
 // Maps and the program links are pinned under a bpffs directory. A halod
 // that starts and finds them adopts the maps (flows, tables, counters) and
@@ -14,14 +20,14 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
-	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
 	"github.com/halo-lb/halo/pkg/dataplane"
 )
 
-// Options configure the backend.
+// Options configure the backend. Zero values take the defaults of limits.go.
 type Options struct {
 	// Interfaces get the program attached; VIP traffic arrives there.
 	Interfaces []string
@@ -36,11 +42,49 @@ type Options struct {
 	// ResolveMAC finds a real's MAC and egress interface; default: the
 	// kernel's route and neighbour tables, probing when missing.
 	ResolveMAC func(ip netip.Addr) (net.HardwareAddr, int, error)
+
+	// Map sizes (the dataplane block's max_services, max_reals,
+	// flow_table_size). A change is a layout change: see load.go.
+	MaxServices, MaxReals, FlowTableSize uint32
+	// Idle timeouts of flow-table entries (tcp_timeout, tcp_fin_timeout,
+	// udp_timeout).
+	TCPTimeout, TCPFinTimeout, UDPTimeout time.Duration
+	// SYNFloodThreshold is the new-entry budget per second and CPU
+	// (syn_flood_threshold); negative: no limit.
+	SYNFloodThreshold int
 }
 
+func (o *Options) defaults() {
+	if o.MaxServices == 0 {
+		o.MaxServices = MaxServices
+	}
+	if o.MaxReals == 0 {
+		o.MaxReals = MaxReals
+	}
+	if o.FlowTableSize == 0 {
+		o.FlowTableSize = FlowTableSize
+	}
+	if o.TCPTimeout == 0 {
+		o.TCPTimeout = DefaultTCPTimeout
+	}
+	if o.TCPFinTimeout == 0 {
+		o.TCPFinTimeout = DefaultTCPFinTimeout
+	}
+	if o.UDPTimeout == 0 {
+		o.UDPTimeout = DefaultUDPTimeout
+	}
+	if o.SYNFloodThreshold == 0 {
+		o.SYNFloodThreshold = DefaultSYNFloodThreshold
+	}
+	if o.ResolveMAC == nil {
+		o.ResolveMAC = resolveMAC
+	}
+}
+
+// svcState is an installed service.
 type svcState struct {
-	id   uint32
-	ring uint32
+	id    uint32
+	reals map[dataplane.RealKey]uint32 // slot per real
 }
 
 // Backend is the XDP data plane.
@@ -49,26 +93,33 @@ type Backend struct {
 	objs  lbObjects
 	links map[string]link.Link
 	log   *slog.Logger
+	// mapDir is where this layout's maps are pinned; fresh reports that
+	// it did not exist before this process (a new layout, or no pins).
+	mapDir string
+	fresh  bool
+	// pending are pinned links of an older program (another layout) that
+	// keep forwarding until the first Apply has filled the new maps.
+	pending map[string]link.Link
 
-	mu        sync.Mutex
-	installed []dataplane.Service
-	svcs      map[dataplane.ServiceKey]*svcState
-	realIDs   map[netip.Addr]uint32
-	realMACs  map[uint32]realInfo
-	warned    map[string]bool
-	stop      chan struct{}
-	wg        sync.WaitGroup
-}
-
-type realInfo struct {
-	mac     net.HardwareAddr
-	ifindex int
+	// applyMu serialises Apply and the retry loop; mu guards the state
+	// below for readers (Stats, Services, status) and is never held
+	// across neighbour resolution.
+	applyMu sync.Mutex
+	mu      sync.Mutex
+	// installed is what the maps hold; lastDesired what was asked last
+	// (the retry loop re-applies it once a missing MAC resolves).
+	installed   []dataplane.Service
+	lastDesired []dataplane.Service
+	svcs        map[dataplane.ServiceKey]*svcState
+	svcIDs      idPool
+	slots       slotTable
+	neigh       neighbours
+	warned      map[string]bool
+	stop        chan struct{}
+	wg          sync.WaitGroup
 }
 
 var _ dataplane.Backend = (*Backend)(nil)
-
-// Prog is the XDP program (for prog.Run).
-func (b *Backend) Prog() *ebpf.Program { return b.objs.XdpLb }
 
 // Name implements dataplane.Backend.
 func (b *Backend) Name() string { return "xdp" }
