@@ -2,11 +2,11 @@ package xdp
 
 import (
 	"context"
-	"sync"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/mdlayher/arp"
