@@ -36,6 +36,7 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/testkit/packet
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./pkg/config
+	$(GO) test -run '^$$' -fuzz '^FuzzIncludes$$' -fuzztime $(FUZZTIME) ./pkg/config
 
 demo:
 	$(GO) run ./tests/demo
