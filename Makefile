@@ -1,5 +1,11 @@
 # halo: build, generate, test. Root is needed for `test`, `demo` and `bench`
 # (network namespaces, XDP); `test-unit` runs anywhere.
+#
+# `make test`, `demo`, `bench` and `test-vm` first run scripts/deps, which
+# installs (Debian/Ubuntu, as root) only the packages that target needs and
+# are missing, and otherwise says what is missing and stops. Under `make
+# test` a test that lacks a tool fails instead of skipping
+# (HALO_REQUIRE_TOOLS, read by internal/testkit).
 SHELL := /bin/bash
 GO ?= go
 export CGO_ENABLED := 0
@@ -7,7 +13,8 @@ PKGS := ./...
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build generate test test-unit lint fuzz demo bench clean
+.PHONY: all build generate check-generate deps deps-demo deps-test deps-vm deps-generate deps-race \
+	test test-unit test-race lint fuzz demo bench clean
 
 all: build
 
@@ -19,30 +26,59 @@ build:
 generate:
 	$(GO) generate ./...
 
+# CI: the committed objects are what the C sources compile to.
+check-generate: deps-generate generate
+	@git diff --exit-code --stat -- '*_bpfel.go' '*_bpfel.o' || \
+	  { echo "make generate changed the committed BPF objects: commit them"; exit 1; }
+
+# Everything every target needs; the targets below install their own part.
+deps:
+	@scripts/deps all
+deps-demo:
+	@scripts/deps demo
+deps-test:
+	@scripts/deps test
+deps-vm:
+	@scripts/deps vm
+deps-generate:
+	@scripts/deps generate
+deps-race:
+	@scripts/deps race
+
 # Everything, including the tests that need root and BPF. Prints go test's
 # package lines, every failure, and a closing count.
-test:
-	@scripts/gotest -timeout 25m $(PKGS)
+test: deps-test
+	@if [ "$$(id -u)" != 0 ]; then echo "make test needs root (namespaces, XDP); make test-unit runs without"; exit 1; fi
+	@HALO_REQUIRE_TOOLS=1 HALO_UNPRIVILEGED=0 scripts/gotest -timeout 25m $(PKGS)
 
 # Only what needs no privileges.
 test-unit:
 	@HALO_UNPRIVILEGED=1 scripts/gotest -timeout 10m $(PKGS)
 
-lint:
-	@out=$$(gofmt -l cmd pkg tests); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	$(GO) vet $(PKGS)
+# The race detector needs cgo, so only this target builds with it. Tests
+# that need root run too when it is root.
+test-race: deps-race
+	@CGO_ENABLED=1 HALO_REQUIRE_TOOLS=$$([ "$$(id -u)" = 0 ] && echo 1 || echo 0) \
+	  TEST_LOG=test-race.log scripts/gotest -race -timeout 40m $(PKGS)
 
+# staticcheck is pinned in go.mod (tool directive): `go tool` builds it
+# from the module cache, no separate install.
+lint:
+	@out=$$(gofmt -l cmd pkg tests internal scripts); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) tool staticcheck $(PKGS)
+
+# Every fuzz target in the repository (found with `go test -list`), each for
+# FUZZTIME. `make test` runs them over their corpus as ordinary tests.
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/testkit/packet
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./pkg/config
-	$(GO) test -run '^$$' -fuzz '^FuzzIncludes$$' -fuzztime $(FUZZTIME) ./pkg/config
+	@FUZZTIME=$(FUZZTIME) scripts/fuzz
 
-demo:
+demo: deps-demo
 	$(GO) run ./tests/demo
 
-bench:
+bench: deps-test
 	$(GO) test -run '^$$' -bench . -benchtime 1x $(PKGS)
 
 clean:
-	rm -rf bin test.log
+	rm -rf bin test.log test-race.log
