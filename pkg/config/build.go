@@ -22,6 +22,7 @@ func (b *builder) build(root []*node) {
 		"static_routes": func(n *node) { c.StaticRoutes = append(c.StaticRoutes, b.routes(n, false)...) },
 		"static_rules":  func(n *node) { c.StaticRules = append(c.StaticRules, b.rules(n)...) },
 		"dataplane":     func(n *node) { b.dataplane(n) },
+		"bgp":           func(n *node) { b.bgp(n) },
 	}, "vrrp_track_process", "track_group", "garp_group", "linkbeat_interfaces", "interface_up_down_delays",
 		"bfd_instance", "SSL", "net_namespace", "net_namespace_ipvs", "namespace_with_ipsets", "instance",
 		"use_pid_dir", "child_wait_time", "linkbeat_use_polling")

@@ -44,6 +44,13 @@ const (
 	defDelayLoop         = Duration(60 * time.Second)
 )
 
+// bgp block (halo's extension); a neighbor's port and hold time are BGP's.
+const (
+	defBGPListenPort = -1
+	defBGPHoldTime   = 90
+	defBGPPort       = 179
+)
+
 var (
 	defMcastGroup4 = netip.MustParseAddr("224.0.0.18")
 	defMcastGroup6 = netip.MustParseAddr("ff02::12")
@@ -89,6 +96,7 @@ func fillDefaults(c *Config, d *Diags) {
 		resolveCheckers(vs)
 	}
 	dataplaneDefaults(&c.Dataplane, set)
+	bgpDefaults(c.BGP, set, d)
 }
 
 // globalGARP: the lower-priority burst defaults to the master burst's
@@ -385,4 +393,27 @@ func vsLabel(vs *VirtualServer, proto string) string {
 		proto = "none"
 	}
 	return fmt.Sprintf("[%s]:%s:%d", vs.Addr, strings.ToLower(proto), vs.Port)
+}
+
+func bgpDefaults(g *BGP, set given, d *Diags) {
+	if g == nil {
+		return
+	}
+	if !set.has(&g.LocalAS) {
+		d.errorf(g.Pos, "bgp: local_as is missing")
+	}
+	if !set.has(&g.ListenPort) {
+		g.ListenPort = defBGPListenPort
+	}
+	if len(g.Neighbors) == 0 {
+		d.errorf(g.Pos, "bgp: no neighbor given")
+	}
+	for _, nb := range g.Neighbors {
+		if !set.has(&nb.HoldTime) {
+			nb.HoldTime = defBGPHoldTime
+		}
+		if !set.has(&nb.Port) {
+			nb.Port = defBGPPort
+		}
+	}
 }

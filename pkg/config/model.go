@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/netip"
 	"strconv"
 	"time"
@@ -31,6 +32,30 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 func secs(s float64) Duration { return Duration(s * float64(time.Second)) }
 
+// Secret is a value that must never be shown: auth_pass, BGP passwords. It
+// prints, logs (slog) and marshals as a fixed mask, so a dump, a status page
+// or a log line cannot carry it; code that needs the value converts it with
+// string(s).
+type Secret string
+
+const secretMask = "********"
+
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return secretMask
+}
+
+// GoString masks %#v too.
+func (s Secret) GoString() string { return strconv.Quote(s.String()) }
+
+// LogValue masks the value in log/slog records.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// MarshalJSON prints the mask (an empty secret stays empty).
+func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
+
 // Config is a parsed keepalived.conf with halo's extension, defaults filled in.
 type Config struct {
 	Global         Global           `json:"global_defs"`
@@ -44,6 +69,7 @@ type Config struct {
 	StaticRoutes   []*Route         `json:"static_routes,omitempty"`
 	StaticRules    []*Rule          `json:"static_rules,omitempty"`
 	Dataplane      Dataplane        `json:"dataplane"`
+	BGP            *BGP             `json:"bgp,omitempty"` // nil without a bgp block
 	// Files lists every file read, the main one first.
 	Files []string `json:"files"`
 
@@ -207,7 +233,7 @@ type VRRPInstance struct {
 	Version              int        `json:"version"`
 	Family               string     `json:"family"` // inet or inet6, from the VIPs
 	AuthType             string     `json:"auth_type,omitempty"`
-	AuthPass             string     `json:"auth_pass,omitempty"`
+	AuthPass             Secret     `json:"auth_pass,omitempty"`
 	VIPs                 []*VIP     `json:"virtual_ipaddress"`
 	ExcludedVIPs         []*VIP     `json:"virtual_ipaddress_excluded,omitempty"`
 	VirtualRoutes        []*Route   `json:"virtual_routes,omitempty"`

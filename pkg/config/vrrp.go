@@ -150,7 +150,7 @@ func (b *builder) instance(n *node) {
 					if !ok {
 						return
 					}
-					in.AuthPass = t.Text
+					in.AuthPass = Secret(t.Text)
 					if len(in.AuthPass) > 8 {
 						b.d.warnf(t.Pos, "(%s) truncating auth_pass to 8 characters", in.Name)
 						in.AuthPass = in.AuthPass[:8]
