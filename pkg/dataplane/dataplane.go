@@ -92,6 +92,11 @@ type Real struct {
 	// MAC is the real's link-layer address for DR when the control plane
 	// knows it; backends that need one resolve it themselves otherwise.
 	MAC net.HardwareAddr
+	// Down marks a configured real whose health checks fail: like weight 0
+	// it takes no new flows while its established flows finish. A real that
+	// is absent from the desired set is no longer configured: the XDP
+	// backend sends its flows nowhere near it (they re-resolve).
+	Down bool
 	// Tunnel overrides the service's encapsulation for this TUN real when
 	// its Type is set.
 	Tunnel Tunnel
@@ -380,7 +385,7 @@ func Diff(installed, desired []Service) Changes {
 			switch {
 			case !ok:
 				c.AddReals = append(c.AddReals, RealChange{d.Key, r})
-			case old.Weight != r.Weight || old.Method != r.Method || (r.MAC != nil && old.MAC.String() != r.MAC.String()) ||
+			case old.Weight != r.Weight || old.Method != r.Method || old.Down != r.Down || (r.MAC != nil && old.MAC.String() != r.MAC.String()) ||
 				old.Tunnel != r.Tunnel || old.UpperThreshold != r.UpperThreshold || old.LowerThreshold != r.LowerThreshold:
 				c.UpdateReals = append(c.UpdateReals, RealChange{d.Key, r})
 			}

@@ -59,6 +59,7 @@ virtual_server %s 80 {
   delay_loop 2
   lb_algo rr
   lb_kind DR
+  protocol TCP
 %s}
 dataplane {
   backend xdp
@@ -73,15 +74,17 @@ dataplane {
 		t.Fatalf("the IPv6 VIP never served: %v", err)
 	}
 	n := map[string]int{}
-	for i := 0; i < 100; i++ {
+	// rr hashes the 5-tuple into the weighted table: 200 connections from
+	// random source ports split binomially; 70 is 4 sigma below half.
+	for i := 0; i < 200; i++ {
 		name, err := get()
 		if err != nil {
 			t.Fatalf("connection %d: %v", i, err)
 		}
 		n[name]++
 	}
-	t.Logf("100 IPv6 connections: %v", n)
-	if n["real1"] < 40 || n["real2"] < 40 {
+	t.Logf("200 IPv6 connections: %v", n)
+	if n["real1"] < 70 || n["real2"] < 70 {
 		t.Fatalf("round robin over IPv6 uneven: %v", n)
 	}
 }

@@ -277,7 +277,7 @@ func (b *Backend) writeTable(s dataplane.Service, st *svcState) error {
 	var backends []maglev.Backend
 	for _, r := range s.Reals {
 		id, ok := st.reals[r.Key()]
-		if !ok || r.Weight == 0 {
+		if !ok || r.Weight == 0 || r.Down {
 			continue
 		}
 		if _, known := b.neigh.known[r.Addr]; !known {
