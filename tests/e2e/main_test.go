@@ -7,9 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/halo-lb/halo/internal/testkit"
 	"github.com/halo-lb/halo/internal/testkit/lab"
+	"github.com/halo-lb/halo/internal/testkit/sink"
 )
 
 // halodBin and haloctlBin are built once for the whole package by TestMain.
@@ -21,14 +22,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	halodBin = filepath.Join(dir, "halod")
-	haloctlBin = filepath.Join(dir, "haloctl")
-	cmd := exec.Command("go", "build", "-o", dir+"/", "../../cmd/halod", "../../cmd/haloctl")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building halod: %v\n%s", err, out)
+	bins, err := testkit.Build(dir, "./cmd/halod", "./cmd/haloctl")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	halodBin, haloctlBin = bins[0], bins[1]
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -43,23 +42,14 @@ func writeFile(t testing.TB, name, text string) string {
 	return p
 }
 
-// waitFor polls cond every 20 ms until it holds or d passes, and returns
-// how long it took (or -1).
-func waitFor(d time.Duration, cond func() bool) time.Duration {
-	start := time.Now()
-	for time.Since(start) < d {
-		if cond() {
-			return time.Since(start)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return -1
-}
+// waitFor and hasAddr are the shared helpers (internal/testkit) under the
+// short names the tests use.
+var waitFor = testkit.WaitFor
 
-func hasAddr(ns *lab.NS, addr string) bool {
-	out, err := exec.Command("ip", "-n", ns.Name, "-o", "addr", "show").CombinedOutput()
-	return err == nil && strings.Contains(string(out), " "+addr+"/")
-}
+func hasAddr(ns *lab.NS, addr string) bool { return ns.HasAddr(addr) }
+
+// attachPass puts the XDP pass sink on ifname in ns for the test's life.
+func attachPass(t *testing.T, ns *lab.NS, ifname string) { sink.AttachIn(t, ns, ifname) }
 
 // neighMAC is the client's neighbour entry for ip ("" when none).
 func neighMAC(ns *lab.NS, ip string) string {

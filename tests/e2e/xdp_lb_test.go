@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/halo-lb/halo/internal/testkit/lab"
-	"github.com/halo-lb/halo/internal/testkit/sink"
 )
 
 // drLab: a client, a director running halod with the XDP data plane in DR
@@ -152,29 +151,6 @@ dataplane {
 	d.bpffs = filepath.Join(l.BPFFS(), "halo")
 	d.sock = filepath.Join(t.TempDir(), "halod.sock")
 	return d
-}
-
-func attachPass(t *testing.T, ns *lab.NS, ifname string) {
-	t.Helper()
-	p, err := sink.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	if err := ns.Do(func() error {
-		ifi, err := net.InterfaceByName(ifname)
-		if err != nil {
-			return err
-		}
-		l, err := p.Attach(ifi.Index)
-		if err != nil {
-			return err
-		}
-		t.Cleanup(func() { l.Close() })
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func (d *drLab) startHalod(t *testing.T) *lab.Proc {

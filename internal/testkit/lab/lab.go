@@ -289,6 +289,13 @@ func (n *NS) TxOff(ifname string) {
 	n.MustExec("ethtool", "-K", ifname, "tx", "off")
 }
 
+// HasAddr reports whether any interface in the namespace has addr (without
+// prefix length) assigned, as `ip addr` shows it.
+func (n *NS) HasAddr(addr string) bool {
+	out, err := exec.Command("ip", "-n", n.Name, "-o", "addr", "show").CombinedOutput()
+	return err == nil && strings.Contains(string(out), " "+addr+"/")
+}
+
 // Link returns the interface by name as seen inside the namespace.
 func (n *NS) Link(ifname string) *net.Interface {
 	n.lab.t.Helper()

@@ -7,9 +7,12 @@ package sink
 import (
 	"errors"
 	"fmt"
+	"net"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/halo-lb/halo/internal/testkit/lab"
 )
 
 // Class is a protocol class, one slot of the counter array. The values come
@@ -91,3 +94,33 @@ func (p *Program) Read() (Counters, error) {
 
 // Close releases the program and its map.
 func (p *Program) Close() error { return p.objs.Close() }
+
+// AttachIn loads the sink and attaches it to ifname inside ns, for as long
+// as the test (or demo) runs. A veth whose peer sends frames back with
+// XDP_TX or receives redirected ones needs an XDP program on that peer:
+// without one, GRO holds the frames for up to a second
+// (docs/lab.md#veth-peer-needs-xdp). The returned program reads the
+// counters of what crossed the link.
+func AttachIn(t lab.T, ns *lab.NS, ifname string) *Program {
+	t.Helper()
+	p, err := Load()
+	if err != nil {
+		t.Fatalf("sink: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	if err := ns.Do(func() error {
+		ifi, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return err
+		}
+		l, err := p.Attach(ifi.Index)
+		if err != nil {
+			return err
+		}
+		t.Cleanup(func() { l.Close() })
+		return nil
+	}); err != nil {
+		t.Fatalf("sink: attach on %s in %s: %v", ifname, ns.Tag, err)
+	}
+	return p
+}
