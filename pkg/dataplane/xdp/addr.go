@@ -2,6 +2,8 @@ package xdp
 
 import (
 	"encoding/binary"
+
+	"github.com/cilium/ebpf"
 	"net"
 	"net/netip"
 )
@@ -61,3 +63,5 @@ func fullMask(is4 bool, bits int) netip.Addr {
 	a, _ := netip.AddrFromSlice(b)
 	return a
 }
+
+func possibleCPUs() (int, error) { return ebpf.PossibleCPU() }

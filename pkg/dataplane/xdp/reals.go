@@ -175,5 +175,5 @@ func (b *Backend) ingress(ifindex int) bool {
 			return true
 		}
 	}
-	return len(b.links)+len(b.pending) == 0
+	return false
 }

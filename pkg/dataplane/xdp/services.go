@@ -261,6 +261,26 @@ func (b *Backend) installService(s dataplane.Service) error {
 	return b.writeTable(s, st)
 }
 
+// buildTable is the selection rule's table: the weighted Maglev table of
+// the reals that may take new flows (weight > 0, not down, usable per
+// slot), keyed by the real's address and port. Slot ids are local to a
+// director, but the keys are not, so two directors with the same service
+// fill every table position with the same real (TestSelectionRule).
+func buildTable(s dataplane.Service, slot func(dataplane.RealKey) (id uint32, usable bool)) ([]uint32, error) {
+	var backends []maglev.Backend
+	for _, r := range s.Reals {
+		if r.Weight == 0 || r.Down {
+			continue
+		}
+		id, ok := slot(r.Key())
+		if !ok {
+			continue
+		}
+		backends = append(backends, maglev.Backend{ID: id, Key: r.Key().String(), Weight: r.Weight})
+	}
+	return maglev.Table(backends, RingSize)
+}
+
 // ringKeys are the keys of a full table, built once.
 var ringKeys = func() []uint32 {
 	k := make([]uint32, RingSize)
@@ -274,20 +294,16 @@ var ringKeys = func() []uint32 {
 // a MAC, writes it into a new inner map and swaps that in with one update,
 // then updates the service's entry (flags, table size).
 func (b *Backend) writeTable(s dataplane.Service, st *svcState) error {
-	var backends []maglev.Backend
-	for _, r := range s.Reals {
-		id, ok := st.reals[r.Key()]
-		if !ok || r.Weight == 0 || r.Down {
-			continue
+	table, err := buildTable(s, func(rk dataplane.RealKey) (uint32, bool) {
+		id, ok := st.reals[rk]
+		if !ok {
+			return 0, false
 		}
-		if _, known := b.neigh.known[r.Addr]; !known {
-			continue
-		}
-		backends = append(backends, maglev.Backend{ID: id, Key: r.Key().String(), Weight: r.Weight})
-	}
+		_, known := b.neigh.known[rk.Addr]
+		return id, known
+	})
 	flags, mask := b.selection(s)
 	meta := lbVipMeta{Id: st.id, Flags: flags, SrcMask: mask}
-	table, err := maglev.Table(backends, RingSize)
 	switch {
 	case errors.Is(err, maglev.ErrEmpty):
 		// No real can take a new flow: the program passes them.

@@ -1,0 +1,394 @@
+package xdp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/halo-lb/halo/internal/testkit/lab"
+	"github.com/halo-lb/halo/internal/testkit/packet"
+	"github.com/halo-lb/halo/pkg/dataplane"
+)
+
+const (
+	xdpDrop     = 1
+	xdpRedirect = 4
+)
+
+func loadWith(t *testing.T, o Options) *Backend {
+	t.Helper()
+	lab.RequireRoot(t)
+	b, err := LoadWith(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.opts.ResolveMAC = fakeResolve
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func withFlags(f *packet.Frame, flags uint8) *packet.Frame {
+	g := *f
+	tcp := *f.TCP
+	tcp.Flags = flags
+	g.TCP = &tcp
+	return &g
+}
+
+// realOf names the real a frame was sent to (by destination MAC).
+func realOf(out []byte) string {
+	p, err := packet.Parse(out)
+	if err != nil {
+		return "?"
+	}
+	for ip, m := range realMACs {
+		if p.Dst.String() == m.String() {
+			return ip
+		}
+	}
+	return "?"
+}
+
+func (b *Backend) hasFlow(f *packet.Frame) bool {
+	k := lbFlowKey{Proto: 6}
+	w, _ := addrWords(f.IPv4.Src)
+	d, _ := addrWords(f.IPv4.Dst)
+	k.Src, k.Dst = w, d
+	k.Sport, k.Dport = htons(f.TCP.SrcPort), htons(f.TCP.DstPort)
+	var v lbFlowVal
+	return b.objs.Conntrack.Lookup(&k, &v) == nil
+}
+
+// Golden aging cases: a FIN starts the short timeout (1 ns here, so the
+// next packet finds the entry expired and it goes); a RST is forwarded to
+// the flow's real and then removes the entry at once.
+func TestGoldenFlowAgingFINAndRST(t *testing.T) {
+	b := loadWith(t, Options{TCPFinTimeout: 1})
+	if err := b.Apply(context.Background(), []dataplane.Service{svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11")}); err != nil {
+		t.Fatal(err)
+	}
+	syn := tcp4(vip4, 80, 7000)
+	steps := []struct {
+		name   string
+		f      *packet.Frame
+		reason Reason
+		flow   bool // entry present afterwards
+	}{
+		{"syn creates the entry", syn, CTNew, true},
+		{"ack hits it", withFlags(syn, packet.TCPAck), CTHit, true},
+		{"fin hits it and starts tcp_fin_timeout", withFlags(syn, packet.TCPFin|packet.TCPAck), CTHit, true},
+		{"after tcp_fin_timeout the entry expires", withFlags(syn, packet.TCPAck), CTExpired, false},
+		{"a mid-flow packet without an entry is forwarded, not recorded", withFlags(syn, packet.TCPAck), CTMiss, false},
+	}
+	rst := tcp4(vip4, 80, 7001)
+	steps2 := []struct {
+		name   string
+		f      *packet.Frame
+		reason Reason
+		flow   bool
+	}{
+		{"syn creates the entry", rst, CTNew, true},
+		{"rst reaches the real and removes the entry", withFlags(rst, packet.TCPRst|packet.TCPAck), CTClosed, false},
+	}
+	for _, st := range append(steps, steps2...) {
+		before := b.Reasons()[st.reason]
+		verdict, out := run(t, b, st.f.Bytes())
+		if verdict != xdpTX || !bytes.Equal(out, rewritten(st.f, "10.1.0.11")) {
+			t.Fatalf("%s: verdict %d, frame\n got %x\nwant %x", st.name, verdict, out, rewritten(st.f, "10.1.0.11"))
+		}
+		if got := b.Reasons()[st.reason]; got != before+1 {
+			t.Fatalf("%s: reason %s %d -> %d", st.name, reasonNames[st.reason], before, got)
+		}
+		if got := b.hasFlow(st.f); got != st.flow {
+			t.Fatalf("%s: flow entry present %v, want %v", st.name, got, st.flow)
+		}
+	}
+}
+
+// Golden case for a flow whose real went down: its packets still reach
+// that real byte for byte, a new flow with the same client goes to the
+// other real, and once the real leaves the configuration the flow
+// re-resolves.
+func TestGoldenFlowOfADownReal(t *testing.T) {
+	b := loadWith(t, Options{})
+	ctx := context.Background()
+	two := svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11", "10.1.0.12")
+	if err := b.Apply(ctx, []dataplane.Service{two}); err != nil {
+		t.Fatal(err)
+	}
+	var f *packet.Frame
+	for sp := uint16(9000); sp < 9100; sp++ {
+		g := tcp4(vip4, 80, sp)
+		if _, out := run(t, b, g.Bytes()); realOf(out) == "10.1.0.11" {
+			f = g
+			break
+		}
+	}
+	if f == nil {
+		t.Fatal("no flow reached 10.1.0.11")
+	}
+	down := svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11", "10.1.0.12")
+	down.Reals[0].Down = true
+	if err := b.Apply(ctx, []dataplane.Service{down}); err != nil {
+		t.Fatal(err)
+	}
+	ack := withFlags(f, packet.TCPAck)
+	if v, out := run(t, b, ack.Bytes()); v != xdpTX || !bytes.Equal(out, rewritten(ack, "10.1.0.11")) {
+		t.Fatalf("established flow of a down real: verdict %d\n got %x\nwant %x", v, out, rewritten(ack, "10.1.0.11"))
+	}
+	for sp := uint16(9100); sp < 9150; sp++ {
+		g := tcp4(vip4, 80, sp)
+		if v, out := run(t, b, g.Bytes()); v != xdpTX || !bytes.Equal(out, rewritten(g, "10.1.0.12")) {
+			t.Fatalf("new flow %d: verdict %d, went to %s", sp, v, realOf(out))
+		}
+	}
+	if err := b.Apply(ctx, []dataplane.Service{svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.12")}); err != nil {
+		t.Fatal(err)
+	}
+	if v, out := run(t, b, ack.Bytes()); v != xdpTX || !bytes.Equal(out, rewritten(ack, "10.1.0.12")) {
+		t.Fatalf("flow of a removed real: verdict %d, went to %s", v, realOf(out))
+	}
+}
+
+// Under a flood of first packets the flow table takes at most the budget
+// per second and CPU; every SYN is still forwarded (by the table), and an
+// established flow keeps its entry and its real.
+func TestFloodBudget(t *testing.T) {
+	const budget = 50
+	b := loadWith(t, Options{SYNFloodThreshold: budget})
+	if err := b.Apply(context.Background(), []dataplane.Service{svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11", "10.1.0.12")}); err != nil {
+		t.Fatal(err)
+	}
+	est := tcp4(vip4, 80, 1)
+	_, out := run(t, b, est.Bytes())
+	estReal := realOf(out)
+	for i := 0; i < 2000; i++ {
+		f := tcp4(vip4, 80, uint16(10000+i))
+		f.IPv4.Src = netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)})
+		if v, _ := run(t, b, f.Bytes()); v != xdpTX {
+			t.Fatalf("SYN %d under flood: verdict %d", i, v)
+		}
+	}
+	n := b.FlowEntries()
+	flood := b.Reasons()[CTFlood]
+	t.Logf("2000 SYNs with a budget of %d/s per CPU: %d entries written, %d forwarded unrecorded", budget, n, flood)
+	if n > 2*budget*len(mustCPUs(t))+1 || flood < 2000-uint64(n) {
+		t.Fatalf("%d entries, %d unrecorded: the budget did not hold", n, flood)
+	}
+	if !b.hasFlow(est) {
+		t.Fatal("the established flow lost its entry")
+	}
+	if _, out := run(t, b, withFlags(est, packet.TCPAck).Bytes()); realOf(out) != estReal {
+		t.Fatalf("established flow moved from %s to %s", estReal, realOf(out))
+	}
+}
+
+// The program and the Go mirror of its hash agree, and two independently
+// loaded data planes (slot ids allocated in another order) send every flow
+// to the same real: the selection rule end to end through prog.Run.
+func TestTwoDirectorsPickTheSameReal(t *testing.T) {
+	a := loadWith(t, Options{})
+	c := loadWith(t, Options{})
+	ctx := context.Background()
+	s := svc(vip4, 80, dataplane.TCP, "wlc", "10.1.0.11", "10.1.0.12")
+	s.Reals[0].Weight = 3
+	if err := a.Apply(ctx, []dataplane.Service{s}); err != nil {
+		t.Fatal(err)
+	}
+	// c first serves another service with the same reals, so its slot ids
+	// differ, then gets the same service.
+	if err := c.Apply(ctx, []dataplane.Service{svc(vip4, 53, dataplane.UDP, "rr", "10.1.0.12", "10.1.0.11")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Apply(ctx, []dataplane.Service{svc(vip4, 53, dataplane.UDP, "rr", "10.1.0.12", "10.1.0.11"), s}); err != nil {
+		t.Fatal(err)
+	}
+	if a.svcs[s.Key].reals[s.Reals[0].Key()] == c.svcs[s.Key].reals[s.Reals[0].Key()] {
+		t.Fatal("test setup: slot ids are the same on both")
+	}
+	flags, mask := a.selection(s)
+	table, _ := buildTable(s, func(rk dataplane.RealKey) (uint32, bool) { return a.svcs[s.Key].reals[rk], true })
+	byID := map[uint32]string{}
+	for rk, id := range a.svcs[s.Key].reals {
+		byID[id] = rk.Addr.String()
+	}
+	n := map[string]int{}
+	for sp := 0; sp < 400; sp++ {
+		f := withFlags(tcp4(vip4, 80, uint16(20000+sp)), packet.TCPAck) // mid-flow: no entry on either
+		_, oa := run(t, a, f.Bytes())
+		_, oc := run(t, c, f.Bytes())
+		if realOf(oa) != realOf(oc) {
+			t.Fatalf("port %d: director A sends to %s, B to %s", 20000+sp, realOf(oa), realOf(oc))
+		}
+		want := byID[table[flowHash(FlowKey{Src: client4, Dst: vip4, SPort: uint16(20000 + sp), DPort: 80, Proto: 6}, flags, mask)%RingSize]]
+		if realOf(oa) != want {
+			t.Fatalf("port %d: program sends to %s, the Go rule says %s", 20000+sp, realOf(oa), want)
+		}
+		n[realOf(oa)]++
+	}
+	t.Logf("400 flows, weights 3:1: %v", n)
+}
+
+// Apply at the service limit: a replacement always fits (removals first),
+// one service too many is skipped and reported, and the installed ones
+// keep forwarding.
+func TestApplyAtServiceLimit(t *testing.T) {
+	b := loadWith(t, Options{MaxServices: 4})
+	ctx := context.Background()
+	mk := func(ports ...uint16) []dataplane.Service {
+		var out []dataplane.Service
+		for _, p := range ports {
+			out = append(out, svc(vip4, p, dataplane.TCP, "rr", "10.1.0.11"))
+		}
+		return out
+	}
+	if err := b.Apply(ctx, mk(1, 2, 3, 4)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Apply(ctx, mk(2, 3, 4, 5)); err != nil {
+		t.Fatalf("replacing one service in a full table: %v", err)
+	}
+	if v, _ := run(t, b, tcp4(vip4, 5, 1000).Bytes()); v != xdpTX {
+		t.Fatalf("the replacement does not forward: verdict %d", v)
+	}
+	if v, _ := run(t, b, tcp4(vip4, 1, 1000).Bytes()); v != xdpPass {
+		t.Fatalf("the removed service still forwards: verdict %d", v)
+	}
+	err := b.Apply(ctx, mk(1, 2, 3, 4, 5))
+	var sk *dataplane.SkippedError
+	if !errors.As(err, &sk) || len(sk.Skipped) != 1 {
+		t.Fatalf("one service over the limit: %v", err)
+	}
+	if _, ok := sk.Skipped[mk(1)[0].Key]; !ok {
+		t.Fatalf("skipped %v, want the new service (port 1), not an installed one", sk)
+	}
+	for _, p := range []uint16{2, 3, 4, 5} {
+		if v, _ := run(t, b, tcp4(vip4, p, 1000).Bytes()); v != xdpTX {
+			t.Fatalf("installed service %d stopped forwarding: verdict %d", p, v)
+		}
+	}
+	// A later set that fits again installs it.
+	if err := b.Apply(ctx, mk(1, 2, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := run(t, b, tcp4(vip4, 1, 1000).Bytes()); v != xdpTX {
+		t.Fatalf("service 1 once room was made: verdict %d", v)
+	}
+}
+
+// One service the program cannot serve is skipped with its reason; every
+// other service is applied.
+func TestApplySkipsBadService(t *testing.T) {
+	b := loadWith(t, Options{})
+	nat := svc(vip4, 81, dataplane.TCP, "rr", "10.1.0.11")
+	nat.Method = dataplane.NAT
+	sctp := svc(vip4, 82, dataplane.SCTP, "rr", "10.1.0.11")
+	dup := svc(vip4, 83, dataplane.TCP, "rr", "10.1.0.11", "10.1.0.11")
+	err := b.Apply(context.Background(), []dataplane.Service{svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11"), nat, sctp, dup,
+		svc(vip4, 53, dataplane.UDP, "mh", "10.1.0.12")})
+	var sk *dataplane.SkippedError
+	if !errors.As(err, &sk) || len(sk.Skipped) != 3 {
+		t.Fatalf("want 3 skipped services, got %v", err)
+	}
+	t.Log(err)
+	if v, _ := run(t, b, tcp4(vip4, 80, 1000).Bytes()); v != xdpTX {
+		t.Fatalf("good TCP service: verdict %d", v)
+	}
+	udp := &packet.Frame{Dst: dirMAC, Src: clientMAC, IPv4: &packet.IPv4{Src: client4, Dst: vip4}, UDP: &packet.UDP{SrcPort: 5, DstPort: 53}}
+	if v, _ := run(t, b, udp.Bytes()); v != xdpTX {
+		t.Fatalf("good UDP service: verdict %d", v)
+	}
+	if got, _ := b.Services(context.Background()); len(got) != 2 {
+		t.Fatalf("installed %d services, want 2", len(got))
+	}
+}
+
+// A real whose MAC does not resolve gets no new flows and no frame with an
+// empty MAC; it shows in RealStates; once it resolves (the retry loop),
+// it takes its share.
+func TestUnresolvedRealGetsNoFlows(t *testing.T) {
+	b := loadWith(t, Options{})
+	ctx := context.Background()
+	ghost := "10.1.0.99"
+	s := svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11", ghost)
+	if err := b.Apply(ctx, []dataplane.Service{s}); err != nil {
+		t.Fatal(err)
+	}
+	for sp := uint16(100); sp < 200; sp++ {
+		if _, out := run(t, b, tcp4(vip4, 80, sp).Bytes()); realOf(out) != "10.1.0.11" {
+			t.Fatalf("flow %d went to %s with one real unresolved", sp, realOf(out))
+		}
+	}
+	st, _ := b.RealStates(ctx)
+	var notReady int
+	for _, r := range st {
+		if !r.Ready {
+			notReady++
+			if r.Real.Addr.String() != ghost || r.Reason == "" {
+				t.Fatalf("state %+v", r)
+			}
+		}
+	}
+	if notReady != 1 {
+		t.Fatalf("real states %+v", st)
+	}
+	realMACs[ghost] = packet.MustMAC("02:00:00:00:99:01")
+	defer delete(realMACs, ghost)
+	b.retryFailed()
+	n := map[string]int{}
+	for sp := uint16(300); sp < 500; sp++ {
+		_, out := run(t, b, tcp4(vip4, 80, sp).Bytes())
+		n[realOf(out)]++
+	}
+	if n[ghost] == 0 || n["10.1.0.11"] == 0 {
+		t.Fatalf("after the MAC resolved: %v", n)
+	}
+}
+
+// Counters are per (service, real), and a reused slot starts at zero.
+func TestPerServiceRealCounters(t *testing.T) {
+	b := loadWith(t, Options{})
+	ctx := context.Background()
+	a, c := svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11"), svc(vip4, 81, dataplane.TCP, "rr", "10.1.0.11")
+	if err := b.Apply(ctx, []dataplane.Service{a, c}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		run(t, b, tcp4(vip4, 80, uint16(100+i)).Bytes())
+	}
+	run(t, b, tcp4(vip4, 81, 100).Bytes())
+	counts := func() map[uint16]uint64 {
+		st, _ := b.Stats(ctx)
+		out := map[uint16]uint64{}
+		for _, s := range st {
+			out[s.Key.Port] = s.Reals[dataplane.RealKey{Addr: netip.MustParseAddr("10.1.0.11")}].Packets
+		}
+		return out
+	}
+	if got := counts(); got[80] != 3 || got[81] != 1 {
+		t.Fatalf("per-service real counters %v, want 80:3 81:1", got)
+	}
+	// Service 81 goes; a new service reuses its slot: its counter is zero.
+	if err := b.Apply(ctx, []dataplane.Service{a}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Apply(ctx, []dataplane.Service{a, svc(vip4, 82, dataplane.TCP, "rr", "10.1.0.11")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := counts(); got[82] != 0 || got[80] != 3 {
+		t.Fatalf("after reuse %v, want 82:0 80:3", got)
+	}
+}
+
+func mustCPUs(t *testing.T) []int {
+	n, err := possibleCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return make([]int, n)
+}
+
+var _ = net.HardwareAddr{}
