@@ -1,5 +1,7 @@
 package config
 
+import "math"
+
 func (b *builder) dataplane(n *node) {
 	dp := &b.cfg.Dataplane
 	dp.Pos = n.pos()
@@ -40,8 +42,35 @@ func (b *builder) dataplane(n *node) {
 				b.d.errorf(t.Pos, "xdp_mode %q is not native, generic or auto", t.Text)
 			}
 		},
+		"flow_table_size":     func(n *node) { b.intRange(n, 1024, 1<<27, &dp.FlowTableSize) },
+		"tcp_timeout":         b.wholeSeconds(&dp.TCPTimeout),
+		"tcp_fin_timeout":     b.wholeSeconds(&dp.TCPFinTimeout),
+		"udp_timeout":         b.wholeSeconds(&dp.UDPTimeout),
+		"syn_flood_threshold": func(n *node) { b.intRange(n, 0, math.MaxInt32, &dp.SYNFloodThreshold) },
+		"max_services":        func(n *node) { b.intRange(n, 1, 1<<16, &dp.MaxServices) },
+		"max_reals":           func(n *node) { b.intRange(n, 1, 1<<20, &dp.MaxReals) },
 	})
+	if dp.Backend == "ipvs" {
+		for _, c := range n.children {
+			switch c.key.Text {
+			case "flow_table_size", "tcp_timeout", "tcp_fin_timeout", "udp_timeout", "syn_flood_threshold", "max_services", "max_reals":
+				b.d.notef(c.pos(), "%s is used by the xdp backend only (IPVS: ipvsadm --set)", c.key.Text)
+			}
+		}
+	}
 	if dp.Backend == "xdp" && len(dp.Interfaces) == 0 {
 		b.d.errorf(n.pos(), "dataplane backend xdp needs at least one interface")
+	}
+}
+
+// wholeSeconds reads a timeout in whole seconds, 1 up to IPVS's largest
+// (INT_MAX / HZ ≈ 24 days at HZ=1000; halo takes 2147483).
+func (b *builder) wholeSeconds(dst *Duration) handler {
+	return func(n *node) {
+		v := 0
+		if b.intRange(n, 1, 2147483, &v) {
+			*dst = secs(float64(v))
+			b.mark(dst)
+		}
 	}
 }

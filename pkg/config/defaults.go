@@ -44,6 +44,17 @@ const (
 	defDelayLoop         = Duration(60 * time.Second)
 )
 
+// dataplane block (halo's extension): the XDP maps. The timeouts are IPVS's
+// (ipvsadm -L --timeout: 900 120 300).
+const (
+	defFlowTableSize = 262144
+	defTCPTimeout    = Duration(900 * time.Second)
+	defTCPFinTimeout = Duration(120 * time.Second)
+	defUDPTimeout    = Duration(300 * time.Second)
+	defMaxServices   = 1024
+	defMaxReals      = 16384
+)
+
 // bgp block (halo's extension); a neighbor's port and hold time are BGP's.
 const (
 	defBGPListenPort = -1
@@ -278,6 +289,24 @@ func dataplaneDefaults(dp *Dataplane, set given) {
 	}
 	if dp.XDPMode == "" {
 		dp.XDPMode = "auto"
+	}
+	if !set.has(&dp.FlowTableSize) {
+		dp.FlowTableSize = defFlowTableSize
+	}
+	if !set.has(&dp.TCPTimeout) {
+		dp.TCPTimeout = defTCPTimeout
+	}
+	if !set.has(&dp.TCPFinTimeout) {
+		dp.TCPFinTimeout = defTCPFinTimeout
+	}
+	if !set.has(&dp.UDPTimeout) {
+		dp.UDPTimeout = defUDPTimeout
+	}
+	if !set.has(&dp.MaxServices) {
+		dp.MaxServices = defMaxServices
+	}
+	if !set.has(&dp.MaxReals) {
+		dp.MaxReals = defMaxReals
 	}
 }
 

@@ -187,8 +187,8 @@ func (b *builder) virtualServer(n *node) {
 	b.walk(n.children, where, merge(b.checkerOpts(&vs.Defaults), map[string]handler{
 		"lb_algo":    func(n *node) { b.sched(n, vs) },
 		"lvs_sched":  func(n *node) { b.sched(n, vs) },
-		"lb_kind":    func(n *node) { b.vsMethod(n, vs) },
-		"lvs_method": func(n *node) { b.vsMethod(n, vs) },
+		"lb_kind":    func(n *node) { b.lvsMethod(n, "virtual server", &vs.Method, &vs.Tunnel) },
+		"lvs_method": func(n *node) { b.lvsMethod(n, "virtual server", &vs.Method, &vs.Tunnel) },
 		"protocol": func(n *node) {
 			t, ok := b.arg(n, 0)
 			if !ok {
@@ -248,11 +248,11 @@ func (b *builder) virtualServer(n *node) {
 			}
 		},
 		"sorry_server_lvs_method": func(n *node) {
-			if t, ok := b.arg(n, 0); ok && vs.SorryServer != nil {
-				if m, ok := b.method(t, "sorry_server"); ok {
-					vs.SorryServer.Method = m
-				}
+			if vs.SorryServer == nil {
+				b.d.warnf(n.pos(), "sorry_server forwarding used without sorry_server")
+				return
 			}
+			b.lvsMethod(n, "sorry server", &vs.SorryServer.Method, &vs.SorryServer.Tunnel)
 		},
 		"inhibit_on_failure": b.setFlag(&vs.Inhibit),
 		"omega":              b.setFlag(&vs.Omega),
@@ -293,29 +293,76 @@ func (b *builder) sched(n *node, vs *VirtualServer) {
 	}
 }
 
-func (b *builder) vsMethod(n *node, vs *VirtualServer) {
+// lvsMethod reads `lvs_method METHOD [type ipip|gue port N|gre]
+// [nocsum|csum|remcsum]` (alias lb_kind on a virtual server) into method and
+// tun, with keepalived's checks of the tunnel options; who is "virtual
+// server", "real server" or "sorry server" in messages.
+func (b *builder) lvsMethod(n *node, who string, method *string, tun *Tunnel) {
 	t, ok := b.arg(n, 0)
 	if !ok {
 		return
 	}
-	m, ok := b.method(t, "virtual_server")
+	m, ok := b.method(t, strings.ReplaceAll(who, " ", "_"))
 	if !ok {
 		return
 	}
-	vs.Method = m
-	b.mark(&vs.Method)
+	*method = m
+	b.mark(method)
+	var nt Tunnel
 	if m == "TUN" {
-		vs.TunType = "ipip"
-		for i := 1; i < len(n.args); i++ {
-			switch n.args[i].Text {
-			case "type":
-				if i+1 < len(n.args) {
-					i++
-					vs.TunType = n.args[i].Text
-				}
+		nt.TunType = "ipip"
+	}
+	opts := false
+	for i := 1; i < len(n.args); i++ {
+		a := n.args[i]
+		opts = true
+		switch a.Text {
+		case "type", "port":
+			if i+1 >= len(n.args) {
+				b.d.errorf(a.Pos, "%s: missing value", a.Text)
+				continue
 			}
+			i++
+			v := n.args[i]
+			if a.Text == "type" {
+				switch v.Text {
+				case "ipip", "gue", "gre":
+					nt.TunType = v.Text
+				default:
+					b.d.errorf(v.Pos, "Unknown tunnel type %s for %s.", v.Text, who)
+				}
+				continue
+			}
+			p, err := strconv.Atoi(v.Text)
+			if err != nil || p < 1 || p > 65535 {
+				b.d.errorf(v.Pos, "Invalid gue tunnel port %s for %s.", v.Text, who)
+				continue
+			}
+			nt.TunPort = p
+		case "csum", "nocsum", "remcsum":
+			nt.TunChecksum = a.Text
+		default:
+			b.d.errorf(a.Pos, "%s: unknown word %q after %s", n.key.Text, a.Text, m)
 		}
 	}
+	if m != "TUN" {
+		if opts {
+			b.d.warnf(n.pos(), "%s: tunnel options apply only to TUN; ignored for %s", n.key.Text, m)
+		}
+		*tun = Tunnel{}
+		return
+	}
+	// keepalived's checks; an inconsistent tunnel is an error in halo
+	// because no data plane could build it.
+	switch {
+	case (nt.TunType == "gue") != (nt.TunPort != 0):
+		b.d.errorf(n.pos(), "gue tunnels require port, otherwise cannot have port.")
+	case nt.TunType == "ipip" && nt.TunChecksum != "":
+		b.d.errorf(n.pos(), "ipip tunnels do not support checksum option.")
+	case nt.TunType == "gre" && nt.TunChecksum == "remcsum":
+		b.d.errorf(n.pos(), "gre tunnels do not support remote checksum option.")
+	}
+	*tun = nt
 }
 
 func (b *builder) realServer(n *node, vs *VirtualServer) {
@@ -351,21 +398,15 @@ func (b *builder) realServer(n *node, vs *VirtualServer) {
 		"notify_down": b.scriptArg(&rs.NotifyDown),
 		"uthreshold":  func(n *node) { b.intRange(n, 0, math.MaxInt32, &rs.UThreshold) },
 		"lthreshold":  func(n *node) { b.intRange(n, 0, math.MaxInt32, &rs.LThreshold) },
-		"lvs_method": func(n *node) {
-			if t, ok := b.arg(n, 0); ok {
-				if m, ok := b.method(t, "real_server"); ok {
-					rs.Method = m
-				}
-			}
-		},
-		"TCP_CHECK":  checker("TCP_CHECK"),
-		"HTTP_GET":   checker("HTTP_GET"),
-		"SSL_GET":    checker("SSL_GET"),
-		"MISC_CHECK": checker("MISC_CHECK"),
-		"PING_CHECK": checker("PING_CHECK"),
-		"UDP_CHECK":  checker("UDP_CHECK"),
-		"DNS_CHECK":  checker("DNS_CHECK"),
-		"SMTP_CHECK": checker("SMTP_CHECK"),
+		"lvs_method":  func(n *node) { b.lvsMethod(n, "real server", &rs.Method, &rs.Tunnel) },
+		"TCP_CHECK":   checker("TCP_CHECK"),
+		"HTTP_GET":    checker("HTTP_GET"),
+		"SSL_GET":     checker("SSL_GET"),
+		"MISC_CHECK":  checker("MISC_CHECK"),
+		"PING_CHECK":  checker("PING_CHECK"),
+		"UDP_CHECK":   checker("UDP_CHECK"),
+		"DNS_CHECK":   checker("DNS_CHECK"),
+		"SMTP_CHECK":  checker("SMTP_CHECK"),
 	}), "BFD_CHECK", "FILE_CHECK", "smtp_alert", "log_all_failures")
 	vs.Reals = append(vs.Reals, rs)
 }

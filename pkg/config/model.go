@@ -322,17 +322,17 @@ type CheckerDefaults struct {
 
 // VirtualServer is a virtual_server block.
 type VirtualServer struct {
-	Addr                   netip.Addr      `json:"address,omitzero"`
-	Port                   int             `json:"port"`
-	FWMark                 uint32          `json:"fwmark,omitempty"`
-	Group                  string          `json:"group,omitempty"`
-	Protocol               string          `json:"protocol"`
-	IPFamily               string          `json:"ip_family,omitempty"`
-	Scheduler              string          `json:"lvs_sched"`
-	SchedFlags             []string        `json:"sched_flags,omitempty"`
-	OPS                    bool            `json:"ops,omitempty"`
-	Method                 string          `json:"lvs_method"`
-	TunType                string          `json:"tun_type,omitempty"`
+	Addr       netip.Addr `json:"address,omitzero"`
+	Port       int        `json:"port"`
+	FWMark     uint32     `json:"fwmark,omitempty"`
+	Group      string     `json:"group,omitempty"`
+	Protocol   string     `json:"protocol"`
+	IPFamily   string     `json:"ip_family,omitempty"`
+	Scheduler  string     `json:"lvs_sched"`
+	SchedFlags []string   `json:"sched_flags,omitempty"`
+	OPS        bool       `json:"ops,omitempty"`
+	Method     string     `json:"lvs_method"`
+	Tunnel
 	PersistenceTimeout     Duration        `json:"persistence_timeout"`
 	PersistenceGranularity string          `json:"persistence_granularity,omitempty"`
 	Quorum                 int             `json:"quorum"`
@@ -348,12 +348,21 @@ type VirtualServer struct {
 	Pos                    Pos             `json:"pos"`
 }
 
+// Tunnel is the encapsulation of `lvs_method TUN [type ipip|gue port N|gre]
+// [nocsum|csum|remcsum]`, on a virtual, real or sorry server.
+type Tunnel struct {
+	TunType     string `json:"tun_type,omitempty"`     // ipip (the default with TUN) | gue | gre
+	TunPort     int    `json:"tun_port,omitempty"`     // gue only, and required there
+	TunChecksum string `json:"tun_checksum,omitempty"` // nocsum | csum | remcsum (gue only)
+}
+
 // RealServer is a real_server block (also used for the sorry server).
 type RealServer struct {
 	Addr       netip.Addr      `json:"address"`
 	Port       int             `json:"port"`
 	Weight     int             `json:"weight"`
-	Method     string          `json:"lvs_method,omitempty"`
+	Method     string          `json:"lvs_method,omitempty"` // empty: the virtual server's
+	Tunnel                     // with Method TUN
 	Inhibit    bool            `json:"inhibit_on_failure"`
 	NotifyUp   *Script         `json:"notify_up,omitempty"`
 	NotifyDown *Script         `json:"notify_down,omitempty"`
@@ -429,10 +438,29 @@ type Checker struct {
 	retrySet, dbrSet, ctSet, dlSet, warmupSet bool
 }
 
-// Dataplane is halo's extension block.
+// Dataplane is halo's extension block. The sizes and timeouts are what the
+// XDP backend builds its maps with; IPVS has its own (ipvsadm --set).
 type Dataplane struct {
 	Backend    string   `json:"backend"` // xdp | ipvs | none
 	Interfaces []string `json:"interface,omitempty"`
 	XDPMode    string   `json:"xdp_mode"` // native | generic | auto
-	Pos        Pos      `json:"pos,omitzero"`
+
+	// FlowTableSize is the number of entries of the connection (flow)
+	// table. Default 262144.
+	FlowTableSize int `json:"flow_table_size"`
+	// Idle timeouts of flow-table entries, as IPVS's defaults: established
+	// TCP 900 s, TCP after FIN/RST 120 s, UDP 300 s. Whole seconds.
+	TCPTimeout    Duration `json:"tcp_timeout"`
+	TCPFinTimeout Duration `json:"tcp_fin_timeout"`
+	UDPTimeout    Duration `json:"udp_timeout"`
+	// SYNFloodThreshold is the rate of new flows per second per CPU above
+	// which new flow-table entries stop being written (lookups go on);
+	// 0 = chosen by the data plane.
+	SYNFloodThreshold int `json:"syn_flood_threshold"`
+	// MaxServices and MaxReals size the service and real tables
+	// (defaults 1024 and 16384); the config must fit in them.
+	MaxServices int `json:"max_services"`
+	MaxReals    int `json:"max_reals"`
+
+	Pos Pos `json:"pos,omitzero"`
 }

@@ -146,6 +146,61 @@ func validate(c *Config, d *Diags, opts Options) {
 	for _, i := range dp.Interfaces {
 		ifaceCheck(i, dp.Pos)
 	}
+	if dp.Backend == "xdp" {
+		svcs, reals := c.tableUse()
+		if svcs > dp.MaxServices {
+			d.errorf(dp.Pos, "the config has %d services (a group counts each address), more than max_services %d", svcs, dp.MaxServices)
+		}
+		if reals > dp.MaxReals {
+			d.errorf(dp.Pos, "the config has %d real servers over all services, more than max_reals %d", reals, dp.MaxReals)
+		}
+	}
+}
+
+// tableUse counts the services and the (service, real) pairs the data
+// plane will hold: every address of a virtual_server_group is a service,
+// and a sorry server takes a real slot.
+func (c *Config) tableUse() (services, reals int) {
+	groups := map[string]*VSGroup{}
+	for _, g := range c.VSGroups {
+		groups[g.Name] = g
+	}
+	for _, vs := range c.VirtualServers {
+		n := 1
+		if g := groups[vs.Group]; vs.Group != "" && g != nil {
+			n = 0
+			for _, e := range g.Entries {
+				n += rangeLen(e)
+			}
+		}
+		r := len(vs.Reals)
+		if vs.SorryServer != nil {
+			r++
+		}
+		services += n
+		reals += n * r
+		if services > 1<<24 || reals > 1<<24 {
+			break // far beyond any limit already
+		}
+	}
+	return services, reals
+}
+
+// rangeLen is the number of addresses in a group entry (1 for a fwmark),
+// capped so a huge IPv6 range cannot overflow the count.
+func rangeLen(e VSGroupEntry) int {
+	if e.FWMark != 0 || !e.First.IsValid() {
+		return 1
+	}
+	a, b := e.First.As16(), e.Last.As16()
+	n := 0
+	for i := 0; i < 16; i++ {
+		n = n*256 + int(b[i]) - int(a[i]) // last - first, byte by byte
+		if n > 1<<24 {
+			return 1 << 24
+		}
+	}
+	return n + 1
 }
 
 func vsName(vs *VirtualServer) string {

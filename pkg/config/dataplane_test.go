@@ -1,0 +1,173 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDataplaneDefaults(t *testing.T) {
+	cfg, d := load(t, "dataplane {\n backend xdp\n interface eth0\n}\n")
+	if d.ExitCode(false) != 0 {
+		t.Fatal(diagText(d))
+	}
+	dp := cfg.Dataplane
+	if dp.FlowTableSize != 262144 || dp.TCPTimeout.D() != 900*time.Second || dp.TCPFinTimeout.D() != 120*time.Second ||
+		dp.UDPTimeout.D() != 300*time.Second || dp.SYNFloodThreshold != 0 || dp.MaxServices != 1024 || dp.MaxReals != 16384 {
+		t.Fatalf("defaults: %+v", dp)
+	}
+	// The same without the block at all.
+	cfg, _ = load(t, "global_defs {\n router_id r\n}\n")
+	if cfg.Dataplane.FlowTableSize != 262144 || cfg.Dataplane.MaxReals != 16384 {
+		t.Fatalf("defaults without the block: %+v", cfg.Dataplane)
+	}
+}
+
+func TestDataplaneKeywords(t *testing.T) {
+	cfg, d := load(t, `dataplane {
+  backend xdp
+  interface eth0
+  flow_table_size 1048576
+  tcp_timeout 7200
+  tcp_fin_timeout 60
+  udp_timeout 30
+  syn_flood_threshold 50000
+  max_services 4096
+  max_reals 65536
+}
+`)
+	if d.ExitCode(false) != 0 {
+		t.Fatal(diagText(d))
+	}
+	dp := cfg.Dataplane
+	if dp.FlowTableSize != 1<<20 || dp.TCPTimeout.D() != 2*time.Hour || dp.TCPFinTimeout.D() != time.Minute ||
+		dp.UDPTimeout.D() != 30*time.Second || dp.SYNFloodThreshold != 50000 || dp.MaxServices != 4096 || dp.MaxReals != 65536 {
+		t.Fatalf("%+v", dp)
+	}
+}
+
+func TestDataplaneValidation(t *testing.T) {
+	cases := []struct{ text, want string }{
+		{"flow_table_size 100", `4:19: error: flow_table_size: 100 out of range 1024-134217728`},
+		{"tcp_timeout 0", `4:15: error: tcp_timeout: 0 out of range 1-2147483`},
+		{"udp_timeout 1.5", `4:15: error: udp_timeout: "1.5" is not a number`},
+		{"syn_flood_threshold -1", `4:23: error: syn_flood_threshold: -1 out of range`},
+		{"max_services 0", `4:16: error: max_services: 0 out of range 1-65536`},
+		{"max_reals x", `4:13: error: max_reals: "x" is not a number`},
+	}
+	for _, c := range cases {
+		_, d := load(t, "dataplane {\n  backend xdp\n  interface eth0\n  "+c.text+"\n}\n")
+		if !strings.Contains(diagText(d), "/etc/k.conf:"+c.want) {
+			t.Errorf("%s: want %q in\n%s", c.text, c.want, diagText(d))
+		}
+	}
+	// With IPVS the XDP sizes mean nothing: a note says so.
+	_, d := load(t, "dataplane {\n backend ipvs\n max_reals 10\n}\n")
+	if !strings.Contains(diagText(d), "3:2: note: max_reals is used by the xdp backend only") || d.ExitCode(false) != 0 {
+		t.Errorf("ipvs note:\n%s", diagText(d))
+	}
+}
+
+// The config must fit the tables it asks for: a group counts every address.
+func TestDataplaneCapacity(t *testing.T) {
+	text := `virtual_server_group G {
+  10.0.0.1-10 80
+  10.0.1.250-10.0.2.5 80
+  fwmark 9
+}
+virtual_server group G {
+  protocol TCP
+  lb_algo rr
+  lb_kind DR
+  real_server 10.1.0.1 80 { }
+  real_server 10.1.0.2 80 { }
+}
+dataplane {
+  backend xdp
+  interface eth0
+  max_services %d
+  max_reals %d
+}
+`
+	// 10 + 12 + 1 = 23 services, 46 reals.
+	_, d := load(t, strings.Replace(strings.Replace(text, "%d", "23", 1), "%d", "46", 1))
+	if d.ExitCode(false) != 0 {
+		t.Fatalf("fits exactly, but:\n%s", diagText(d))
+	}
+	_, d = load(t, strings.Replace(strings.Replace(text, "%d", "22", 1), "%d", "45", 1))
+	all := diagText(d)
+	if !strings.Contains(all, "13:1: error: the config has 23 services (a group counts each address), more than max_services 22") ||
+		!strings.Contains(all, "13:1: error: the config has 46 real servers over all services, more than max_reals 45") {
+		t.Fatalf("diagnostics:\n%s", all)
+	}
+}
+
+// keepalived's LVS keywords that the XDP NAT/TUN and IPVS backends read, as
+// the man page gives them; the messages for bad tunnel options are
+// keepalived 2.2.7's (observed with keepalived -t).
+func TestLVSKeywords(t *testing.T) {
+	cfg, d := load(t, `virtual_server 10.1.1.1 80 {
+  protocol UDP
+  lb_algo sh sh-port sh-fallback
+  ops
+  lvs_method TUN type gue port 6080 csum
+  persistence_timeout 60
+  persistence_granularity 255.255.255.0
+  sorry_server 10.9.9.9 80
+  sorry_server_lvs_method TUN type gre csum
+  real_server 10.2.2.2 80 { lvs_method TUN type gre nocsum
+  }
+  real_server 10.2.2.3 80 { lvs_method DR
+  }
+  real_server 10.2.2.4 8080 { lvs_method NAT
+  }
+  real_server 10.2.2.5 80 { lvs_method TUN
+  }
+}
+virtual_server fwmark 7 {
+  lb_algo mh mh-port mh-fallback flag-1 flag-2 flag-3
+  lb_kind DR
+  real_server 10.2.2.6 0 { }
+}
+`)
+	if d.Err(false) != nil {
+		t.Fatal(diagText(d))
+	}
+	vs := cfg.VirtualServers[0]
+	if vs.Scheduler != "sh" || strings.Join(vs.SchedFlags, ",") != "sh-port,sh-fallback" || !vs.OPS || vs.Method != "TUN" ||
+		vs.Tunnel != (Tunnel{"gue", 6080, "csum"}) || vs.PersistenceTimeout.D() != time.Minute || vs.PersistenceGranularity != "255.255.255.0" {
+		t.Errorf("vs: %+v", vs)
+	}
+	if ss := vs.SorryServer; ss.Method != "TUN" || ss.Tunnel != (Tunnel{"gre", 0, "csum"}) {
+		t.Errorf("sorry: %+v", ss)
+	}
+	r := vs.Reals
+	if r[0].Method != "TUN" || r[0].Tunnel != (Tunnel{"gre", 0, "nocsum"}) || r[1].Method != "DR" || r[1].Tunnel != (Tunnel{}) ||
+		r[2].Method != "NAT" || r[2].Port != 8080 || r[3].Tunnel != (Tunnel{TunType: "ipip"}) {
+		t.Errorf("reals: %+v %+v %+v %+v", r[0], r[1], r[2], r[3])
+	}
+	fw := cfg.VirtualServers[1]
+	if fw.FWMark != 7 || fw.Scheduler != "mh" || len(fw.SchedFlags) != 5 || fw.Method != "DR" {
+		t.Errorf("fwmark: %+v", fw)
+	}
+
+	bad := []struct{ method, want string }{
+		{"lvs_method TUN type gue", "gue tunnels require port, otherwise cannot have port."},
+		{"lvs_method TUN type ipip port 5", "gue tunnels require port, otherwise cannot have port."},
+		{"lvs_method TUN type gue port 0", "Invalid gue tunnel port 0 for virtual server."},
+		{"lvs_method TUN type vxlan", "Unknown tunnel type vxlan for virtual server."},
+		{"lvs_method TUN type ipip remcsum", "ipip tunnels do not support checksum option."},
+		{"lvs_method TUN type gre remcsum", "gre tunnels do not support remote checksum option."},
+	}
+	for _, c := range bad {
+		_, d := load(t, "virtual_server 10.1.1.1 80 {\n protocol UDP\n lb_algo rr\n "+c.method+"\n real_server 10.2.2.2 80 { }\n}\n")
+		if !strings.Contains(diagText(d), "error: "+c.want) {
+			t.Errorf("%s: want %q in\n%s", c.method, c.want, diagText(d))
+		}
+	}
+	// keepalived knows lb_kind on a virtual server only.
+	_, d = load(t, "virtual_server 10.1.1.1 80 {\n protocol UDP\n lb_algo rr\n lb_kind DR\n real_server 10.2.2.2 80 { lb_kind DR\n }\n}\n")
+	if !strings.Contains(diagText(d), `warning: unknown keyword "lb_kind" in real_server 10.2.2.2 80`) {
+		t.Errorf("lb_kind in real_server:\n%s", diagText(d))
+	}
+}
