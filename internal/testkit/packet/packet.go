@@ -21,6 +21,7 @@ const (
 	EtherTypeIPv4 = 0x0800
 	EtherTypeARP  = 0x0806
 	EtherTypeVLAN = 0x8100
+	EtherTypeQinQ = 0x88a8 // 802.1ad service tag
 	EtherTypeIPv6 = 0x86dd
 
 	ProtoICMP   = 1
@@ -45,6 +46,8 @@ const (
 type Frame struct {
 	Dst, Src  net.HardwareAddr
 	VLAN      uint16 // 802.1Q VLAN id; 0 means untagged
+	// OuterVLAN is an 802.1ad service tag in front of VLAN (QinQ); 0: none.
+	OuterVLAN uint16
 	EtherType uint16 // set automatically from IPv4/IPv6 when zero
 
 	IPv4 *IPv4
@@ -137,6 +140,10 @@ func (f *Frame) Bytes() []byte {
 		case f.IPv6 != nil:
 			et = EtherTypeIPv6
 		}
+	}
+	if f.OuterVLAN != 0 {
+		b = binary.BigEndian.AppendUint16(b, EtherTypeQinQ)
+		b = binary.BigEndian.AppendUint16(b, f.OuterVLAN&0x0fff)
 	}
 	if f.VLAN != 0 {
 		b = binary.BigEndian.AppendUint16(b, EtherTypeVLAN)
@@ -352,6 +359,7 @@ func Checksum(b []byte) uint16 { return Fold(Sum(b, 0)) }
 type Parsed struct {
 	Dst, Src  net.HardwareAddr
 	VLAN      uint16
+	OuterVLAN uint16
 	EtherType uint16
 
 	IPv4 *IPv4
@@ -377,6 +385,14 @@ func Parse(b []byte) (*Parsed, error) {
 	p := &Parsed{Dst: net.HardwareAddr(b[0:6]), Src: net.HardwareAddr(b[6:12]), L3CsumOK: true}
 	et := binary.BigEndian.Uint16(b[12:])
 	off := 14
+	if et == EtherTypeQinQ {
+		if len(b) < 18 {
+			return nil, fmt.Errorf("qinq: %w", ErrTruncated)
+		}
+		p.OuterVLAN = binary.BigEndian.Uint16(b[14:]) & 0x0fff
+		et = binary.BigEndian.Uint16(b[16:])
+		b = append(append([]byte(nil), b[:12]...), b[16:]...) // parse the rest as if untagged outside
+	}
 	if et == EtherTypeVLAN {
 		if len(b) < 18 {
 			return nil, fmt.Errorf("vlan: %w", ErrTruncated)

@@ -115,3 +115,22 @@ func FuzzParse(f *testing.F) {
 		_, _ = Parse(b)
 	})
 }
+
+// A QinQ frame (802.1ad outer tag, 802.1Q inner) builds with both tags in
+// order and parses back to both ids and the inner layers.
+func TestQinQRoundTrip(t *testing.T) {
+	f := &Frame{Dst: MustMAC("02:00:00:00:00:02"), Src: MustMAC("02:00:00:00:00:01"), OuterVLAN: 100, VLAN: 42,
+		IPv4: &IPv4{Src: netip.MustParseAddr("192.0.2.1"), Dst: netip.MustParseAddr("192.0.2.2")},
+		UDP:  &UDP{SrcPort: 1, DstPort: 2}, Payload: []byte("x")}
+	b := f.Bytes()
+	if got := b[12:20]; !bytes.Equal(got, []byte{0x88, 0xa8, 0, 100, 0x81, 0, 0, 42}) {
+		t.Fatalf("tags % x", got)
+	}
+	p, err := Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.OuterVLAN != 100 || p.VLAN != 42 || p.UDP == nil || !p.L4CsumOK || string(p.Payload) != "x" {
+		t.Fatalf("parsed %+v", p)
+	}
+}

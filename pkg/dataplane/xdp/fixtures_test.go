@@ -39,6 +39,10 @@ func goldenCases() []golden {
 		UDP: &packet.UDP{SrcPort: 40000, DstPort: 53}, Payload: []byte("q6")}
 	vlan := tcp4(vip4, 80, 1234)
 	vlan.VLAN = 42
+	qinq := tcp4(vip4, 80, 1238)
+	qinq.OuterVLAN, qinq.VLAN = 100, 42
+	// Three tags: more than the program parses; left to the stack.
+	tripleTag := append(append(append([]byte(nil), qinq.Bytes()[:12]...), 0x81, 0x00, 0x00, 0x07), qinq.Bytes()[12:]...)
 	frag := tcp4(vip4, 80, 1235)
 	frag.IPv4.Flags = 1 // more fragments
 	fragOff := &packet.Frame{Dst: dirMAC, Src: clientMAC, IPv4: &packet.IPv4{Src: client4, Dst: vip4, Protocol: packet.ProtoTCP, FragOff: 100},
@@ -59,7 +63,9 @@ func goldenCases() []golden {
 		{"vip udp4", udp4.Bytes(), xdpTX, rewritten(udp4, "10.1.0.12"), TX, false},
 		{"vip tcp6", tcp6.Bytes(), xdpTX, rewritten(tcp6, "fd00:1::11"), TX, false},
 		{"vip udp6", udp6.Bytes(), xdpTX, rewritten(udp6, "fd00:1::11"), TX, true},
-		{"vlan-tagged vip", vlan.Bytes(), xdpTX, rewritten(vlan, "10.1.0.11"), TX, false},
+		{"vlan-tagged vip (tag kept on XDP_TX)", vlan.Bytes(), xdpTX, rewritten(vlan, "10.1.0.11"), TX, false},
+		{"qinq-tagged vip (both tags kept on XDP_TX)", qinq.Bytes(), xdpTX, rewritten(qinq, "10.1.0.11"), TX, false},
+		{"three vlan tags", tripleTag, xdpPass, nil, PassNotIP, false},
 		{"other port on the vip", tcp4(vip4, 81, 1000).Bytes(), xdpPass, nil, PassNotVIP, false},
 		{"other address", tcp4(netip.MustParseAddr("10.1.0.1"), 80, 1000).Bytes(), xdpPass, nil, PassNotVIP, true},
 		{"udp to a tcp service port", (&packet.Frame{Dst: dirMAC, Src: clientMAC, IPv4: &packet.IPv4{Src: client4, Dst: vip4},

@@ -59,9 +59,13 @@ func svc(addr netip.Addr, port uint16, proto dataplane.Protocol, sched string, r
 	return s
 }
 
+func runOpts(in []byte) *ebpf.RunOptions {
+	return &ebpf.RunOptions{Data: in, DataOut: make([]byte, len(in)+256)}
+}
+
 func run(t *testing.T, b *Backend, in []byte) (uint32, []byte) {
 	t.Helper()
-	opts := &ebpf.RunOptions{Data: in, DataOut: make([]byte, len(in)+256)}
+	opts := runOpts(in)
 	ret, err := b.Prog().Run(opts)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,84 @@
+package xdp
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/halo-lb/halo/internal/testkit/lab"
+	"github.com/halo-lb/halo/internal/testkit/packet"
+	"github.com/halo-lb/halo/pkg/dataplane"
+)
+
+// A VIP packet for a real behind another interface leaves by redirect,
+// untagged: the ingress VLAN tags (one, or QinQ's two) belong to the
+// ingress link. When the egress interface is not in the devmap the frame
+// is dropped and counted as drop_no_txport, never counted as a redirect.
+// Runs in a namespace of its own with a veth pair as the other interface.
+func TestRedirectStripsTagsAndCountsUndeliverable(t *testing.T) {
+	lab.RequireRoot(t)
+	l := lab.New(t)
+	ns := l.NS("vlan")
+	ns.IP("link", "add", "eg0", "type", "veth", "peer", "name", "eg1")
+	ns.IP("link", "set", "eg0", "up")
+	ns.IP("link", "set", "eg1", "up")
+	err := ns.Do(func() error {
+		eg, err := net.InterfaceByName("eg0")
+		if err != nil {
+			return err
+		}
+		b, err := LoadWith(Options{})
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		b.opts.ResolveMAC = func(ip netip.Addr) (net.HardwareAddr, int, error) {
+			m, _, err := fakeResolve(ip)
+			return m, eg.Index, err
+		}
+		if err := b.Apply(context.Background(), []dataplane.Service{svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11")}); err != nil {
+			return err
+		}
+		for _, tags := range []struct{ outer, inner uint16 }{{0, 0}, {0, 42}, {100, 42}} {
+			in := tcp4(vip4, 80, 4000+tags.inner)
+			in.OuterVLAN, in.VLAN = tags.outer, tags.inner
+			want := *in
+			want.OuterVLAN, want.VLAN = 0, 0
+			want.Dst, want.Src = realMACs["10.1.0.11"], eg.HardwareAddr
+			opts := runOpts(in.Bytes())
+			v, err := b.Prog().Run(opts)
+			if err != nil {
+				return err
+			}
+			if v != xdpRedirect || !bytes.Equal(opts.DataOut, want.Bytes()) {
+				return fmt.Errorf("tags %v: verdict %d\n got %x\nwant %x", tags, v, opts.DataOut, want.Bytes())
+			}
+		}
+		if got := b.Reasons()[Redirect]; got != 3 {
+			return fmt.Errorf("redirect counter %d, want 3", got)
+		}
+		k := uint32(eg.Index)
+		if err := b.objs.TxPorts.Delete(k); err != nil {
+			return err
+		}
+		in := tcp4(vip4, 80, 5000)
+		opts := runOpts(in.Bytes())
+		v, err := b.Prog().Run(opts)
+		if err != nil {
+			return err
+		}
+		r := b.Reasons()
+		if v != xdpDrop || r[DropNoTxPort] != 1 || r[Redirect] != 3 {
+			return fmt.Errorf("undeliverable redirect: verdict %d, drop_no_txport %d, redirect %d", v, r[DropNoTxPort], r[Redirect])
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+var _ = packet.EtherTypeQinQ
