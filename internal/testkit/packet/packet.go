@@ -44,8 +44,8 @@ const (
 // (or neither, with Raw as the payload after the Ethernet header); exactly one
 // of TCP/UDP/ICMP may be set as the L4 header.
 type Frame struct {
-	Dst, Src  net.HardwareAddr
-	VLAN      uint16 // 802.1Q VLAN id; 0 means untagged
+	Dst, Src net.HardwareAddr
+	VLAN     uint16 // 802.1Q VLAN id; 0 means untagged
 	// OuterVLAN is an 802.1ad service tag in front of VLAN (QinQ); 0: none.
 	OuterVLAN uint16
 	EtherType uint16 // set automatically from IPv4/IPv6 when zero
