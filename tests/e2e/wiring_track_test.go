@@ -13,10 +13,12 @@ import (
 // `test -e FILE`, so the test moves the tracker by creating and removing
 // FILE. Expected from keepalived's rules (docs/keepalived.md#weights):
 //
-//   - weight: n1 at 150 with weight -60 drops to 90 while the script fails;
-//     keepalived at 100 then discards n1's adverts and takes the VIP after
-//     Master_Down_Interval (about 3.6 s), and n1 preempts it back once the
-//     script passes again (150 > 100).
+//   - weight: n1 at 150 tracks two scripts of weight -30 each. One failing
+//     leaves it at 120, still above keepalived's 100, so nothing moves (a
+//     script treated as weight 0 would put n1 in FAULT and move the VIP).
+//     Both failing leave it at 90: keepalived discards n1's adverts and takes
+//     the VIP after Master_Down_Interval (about 3.6 s), and n1 preempts it
+//     back once the scripts pass again (150 > 100).
 //   - reverse: n1 at 90 with weight +60 reverse is 150 while the script
 //     FAILS and 90 while it passes, so it is master exactly while FILE is
 //     absent.
@@ -37,48 +39,58 @@ func runTrackScript(t *testing.T, subnet int, variant string) {
 	w := newWLab(t, subnet, "n1", "n2")
 	n1, n2 := w.ns["n1"], w.ns["n2"]
 	vip := w.ip(100)
-	flag := filepath.Join(t.TempDir(), "healthy")
-	setFlag := func(on bool) {
+	dir := t.TempDir()
+	flagOf := func(name string) string { return filepath.Join(dir, name) }
+	set := func(name string, on bool) {
 		t.Helper()
 		if on {
-			if err := os.WriteFile(flag, nil, 0o644); err != nil {
+			if err := os.WriteFile(flagOf(name), nil, 0o644); err != nil {
 				t.Fatal(err)
 			}
-		} else if err := os.Remove(flag); err != nil && !os.IsNotExist(err) {
+		} else if err := os.Remove(flagOf(name)); err != nil && !os.IsNotExist(err) {
 			t.Fatal(err)
 		}
 	}
-
-	prio, scriptOpts, track := 150, "", "    chk weight -60\n"
-	switch variant {
-	case "reverse":
-		prio, track = 90, "    chk weight 60 reverse\n"
-	case "init_fail":
-		scriptOpts = "  rise 8\n  init_fail\n"
+	setFlag := func(on bool) { t.Helper(); set("chk", on) }
+	script := func(name, opts string) string {
+		return fmt.Sprintf("vrrp_script %s {\n  script \"/usr/bin/test -e %s\"\n  interval 1\n%s}\n", name, flagOf(name), opts)
 	}
-	halodConf := wGlobal("n1") + fmt.Sprintf(`vrrp_script chk {
-  script "/usr/bin/test -e %s"
-  interval 1
-%s}
-`, flag, scriptOpts) + wInstance("VI_1", 51, prio, vip, "  track_script {\n"+track+"  }")
+
+	var halodConf string
+	switch variant {
+	case "weight":
+		halodConf = wGlobal("n1") + script("chkA", "") + script("chkB", "") +
+			wInstance("VI_1", 51, 150, vip, "  track_script {\n    chkA weight -30\n    chkB weight -30\n  }")
+	case "reverse":
+		halodConf = wGlobal("n1") + script("chk", "") +
+			wInstance("VI_1", 51, 90, vip, "  track_script {\n    chk weight 60 reverse\n  }")
+	case "init_fail":
+		halodConf = wGlobal("n1") + script("chk", "  rise 8\n  init_fail\n") +
+			wInstance("VI_1", 51, 150, vip, "  track_script {\n    chk weight -60\n  }")
+	}
 	keepConf := wGlobal("n2") + wInstance("VI_1", 51, 100, vip, "")
 
 	switch variant {
 	case "weight":
-		setFlag(true)
+		set("chkA", true)
+		set("chkB", true)
 		startHalod(t, n1, writeFile(t, "n1.conf", halodConf))
 		startKeepalivedPeer(t, n2, writeFile(t, "n2.conf", keepConf))
-		waitHolder(t, 10*time.Second, vip, "n1", "script passing: n1 at 150 against 100", n1, n2)
-		holdFor(t, 2*time.Second, vip, "n1", "script passing", n1, n2)
+		waitHolder(t, 10*time.Second, vip, "n1", "scripts passing: n1 at 150 against 100", n1, n2)
+		holdFor(t, 2*time.Second, vip, "n1", "scripts passing", n1, n2)
 
-		setFlag(false) // 150 - 60 = 90 < 100
-		took := waitHolder(t, 10*time.Second, vip, "n2", "script failing: n1 at 90 must lose to keepalived at 100", n1, n2)
-		t.Logf("script failed: VIP on keepalived after %v", took)
-		holdFor(t, 2*time.Second, vip, "n2", "script failing", n1, n2)
+		set("chkA", false) // 150 - 30 = 120 > 100: still master
+		holdFor(t, 6*time.Second, vip, "n1", "one script failing: n1 at 120 stays master over 100", n1, n2)
 
-		setFlag(true) // back to 150: preempts after Master_Down
-		took = waitHolder(t, 10*time.Second, vip, "n1", "script passing again: n1 at 150 must preempt", n1, n2)
-		t.Logf("script recovered: VIP back on halod after %v", took)
+		set("chkB", false) // 150 - 60 = 90 < 100
+		took := waitHolder(t, 10*time.Second, vip, "n2", "both scripts failing: n1 at 90 must lose to keepalived at 100", n1, n2)
+		t.Logf("scripts failed: VIP on keepalived after %v", took)
+		holdFor(t, 2*time.Second, vip, "n2", "scripts failing", n1, n2)
+
+		set("chkA", true) // back to 150: preempts after Master_Down
+		set("chkB", true)
+		took = waitHolder(t, 10*time.Second, vip, "n1", "scripts passing again: n1 at 150 must preempt", n1, n2)
+		t.Logf("scripts recovered: VIP back on halod after %v", took)
 
 	case "reverse":
 		setFlag(false) // failing + reverse: +60 → 150
