@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // What keepalived 2.2.7 does with a virtual_server that leaves out protocol,
@@ -100,5 +101,43 @@ func TestVirtualServerDefaultsAsKeepalived(t *testing.T) {
 				t.Errorf("%d virtual servers, want the one with reals", len(cfg.VirtualServers))
 			}
 		})
+	}
+}
+
+// vrrp_script values keepalived 2.2.7 refuses (observed with keepalived -t:
+// each message below, exit 5) keep their defaults; halo used to accept
+// fractions of a second here.
+func TestVRRPScriptValuesAsKeepalived(t *testing.T) {
+	cfg, d := load(t, `vrrp_script S {
+ script /bin/true
+ interval 0.5
+ timeout 2.5
+ rise 0
+ fall 2
+}
+vrrp_script T {
+ script /bin/true
+ interval 4
+}
+`)
+	want := []string{
+		"3:11: warning: (S): vrrp script interval '0.5' must be between 1 and 4294 - ignoring",
+		"4:10: warning: (S): vrrp script timeout '2.5' invalid - ignoring",
+		"5:7: warning: (S): vrrp script rise value '0' invalid, defaulting to 1",
+	}
+	for _, w := range want {
+		if !strings.Contains(diagText(d), "/etc/k.conf:"+w) {
+			t.Errorf("missing %q in\n%s", w, diagText(d))
+		}
+	}
+	if d.ExitCode(false) != 5 || d.Err(false) != nil {
+		t.Errorf("exit %d err %v", d.ExitCode(false), d.Err(false))
+	}
+	s, u := cfg.Scripts[0], cfg.Scripts[1]
+	if s.Interval.D() != time.Second || s.Timeout.D() != time.Second || s.Rise != 1 || s.Fall != 2 {
+		t.Errorf("S: %+v", s)
+	}
+	if u.Interval.D() != 4*time.Second || u.Timeout.D() != 4*time.Second {
+		t.Errorf("T: interval %v timeout %v (timeout defaults to the interval)", u.Interval.D(), u.Timeout.D())
 	}
 }

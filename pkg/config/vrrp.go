@@ -13,16 +13,34 @@ func (b *builder) vrrpScript(n *node) {
 	s := &VRRPScript{Name: name.Text, Pos: n.pos()}
 	b.walk(n.children, "vrrp_script "+name.Text, map[string]handler{
 		"script":   func(n *node) { s.Script = b.script(n) },
-		"interval": func(n *node) { b.timer(n, 0.000001, 86400, &s.Interval) },
-		"timeout":  func(n *node) { b.timer(n, 0.000001, 86400, &s.Timeout) },
+		// keepalived 2.2.7 reads interval and timeout as whole seconds and
+		// rise/fall from 1 up; a bad value is reported and the default kept.
+		"interval": func(n *node) {
+			t, ok := b.arg(n, 0)
+			if !ok {
+				return
+			}
+			if v, err := strconv.ParseUint(t.Text, 10, 32); err != nil || v < 1 || v > 4294 {
+				b.d.warnf(t.Pos, "(%s): vrrp script interval '%s' must be between 1 and 4294 - ignoring", s.Name, t.Text)
+			} else {
+				s.Interval = secs(float64(v))
+				b.mark(&s.Interval)
+			}
+		},
+		"timeout": func(n *node) {
+			if v, ok := b.uintArg(n, "("+s.Name+"): vrrp script timeout", 1, 4294); ok {
+				s.Timeout = secs(float64(v))
+				b.mark(&s.Timeout)
+			}
+		},
 		"weight": func(n *node) {
 			b.intRange(n, -253, 253, &s.Weight)
 			if len(n.args) > 1 && n.args[1].Text == "reverse" {
 				s.Reverse = true
 			}
 		},
-		"rise": func(n *node) { b.intRange(n, 1, 1000, &s.Rise) },
-		"fall": func(n *node) { b.intRange(n, 1, 1000, &s.Fall) },
+		"rise": func(n *node) { b.scriptCount(n, s.Name, "rise", &s.Rise) },
+		"fall": func(n *node) { b.scriptCount(n, s.Name, "fall", &s.Fall) },
 		"user": func(n *node) {
 			if s.Script != nil {
 				s.Script.User = b.str(n)
@@ -35,6 +53,22 @@ func (b *builder) vrrpScript(n *node) {
 		return
 	}
 	b.cfg.Scripts = append(b.cfg.Scripts, s)
+}
+
+// scriptCount reads a vrrp_script rise or fall (1..2147483647); keepalived
+// turns a bad one into the default 1 with a message.
+func (b *builder) scriptCount(n *node, name, what string, dst *int) {
+	t, ok := b.arg(n, 0)
+	if !ok {
+		return
+	}
+	v, err := strconv.ParseUint(t.Text, 10, 31)
+	if err != nil || v < 1 {
+		b.d.warnf(t.Pos, "(%s): vrrp script %s value '%s' invalid, defaulting to 1", name, what, t.Text)
+		return
+	}
+	*dst = int(v)
+	b.mark(dst)
 }
 
 func (b *builder) trackFile(n *node) {
