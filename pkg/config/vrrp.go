@@ -12,7 +12,7 @@ func (b *builder) vrrpScript(n *node) {
 	}
 	s := &VRRPScript{Name: name.Text, Pos: n.pos()}
 	b.walk(n.children, "vrrp_script "+name.Text, map[string]handler{
-		"script":   func(n *node) { s.Script = b.script(n) },
+		"script": func(n *node) { s.Script = b.script(n) },
 		// keepalived 2.2.7 reads interval and timeout as whole seconds and
 		// rise/fall from 1 up; a bad value is reported and the default kept.
 		"interval": func(n *node) {
