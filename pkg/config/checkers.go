@@ -17,6 +17,10 @@ func (b *builder) checker(n *node, typ, where string) *Checker {
 	h["bind_if"] = func(n *node) { c.BindIf = b.str(n) }
 	h["connect_port"] = func(n *node) {
 		if t, ok := b.arg(n, 0); ok {
+			if t.Text == "0" {
+				b.d.warnf(t.Pos, "Invalid checker connect_port '0'")
+				return
+			}
 			if p, ok := b.port(t, "connect_port"); ok {
 				c.ConnectPort = p
 			}

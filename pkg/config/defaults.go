@@ -279,6 +279,31 @@ func vsDefaults(vs *VirtualServer, set given, d *Diags) {
 			rs.Inhibit = vs.Inhibit
 		}
 	}
+	quorumFits(vs, d)
+}
+
+// quorumFits does what keepalived does to a quorum the real servers can
+// never reach, and to a hysteresis that would make it meaningless. Where
+// keepalived sets an unsigned hysteresis to quorum-1 with quorum 0 (and so
+// to 4294967295), halo sets 0.
+func quorumFits(vs *VirtualServer, d *Diags) {
+	if len(vs.Reals) == 0 {
+		return // dropped in validate, with keepalived's message
+	}
+	total := 0
+	for _, rs := range vs.Reals {
+		total += rs.Weight
+	}
+	name := vsLabel(vs, vs.Protocol)
+	if vs.Quorum > total {
+		d.warnf(vs.Pos, "Warning - quorum %d for %s exceeds total weight of real servers %d, reducing quorum to %d", vs.Quorum, name, total, total)
+		vs.Quorum = total
+	}
+	if vs.Hysteresis > 0 && vs.Hysteresis >= vs.Quorum {
+		h := max(vs.Quorum-1, 0)
+		d.warnf(vs.Pos, "Virtual server %s: hysteresis %d >= quorum %d; setting hysteresis to %d", name, vs.Hysteresis, vs.Quorum, h)
+		vs.Hysteresis = h
+	}
 }
 
 func dataplaneDefaults(dp *Dataplane, set given) {

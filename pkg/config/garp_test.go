@@ -147,13 +147,13 @@ vrrp_instance V {
 
 // The given-record, not the value, decides whether a default applies: every
 // keyword that has a non-zero default keeps an explicit 0 where keepalived
-// accepts 0.
+// accepts 0 (quorum and smtp_connect_timeout it does not: see
+// TestKeepalivedAdjustments).
 func TestExplicitZeroIsKept(t *testing.T) {
 	cfg, d := load(t, `
 global_defs {
   vrrp_garp_master_delay 0
   vrrp_garp_lower_prio_repeat 0
-  smtp_connect_timeout 0
 }
 vrrp_script S {
   script "/bin/true"
@@ -169,23 +169,23 @@ virtual_server 10.1.1.1 80 {
   protocol TCP
   lb_algo rr
   lb_kind DR
-  quorum 0
   real_server 10.2.2.2 80 { weight 0 }
+  real_server 10.2.2.3 80 { }
 }
 `)
 	if err := d.Err(false); err != nil {
 		t.Fatal(err)
 	}
 	g := cfg.Global
-	if g.GARP.MasterDelay != 0 || g.GARP.LowerPrioRepeat != 0 || g.SMTPConnectTimeout != 0 {
-		t.Errorf("global zeros replaced: %+v smtp %v", g.GARP, g.SMTPConnectTimeout)
+	if g.GARP.MasterDelay != 0 || g.GARP.LowerPrioRepeat != 0 {
+		t.Errorf("global zeros replaced: %+v", g.GARP)
 	}
 	in := cfg.Instances[0].GARP
 	if in.MasterDelay != 0 || in.LowerPrioDelay != 0 || in.LowerPrioRepeat != 0 {
 		t.Errorf("instance zeros replaced: %+v", in)
 	}
 	vs := cfg.VirtualServers[0]
-	if vs.Quorum != 0 || vs.Reals[0].Weight != 0 {
-		t.Errorf("quorum %d weight %d", vs.Quorum, vs.Reals[0].Weight)
+	if vs.Reals[0].Weight != 0 || vs.Reals[1].Weight != 1 {
+		t.Errorf("weights %d %d", vs.Reals[0].Weight, vs.Reals[1].Weight)
 	}
 }

@@ -1,6 +1,9 @@
 package config
 
-import "math"
+import (
+	"math"
+	"strconv"
+)
 
 func (b *builder) global(n *node) {
 	g := &b.cfg.Global
@@ -47,8 +50,13 @@ func (b *builder) global(n *node) {
 				g.SMTPServer += ":" + n.args[1].Text
 			}
 		},
-		"smtp_connect_timeout": func(n *node) { b.timer(n, 0, 3600, &g.SMTPConnectTimeout) },
-		"smtp_alert":           b.setFlag(&g.SMTPAlert),
+		"smtp_connect_timeout": func(n *node) {
+			if b.timer(n, 0, 3600, &g.SMTPConnectTimeout) && g.SMTPConnectTimeout == 0 {
+				b.d.warnf(n.args[0].Pos, "smtp_connect_timeout must be greater than 0, setting to 1")
+				g.SMTPConnectTimeout = secs(1)
+			}
+		},
+		"smtp_alert": b.setFlag(&g.SMTPAlert),
 		"vrrp_mcast_group4": func(n *node) {
 			if t, ok := b.arg(n, 0); ok {
 				if a, ok := b.addr(t, n.key.Text); ok {
@@ -71,8 +79,10 @@ func (b *builder) global(n *node) {
 				}
 			}
 		},
-		"vrrp_version": func(n *node) { b.intRange(n, 2, 3, &g.VRRPVersion) },
-		"vrrp_strict":  b.setFlag(&g.VRRPStrict),
+		"vrrp_version":       func(n *node) { b.intRange(n, 2, 3, &g.VRRPVersion) },
+		"vrrp_strict":        b.setFlag(&g.VRRPStrict),
+		"vrrp_garp_interval": b.garpInterval(&g.GARP.Interval),
+		"vrrp_gna_interval":  b.garpInterval(&g.GARP.GNAInterval),
 		"vrrp_min_garp": func(n *node) {
 			if b.flag(n) {
 				b.minGARP(&g.GARP)
@@ -158,8 +168,27 @@ func (b *builder) garpKeywords(g *GARP, prefix, who string) map[string]handler {
 		prefix + "garp_master_refresh_repeat": repeat(&g.MasterRefreshRepeat, true, math.MaxUint32),
 		prefix + "garp_lower_prio_delay":      seconds(&g.LowerPrioDelay, maxDelay),
 		prefix + "garp_lower_prio_repeat":     repeat(&g.LowerPrioRepeat, false, math.MaxInt32),
-		prefix + "garp_interval":              func(n *node) { b.timer(n, 0, 1, &g.Interval) },
-		prefix + "gna_interval":               func(n *node) { b.timer(n, 0, 1, &g.GNAInterval) },
+	}
+}
+
+// garpInterval reads vrrp_garp_interval / vrrp_gna_interval: 1 µs up to
+// UINT_MAX µs, as keepalived; a second or more is legal but noted.
+func (b *builder) garpInterval(dst *Duration) handler {
+	return func(n *node) {
+		t, ok := b.arg(n, 0)
+		if !ok {
+			return
+		}
+		v, err := strconv.ParseFloat(t.Text, 64)
+		if err != nil || math.IsNaN(v) || v < 0.000001 || v > 4294.967295 {
+			b.d.warnf(t.Pos, "%s '%s' is invalid", n.key.Text, t.Text)
+			return
+		}
+		if v >= 1 {
+			b.d.notef(t.Pos, "The %s is very large - %s seconds", n.key.Text, t.Text)
+		}
+		*dst = secs(v)
+		b.mark(dst)
 	}
 }
 

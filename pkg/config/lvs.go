@@ -221,10 +221,15 @@ func (b *builder) virtualServer(n *node) {
 		},
 		"persistence_granularity": func(n *node) { vs.PersistenceGranularity = b.str(n) },
 		"persistence_engine":      func(n *node) { b.d.notef(n.pos(), "persistence_engine is not supported by halo's data planes") },
-		"quorum":                  func(n *node) { b.intRange(n, 0, math.MaxInt32, &vs.Quorum) },
-		"hysteresis":              func(n *node) { b.intRange(n, 0, math.MaxInt32, &vs.Hysteresis) },
-		"quorum_up":               b.scriptArg(&vs.QuorumUp),
-		"quorum_down":             b.scriptArg(&vs.QuorumDown),
+		"quorum": func(n *node) {
+			if b.intRange(n, 0, math.MaxUint32, &vs.Quorum) && vs.Quorum == 0 {
+				b.d.warnf(n.args[0].Pos, "Quorum 0 must be in [1, 4294967295]. Setting to 1.")
+				vs.Quorum = 1
+			}
+		},
+		"hysteresis":  func(n *node) { b.intRange(n, 0, math.MaxInt32, &vs.Hysteresis) },
+		"quorum_up":   b.scriptArg(&vs.QuorumUp),
+		"quorum_down": b.scriptArg(&vs.QuorumDown),
 		"sorry_server": func(n *node) {
 			t, ok := b.arg(n, 0)
 			if !ok {
@@ -389,7 +394,7 @@ func (b *builder) realServer(n *node, vs *VirtualServer) {
 		}
 	}
 	b.walk(n.children, where, merge(b.checkerOpts(&rs.Defaults), map[string]handler{
-		"weight": func(n *node) { b.intRange(n, 0, 65535, &rs.Weight) },
+		"weight": func(n *node) { b.intRange(n, 0, math.MaxInt32, &rs.Weight) },
 		"inhibit_on_failure": func(n *node) {
 			rs.Inhibit = b.flag(n)
 			b.mark(&rs.Inhibit)

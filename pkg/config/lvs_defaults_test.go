@@ -141,3 +141,60 @@ vrrp_script T {
 		t.Errorf("T: interval %v timeout %v (timeout defaults to the interval)", u.Interval.D(), u.Timeout.D())
 	}
 }
+
+// Values keepalived 2.2.7 adjusts instead of refusing: each row was run
+// through `keepalived -t` (in a namespace with the interface) and halod -t;
+// the message and the exit code are keepalived's, the resulting value is
+// what keepalived then runs with.
+func TestKeepalivedAdjustments(t *testing.T) {
+	const vi = "vrrp_instance V {\n interface eth0\n virtual_router_id 5\n virtual_ipaddress { 10.1.1.1 }\n"
+	const vs = "virtual_server 10.1.1.1 80 {\n protocol TCP\n lb_algo rr\n lb_kind DR\n"
+	cases := []struct {
+		name, text, diag string // diag "" means none and exit 0
+		check            func(c *Config) bool
+	}{
+		{"nopreempt with priority 255", vi + " state MASTER\n nopreempt\n}\n",
+			"warning: (V) nopreempt is incompatible with priority 255. resetting nopreempt",
+			func(c *Config) bool { return !c.Instances[0].NoPreempt && c.Instances[0].Priority == 255 }},
+		{"real weight up to 2^31-1", vs + " real_server 10.2.2.2 80 { weight 2147483647\n }\n}\n", "",
+			func(c *Config) bool { return c.VirtualServers[0].Reals[0].Weight == 2147483647 }},
+		{"real weight above", vs + " real_server 10.2.2.2 80 { weight 2147483648\n }\n}\n",
+			"weight: 2147483648 out of range 0-2147483647", nil},
+		{"quorum 0", vs + " quorum 0\n real_server 10.2.2.2 80 { }\n}\n",
+			"warning: Quorum 0 must be in [1, 4294967295]. Setting to 1.",
+			func(c *Config) bool { return c.VirtualServers[0].Quorum == 1 }},
+		{"quorum above the total weight, hysteresis above quorum", vs + " hysteresis 5\n quorum 2\n real_server 10.2.2.2 80 { }\n}\n",
+			"warning: Warning - quorum 2 for [10.1.1.1]:tcp:80 exceeds total weight of real servers 1, reducing quorum to 1",
+			func(c *Config) bool { return c.VirtualServers[0].Quorum == 1 && c.VirtualServers[0].Hysteresis == 0 }},
+		{"hysteresis message", vs + " hysteresis 5\n quorum 2\n real_server 10.2.2.2 80 { }\n}\n",
+			"warning: Virtual server [10.1.1.1]:tcp:80: hysteresis 5 >= quorum 1; setting hysteresis to 0", nil},
+		{"quorum within the weights", vs + " quorum 3\n real_server 10.2.2.2 80 { weight 2\n }\n real_server 10.2.2.3 80 { weight 2\n }\n sorry_server 10.9.9.9 80\n}\n", "",
+			func(c *Config) bool { return c.VirtualServers[0].Quorum == 3 }},
+		{"large GARP interval is legal", "global_defs {\n vrrp_garp_interval 2\n}\n", "",
+			func(c *Config) bool { return c.Global.GARP.Interval.D() == 2*time.Second }},
+		{"GARP interval 0 is invalid", "global_defs {\n vrrp_garp_interval 0\n}\n", "warning: vrrp_garp_interval '0' is invalid", nil},
+		{"GNA interval too large", "global_defs {\n vrrp_gna_interval 5000\n}\n", "warning: vrrp_gna_interval '5000' is invalid", nil},
+		{"garp_interval is not an instance keyword", vi + " garp_interval 0.5\n}\n", `warning: unknown keyword "garp_interval" in vrrp_instance V`, nil},
+		{"smtp_connect_timeout 0", "global_defs {\n smtp_connect_timeout 0\n}\n",
+			"warning: smtp_connect_timeout must be greater than 0, setting to 1",
+			func(c *Config) bool { return c.Global.SMTPConnectTimeout.D() == time.Second }},
+		{"connect_port 0", vs + " real_server 10.2.2.2 80 { TCP_CHECK { connect_port 0\n } }\n}\n",
+			"warning: Invalid checker connect_port '0'",
+			func(c *Config) bool { return c.VirtualServers[0].Reals[0].Checkers[0].ConnectPort == 0 }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, d := load(t, c.text)
+			all := diagText(d)
+			switch {
+			case c.diag == "" && d.ExitCode(false) != 0:
+				t.Fatalf("want exit 0:\n%s", all)
+			case c.diag != "" && (!strings.Contains(all, c.diag) || d.ExitCode(false) != 5):
+				t.Fatalf("want %q and exit 5, got exit %d:\n%s", c.diag, d.ExitCode(false), all)
+			}
+			if c.check != nil && !c.check(cfg) {
+				t.Errorf("value not as keepalived: %+v %+v", cfg.Global, cfg.VirtualServers)
+			}
+		})
+	}
+}

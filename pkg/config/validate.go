@@ -271,6 +271,10 @@ func validateInstance(in *VRRPInstance, set given, d *Diags) {
 			d.errorf(in.Pos, "(%s) unicast_peer %s is of another family than the VIPs", in.Name, p.Addr)
 		}
 	}
+	if in.NoPreempt && in.Priority == 255 {
+		d.warnf(in.Pos, "(%s) nopreempt is incompatible with priority 255. resetting nopreempt", in.Name)
+		in.NoPreempt = false
+	}
 	if in.Priority == 255 && in.State == "BACKUP" && set.has(&in.State) {
 		d.warnf(in.Pos, "(%s) priority 255 (address owner) with state BACKUP: the owner always starts as MASTER", in.Name)
 		in.State = "MASTER"
