@@ -374,3 +374,26 @@ func TestNewNamesTheMissingModule(t *testing.T) {
 		t.Errorf("error %q does not name module ip_vs", err)
 	}
 }
+
+func TestDownRealDrainsAtWeightZero(t *testing.T) {
+	f := newFake()
+	b := newTest(t, f, Options{})
+	set := sample()
+	if err := b.Apply(ctx, set); err != nil {
+		t.Fatal(err)
+	}
+	f.Writes()
+	set[0].Reals[0].Down = true
+	if err := b.Apply(ctx, set); err != nil {
+		t.Fatal(err)
+	}
+	if w := f.Writes(); !reflect.DeepEqual(w, []string{"update-dest tcp:10.0.0.100:80 10.0.1.11:8080"}) {
+		t.Errorf("writes %q", w)
+	}
+	if s := kernel(f, ident{fam: ipvs.INET, addr: ap("10.0.0.100"), port: 80, proto: ipvs.TCP}); s.dests[0].Weight != 0 {
+		t.Errorf("down real has weight %d in the kernel", s.dests[0].Weight)
+	}
+	if have, _ := b.Services(ctx); !reflect.DeepEqual(have, dataplane.Canonical(set)) {
+		t.Errorf("read-back lost the Down mark: %+v", have)
+	}
+}

@@ -172,6 +172,12 @@ func toDestination(s dataplane.Service, r dataplane.Real) (ipvs.Destination, err
 	}
 	d := ipvs.Destination{Address: r.Addr, Port: port, Family: familyOf(r.Addr), Weight: r.Weight,
 		UpperThreshold: r.UpperThreshold, LowerThreshold: r.LowerThreshold, FwdMethod: methods[m]}
+	if r.Down {
+		// A failed real that the control plane keeps (inhibit) drains in
+		// IPVS at weight 0: established connections stay, new ones go
+		// elsewhere.
+		d.Weight = 0
+	}
 	var errs []error
 	if r.Weight > math.MaxInt32 {
 		errs = append(errs, fmt.Errorf("weight %d is above IPVS's limit", r.Weight))
