@@ -16,6 +16,9 @@ type Job struct {
 	// OnChange is called, from the job's goroutine, when the verdict or the
 	// dynamic weight changes.
 	OnChange func(up bool, weight int, err error)
+	// OnResult, when set, is called after every attempt with its outcome
+	// and how long it took (metrics: one histogram observation per check).
+	OnResult func(r Result, latency time.Duration)
 
 	paused atomic.Bool
 	mu     sync.Mutex
@@ -105,6 +108,9 @@ func (s *Scheduler) Start(ctx context.Context, j *Job, warmup time.Duration) {
 				j.last.Err = r.Err.Error()
 			}
 			j.mu.Unlock()
+			if j.OnResult != nil {
+				j.OnResult(r, now.Sub(start))
+			}
 			if changed && j.OnChange != nil {
 				j.OnChange(j.Probe.Up(), j.Probe.Weight(), r.Err)
 			}

@@ -1,10 +1,11 @@
 // Package vsmgr is the virtual-server manager: from the config and the
 // health checkers' verdicts it computes the desired services and real
 // servers and hands them to any dataplane.Backend. It implements
-// keepalived's checker-side semantics (keepalived-semantics.md §9):
+// keepalived's checker-side semantics (docs/keepalived.md#virtual-servers):
 // weights, inhibit_on_failure, quorum with hysteresis and its scripts, the
 // sorry server, alpha/omega, notify_up/notify_down, lvs_notify_fifo lines
-// and ha_suspend.
+// and ha_suspend; and, beyond keepalived, a reload that keeps the verdicts
+// and schedules of unchanged checkers (reload.go) and operator drains.
 package vsmgr
 
 import (
@@ -24,20 +25,30 @@ import (
 
 // Manager owns the virtual servers of one config.
 type Manager struct {
-	cfg     *config.Config
 	backend dataplane.Backend
 	runner  *script.Runner
 	log     *slog.Logger
 
+	// OnResult, when set before Start, sees every check attempt (metrics).
+	OnResult func(checker string, ok bool, latency time.Duration)
+	// OnChange, when set before Start, is called (without locks held, from
+	// a checker's goroutine or Reload) after a quorum or real-server verdict
+	// changed; the BGP announcer's feed uses it.
+	OnChange func()
+
 	mu      sync.Mutex
+	cfg     *config.Config
 	vss     []*vsState
 	dirty   bool
 	applyCh chan struct{}
 	lastErr error
+	ctx     context.Context // set by Start; jobs run under it
+	sched   *check.Scheduler
 }
 
 type vsState struct {
 	cfg       *config.VirtualServer
+	id        string // identity across reloads: see vsID
 	keys      []dataplane.ServiceKey
 	reals     []*rsState
 	sorry     *rsState
@@ -48,29 +59,59 @@ type vsState struct {
 }
 
 type rsState struct {
-	cfg    *config.RealServer
-	port   int
-	checks []*checkState
-	up     bool
-	name   string
+	vs      *vsState
+	cfg     *config.RealServer
+	port    int
+	checks  []*checkState
+	up      bool
+	drained bool // haloctl real disable: weight 0 until enabled again
+	name    string
 }
 
 type checkState struct {
-	up     bool
-	weight int // misc_dynamic; -1 when none
-	err    string
-	job    *check.Job
+	rs      *rsState
+	cfg     *config.Checker
+	up      bool
+	weight  int // misc_dynamic; -1 when none
+	err     string
+	job     *check.Job
+	cancel  context.CancelFunc // nil until the job runs
+	retired bool               // removed by a reload; late verdicts are ignored
 }
 
-// New prepares the manager; Start begins checking and applying.
+// New prepares the manager; Start begins checking and applying. Every
+// checker is built here, so a config the checkers reject fails now.
 func New(cfg *config.Config, backend dataplane.Backend, runner *script.Runner, log *slog.Logger) (*Manager, error) {
 	m := &Manager{cfg: cfg, backend: backend, runner: runner, log: log, applyCh: make(chan struct{}, 1)}
+	vss, err := m.build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	for _, vs := range vss {
+		vs.queue = m.newQueue(vs)
+	}
+	m.vss = vss
+	return m, nil
+}
+
+func (m *Manager) newQueue(vs *vsState) *script.Queue {
+	return script.NewQueue(m.runner, m.log.With("virtual_server", vs.name), 0)
+}
+
+// build turns the config into fresh state (no queues, no running jobs).
+func (m *Manager) build(cfg *config.Config) ([]*vsState, error) {
 	groups := map[string]*config.VSGroup{}
 	for _, g := range cfg.VSGroups {
 		groups[g.Name] = g
 	}
+	var out []*vsState
+	seen := map[string]bool{}
 	for _, vc := range cfg.VirtualServers {
-		vs := &vsState{cfg: vc}
+		vs := &vsState{cfg: vc, id: vsID(vc)}
+		if seen[vs.id] {
+			return nil, fmt.Errorf("virtual_server %s is defined twice", vs.id)
+		}
+		seen[vs.id] = true
 		keys, err := serviceKeys(vc, groups)
 		if err != nil {
 			return nil, err
@@ -78,30 +119,47 @@ func New(cfg *config.Config, backend dataplane.Backend, runner *script.Runner, l
 		vs.keys = keys
 		vs.name = fifoName(vc.Addr, vc.Protocol, vc.Port, vc.FWMark)
 		for _, rc := range vc.Reals {
-			rs := &rsState{cfg: rc, port: rc.Port}
+			rs := &rsState{vs: vs, cfg: rc, port: rc.Port}
 			if rs.port == 0 {
 				rs.port = vc.Port
 			}
 			rs.name = fifoName(rc.Addr, vc.Protocol, rs.port, 0)
 			for _, cc := range rc.Checkers {
+				ck, err := check.New(cc, rc, m.runner)
+				if err != nil {
+					return nil, fmt.Errorf("%s %s: %w", vs.name, rs.name, err)
+				}
 				// alpha: a checked server starts down until it passes.
-				rs.checks = append(rs.checks, &checkState{up: !cc.Alpha, weight: -1})
+				cs := &checkState{rs: rs, cfg: cc, up: !cc.Alpha, weight: -1}
+				cs.job = m.newJob(cs, ck)
+				rs.checks = append(rs.checks, cs)
 			}
 			rs.up = rs.allUp()
 			vs.reals = append(vs.reals, rs)
 		}
 		if ss := vc.SorryServer; ss != nil {
-			vs.sorry = &rsState{cfg: ss, port: ss.Port, up: true}
+			vs.sorry = &rsState{vs: vs, cfg: ss, port: ss.Port, up: true}
 			if vs.sorry.port == 0 {
 				vs.sorry.port = vc.Port
 			}
 		}
 		// Quorum starts from the initial verdicts, without hysteresis.
 		vs.quorumUp = vs.liveWeight() >= vc.Quorum
-		vs.queue = script.NewQueue(runner, log.With("virtual_server", vs.name), 0)
-		m.vss = append(m.vss, vs)
+		out = append(out, vs)
 	}
-	return m, nil
+	return out, nil
+}
+
+// vsID names a virtual server the way haloctl does: ADDR:PORT/proto,
+// fwmark:N or group:NAME.
+func vsID(vc *config.VirtualServer) string {
+	switch {
+	case vc.FWMark != 0:
+		return fmt.Sprintf("fwmark:%d", vc.FWMark)
+	case vc.Group != "":
+		return "group:" + vc.Group
+	}
+	return netip.AddrPortFrom(vc.Addr, uint16(vc.Port)).String() + "/" + strings.ToLower(vc.Protocol)
 }
 
 func fifoName(a netip.Addr, proto string, port int, fwmark uint32) string {
@@ -178,317 +236,9 @@ func (rs *rsState) weight() int {
 func (vs *vsState) liveWeight() int {
 	sum := 0
 	for _, rs := range vs.reals {
-		if rs.up {
+		if rs.up && !rs.drained {
 			sum += rs.weight()
 		}
 	}
 	return sum
-}
-
-// Desired computes the services to install now.
-func (m *Manager) Desired() []dataplane.Service {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.desiredLocked()
-}
-
-func (m *Manager) desiredLocked() []dataplane.Service {
-	var out []dataplane.Service
-	for _, vs := range m.vss {
-		vc := vs.cfg
-		var reals []dataplane.Real
-		if vs.quorumUp || vs.sorry == nil {
-			for _, rs := range vs.reals {
-				switch {
-				case rs.up:
-					reals = append(reals, m.real(vs, rs, uint32(rs.weight())))
-				case rs.cfg.Inhibit:
-					// Weight 0: no new flows, established ones drain.
-					reals = append(reals, m.real(vs, rs, 0))
-				}
-			}
-		} else {
-			// Quorum lost: every real out, the sorry server in.
-			reals = append(reals, m.real(vs, vs.sorry, 1))
-		}
-		for _, k := range vs.keys {
-			s := dataplane.Service{Key: k, Scheduler: vc.Scheduler, SchedFlags: vc.SchedFlags,
-				Method: dataplane.Method(vc.Method), Persistence: vc.PersistenceTimeout.D(), Reals: reals}
-			if g := vc.PersistenceGranularity; g != "" {
-				s.PersistenceMask = maskBits(g)
-			}
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func (m *Manager) real(vs *vsState, rs *rsState, w uint32) dataplane.Real {
-	return dataplane.Real{Addr: rs.cfg.Addr, Port: uint16(rs.port), Weight: w, Method: dataplane.Method(rs.cfg.Method)}
-}
-
-func maskBits(g string) int {
-	if a, err := netip.ParseAddr(g); err == nil {
-		b := a.AsSlice()
-		n := 0
-		for _, x := range b {
-			for i := 7; i >= 0 && x&(1<<i) != 0; i-- {
-				n++
-			}
-		}
-		return n
-	}
-	var n int
-	fmt.Sscanf(g, "%d", &n)
-	return n
-}
-
-// SetCheck records a checker verdict for real server r of virtual server v
-// (indexes into the config) and applies the consequences.
-func (m *Manager) SetCheck(v, r, c int, up bool, weight int, err error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	vs := m.vss[v]
-	rs := vs.reals[r]
-	cs := rs.checks[c]
-	cs.up, cs.weight = up, weight
-	cs.err = ""
-	if err != nil {
-		cs.err = err.Error()
-	}
-	wasUp := rs.up
-	rs.up = rs.allUp()
-	if rs.up != wasUp {
-		state, scr := "DOWN", rs.cfg.NotifyDown
-		if rs.up {
-			state, scr = "UP", rs.cfg.NotifyUp
-		}
-		m.log.Info("real server "+strings.ToLower(state), "virtual_server", vs.name, "real_server", rs.name, "reason", cs.err)
-		vs.queue.Script(scr)
-		m.lvsFIFO(vs, fmt.Sprintf("RS %s %s %s", rs.name, vs.name, state))
-	}
-	m.updateQuorum(vs)
-	m.markDirty()
-}
-
-// updateQuorum moves the quorum state with hysteresis and fires the
-// scripts and FIFO line.
-func (m *Manager) updateQuorum(vs *vsState) {
-	live, q, h := vs.liveWeight(), vs.cfg.Quorum, vs.cfg.Hysteresis
-	switch {
-	case vs.quorumUp && live < q-h:
-		vs.quorumUp = false
-		m.log.Warn("quorum lost", "virtual_server", vs.name, "live_weight", live, "quorum", q)
-		vs.queue.Script(vs.cfg.QuorumDown)
-		m.lvsFIFO(vs, fmt.Sprintf("VS %s DOWN", vs.name))
-	case !vs.quorumUp && live >= q+h:
-		vs.quorumUp = true
-		m.log.Info("quorum gained", "virtual_server", vs.name, "live_weight", live, "quorum", q)
-		vs.queue.Script(vs.cfg.QuorumUp)
-		m.lvsFIFO(vs, fmt.Sprintf("VS %s UP", vs.name))
-	}
-}
-
-func (m *Manager) lvsFIFO(vs *vsState, line string) {
-	g := &m.cfg.Global
-	for _, f := range []*config.FIFO{g.NotifyFIFO, g.LVSNotifyFIFO} {
-		if f == nil || f.Path == "" {
-			continue
-		}
-		path := f.Path
-		vs.queue.Func(func() { script.WriteFIFO(path, line, m.log) })
-	}
-}
-
-func (m *Manager) markDirty() {
-	m.dirty = true
-	select {
-	case m.applyCh <- struct{}{}:
-	default:
-	}
-}
-
-// Apply hands the current desired state to the backend once.
-func (m *Manager) Apply(ctx context.Context) error {
-	m.mu.Lock()
-	desired := m.desiredLocked()
-	m.dirty = false
-	m.mu.Unlock()
-	err := m.backend.Apply(ctx, desired)
-	m.mu.Lock()
-	m.lastErr = err
-	if err != nil {
-		m.dirty = true
-	}
-	m.mu.Unlock()
-	return err
-}
-
-// Start launches a checker job for every checker of every real server and
-// keeps the backend in line until ctx ends. Failed applies are retried.
-func (m *Manager) Start(ctx context.Context, sched *check.Scheduler) error {
-	for vi, vs := range m.vss {
-		for ri, rs := range vs.reals {
-			for ci, cc := range rs.cfg.Checkers {
-				ck, err := check.New(cc, rs.cfg, m.runner)
-				if err != nil {
-					return fmt.Errorf("%s %s: %w", vs.name, rs.name, err)
-				}
-				vi, ri, ci := vi, ri, ci
-				job := &check.Job{Checker: ck, Timeout: cc.ConnectTimeout.D(),
-					Probe: check.NewProbe(cc.Retry, cc.DelayBeforeRetry.D(), cc.DelayLoop.D(), cc.Alpha, time.Now())}
-				if cc.Type == "MISC_CHECK" {
-					job.Timeout = cc.MiscTimeout.D()
-				}
-				job.OnChange = func(up bool, weight int, err error) { m.SetCheck(vi, ri, ci, up, weight, err) }
-				rs.checks[ci].job = job
-				sched.Start(ctx, job, cc.Warmup.D())
-			}
-		}
-	}
-	if err := m.Apply(ctx); err != nil {
-		m.log.Error("data plane apply", "err", err)
-	}
-	go func() {
-		retry := time.NewTicker(5 * time.Second)
-		defer retry.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-m.applyCh:
-			case <-retry.C:
-				m.mu.Lock()
-				d := m.dirty
-				m.mu.Unlock()
-				if !d {
-					continue
-				}
-			}
-			if err := m.Apply(ctx); err != nil {
-				m.log.Error("data plane apply; will retry", "err", err)
-			}
-		}
-	}()
-	return nil
-}
-
-// SetMaster tells the manager whether this node is VRRP master for addr;
-// virtual servers with ha_suspend on that address pause their checks while
-// it is not.
-func (m *Manager) SetMaster(addrs []netip.Addr, master bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, vs := range m.vss {
-		if !vs.cfg.HASuspend {
-			continue
-		}
-		for _, a := range addrs {
-			if a == vs.cfg.Addr {
-				vs.suspended = !master
-				for _, rs := range vs.reals {
-					for _, c := range rs.checks {
-						if c.job != nil {
-							c.job.Pause(!master)
-						}
-					}
-				}
-				m.log.Info("ha_suspend", "virtual_server", vs.name, "checks_paused", !master)
-			}
-		}
-	}
-}
-
-// Stop runs omega's notifiers (quorum_down, notify_down for servers that
-// were up) and waits for the script queues.
-func (m *Manager) Stop() {
-	m.mu.Lock()
-	for _, vs := range m.vss {
-		if vs.cfg.Omega {
-			for _, rs := range vs.reals {
-				if rs.up {
-					vs.queue.Script(rs.cfg.NotifyDown)
-				}
-			}
-			if vs.quorumUp {
-				vs.queue.Script(vs.cfg.QuorumDown)
-			}
-		}
-	}
-	m.mu.Unlock()
-	m.Close()
-}
-
-// Close waits for the notify queues and releases them, without omega's
-// notifiers: a reload replaces the manager this way.
-func (m *Manager) Close() {
-	for _, vs := range m.vss {
-		vs.queue.Drain(10 * time.Second)
-		vs.queue.Close()
-	}
-}
-
-// Drain waits until every queued notify script has run (tests).
-func (m *Manager) Drain(d time.Duration) {
-	for _, vs := range m.vss {
-		vs.queue.Drain(d)
-	}
-}
-
-// RealStatus and VSStatus are what the control socket reports.
-type RealStatus struct {
-	Address   string `json:"address"`
-	Port      int    `json:"port"`
-	Weight    int    `json:"weight"`
-	Up        bool   `json:"up"`
-	LastError string `json:"last_error"`
-}
-
-// VSStatus is one virtual server.
-type VSStatus struct {
-	Address   string       `json:"address"`
-	Port      int          `json:"port"`
-	Protocol  string       `json:"protocol"`
-	Scheduler string       `json:"scheduler"`
-	Method    string       `json:"method"`
-	QuorumUp  bool         `json:"quorum_up"`
-	Suspended bool         `json:"suspended,omitempty"`
-	Reals     []RealStatus `json:"reals"`
-	Sorry     *RealStatus  `json:"sorry_server,omitempty"`
-}
-
-// Status reports every virtual server and real server.
-func (m *Manager) Status() []VSStatus {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []VSStatus
-	for _, vs := range m.vss {
-		vc := vs.cfg
-		addr := vc.Addr.String()
-		switch {
-		case vc.FWMark != 0:
-			addr = fmt.Sprintf("fwmark:%d", vc.FWMark)
-		case vc.Group != "":
-			addr = "group:" + vc.Group
-		}
-		st := VSStatus{Address: addr, Port: vc.Port, Protocol: strings.ToLower(vc.Protocol), Scheduler: vc.Scheduler,
-			Method: vc.Method, QuorumUp: vs.quorumUp, Suspended: vs.suspended}
-		for _, rs := range vs.reals {
-			r := RealStatus{Address: rs.cfg.Addr.String(), Port: rs.port, Weight: rs.weight(), Up: rs.up}
-			for _, c := range rs.checks {
-				if c.err != "" {
-					r.LastError = c.err
-				}
-				if c.job != nil && r.LastError == "" && !c.up {
-					r.LastError = c.job.Status().Err
-				}
-			}
-			st.Reals = append(st.Reals, r)
-		}
-		if vs.sorry != nil {
-			st.Sorry = &RealStatus{Address: vs.sorry.cfg.Addr.String(), Port: vs.sorry.port, Weight: 1, Up: !vs.quorumUp}
-		}
-		out = append(out, st)
-	}
-	return out
 }

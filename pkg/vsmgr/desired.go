@@ -1,0 +1,102 @@
+package vsmgr
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+
+	"github.com/halo-lb/halo/pkg/dataplane"
+)
+
+// Desired computes the services to install now.
+func (m *Manager) Desired() []dataplane.Service {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.desiredLocked()
+}
+
+func (m *Manager) desiredLocked() []dataplane.Service {
+	var out []dataplane.Service
+	for _, vs := range m.vss {
+		vc := vs.cfg
+		var reals []dataplane.Real
+		if vs.quorumUp || vs.sorry == nil {
+			for _, rs := range vs.reals {
+				switch {
+				case rs.up && rs.drained:
+					// Drained by the operator: installed at weight 0 so
+					// established flows finish, no new ones arrive.
+					reals = append(reals, m.real(rs, 0))
+				case rs.up:
+					reals = append(reals, m.real(rs, uint32(rs.weight())))
+				case rs.cfg.Inhibit:
+					// Weight 0: no new flows, established ones drain.
+					reals = append(reals, m.real(rs, 0))
+				}
+			}
+		} else {
+			// Quorum lost: every real out, the sorry server in.
+			reals = append(reals, m.real(vs.sorry, 1))
+		}
+		for _, k := range vs.keys {
+			s := dataplane.Service{Key: k, Scheduler: vc.Scheduler, SchedFlags: vc.SchedFlags,
+				Method: dataplane.Method(vc.Method), Persistence: vc.PersistenceTimeout.D(), Reals: reals}
+			if g := vc.PersistenceGranularity; g != "" {
+				s.PersistenceMask = maskBits(g)
+			}
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (m *Manager) real(rs *rsState, w uint32) dataplane.Real {
+	return dataplane.Real{Addr: rs.cfg.Addr, Port: uint16(rs.port), Weight: w, Method: dataplane.Method(rs.cfg.Method)}
+}
+
+func maskBits(g string) int {
+	if a, err := netip.ParseAddr(g); err == nil {
+		b := a.AsSlice()
+		n := 0
+		for _, x := range b {
+			for i := 7; i >= 0 && x&(1<<i) != 0; i-- {
+				n++
+			}
+		}
+		return n
+	}
+	var n int
+	fmt.Sscanf(g, "%d", &n)
+	return n
+}
+
+func (m *Manager) markDirty() {
+	m.dirty = true
+	select {
+	case m.applyCh <- struct{}{}:
+	default:
+	}
+}
+
+// Apply hands the current desired state to the backend once.
+func (m *Manager) Apply(ctx context.Context) error {
+	m.mu.Lock()
+	desired := m.desiredLocked()
+	m.dirty = false
+	m.mu.Unlock()
+	err := m.backend.Apply(ctx, desired)
+	m.mu.Lock()
+	m.lastErr = err
+	if err != nil {
+		m.dirty = true
+	}
+	m.mu.Unlock()
+	return err
+}
+
+// LastApplyError is the error of the latest Apply (nil when it worked).
+func (m *Manager) LastApplyError() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lastErr
+}
