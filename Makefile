@@ -14,7 +14,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
 .PHONY: all build generate check-generate deps deps-demo deps-test deps-vm deps-generate deps-race \
-	test test-unit test-race lint fuzz demo bench clean
+	test test-unit test-race lint fuzz demo bench mutants clean
 
 all: build
 
@@ -79,6 +79,13 @@ demo: deps-demo
 
 bench: deps-test
 	$(GO) test -run '^$$' -bench . -benchtime 1x $(PKGS)
+
+# As root: plants each bug listed in tests/mutants/mutants.txt in a temporary
+# copy of the tree, one at a time, and checks that the tests it names fail;
+# the report goes to docs/mutants.md. MUTANTS_ARGS=-full runs every test
+# against each mutant (slow); MUTANTS_ARGS='-only NAME' picks mutants.
+mutants: deps-test
+	$(GO) run ./tests/mutants $(MUTANTS_ARGS)
 
 clean:
 	rm -rf bin test.log test-race.log
