@@ -14,7 +14,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
 .PHONY: all build generate check-generate deps deps-demo deps-test deps-vm deps-generate deps-race \
-	test test-unit test-race lint fuzz demo bench mutants clean
+	test test-unit test-race test-vm lint fuzz demo bench mutants clean
 
 all: build
 
@@ -50,6 +50,13 @@ deps-race:
 test: deps-test
 	@if [ "$$(id -u)" != 0 ]; then echo "make test needs root (namespaces, XDP); make test-unit runs without"; exit 1; fi
 	@HALO_REQUIRE_TOOLS=1 HALO_UNPRIVILEGED=0 scripts/gotest -timeout 25m $(PKGS)
+
+# The kernel tests inside Debian's current cloud kernel under qemu (TCG):
+# IPVS backend, the end-to-end scenario with --dataplane ipvs, and the XDP
+# golden tests on an older kernel. Downloads are cached under
+# $XDG_CACHE_HOME/halo-vm (default ~/.cache/halo-vm); see docs/ipvs.md.
+test-vm: deps-vm
+	$(GO) run ./tests/vm/harness
 
 # Only what needs no privileges.
 test-unit:
