@@ -256,6 +256,10 @@ func vsDefaults(vs *VirtualServer, set given, d *Diags) {
 	if !set.has(&vs.Quorum) {
 		vs.Quorum = defQuorum
 	}
+	if vs.OPS && vs.FWMark == 0 && vs.Protocol != "UDP" {
+		d.warnf(vs.Pos, "Virtual server %s: one packet scheduling requires UDP - resetting", vsLabel(vs, vs.Protocol))
+		vs.OPS = false
+	}
 	if !vs.Defaults.dlSet {
 		vs.Defaults.DelayLoop = defDelayLoop
 	}

@@ -86,6 +86,9 @@ func validate(c *Config, d *Diags, opts Options) {
 
 	member := map[string]string{}
 	for _, sg := range c.SyncGroups {
+		if len(sg.Members) == 1 {
+			d.warnf(sg.Pos, "Sync group %s has only 1 virtual router(s) - this probably isn't what you want", sg.Name)
+		}
 		for _, m := range sg.Members {
 			if _, ok := instances[m]; !ok {
 				d.errorf(sg.Pos, "sync group %s: unknown vrrp_instance %s", sg.Name, m)
