@@ -77,6 +77,7 @@ func newInstance(d *Daemon, ic *config.VRRPInstance) (*instance, error) {
 		if err != nil {
 			return nil, fmt.Errorf("virtual_ipaddress %s: %w", v.Prefix, err)
 		}
+		a = in.onVMAC(a)
 		in.vips = append(in.vips, a)
 		in.addrs = append(in.addrs, v.Prefix.Addr())
 	}
@@ -85,6 +86,7 @@ func newInstance(d *Daemon, ic *config.VRRPInstance) (*instance, error) {
 		if err != nil {
 			return nil, fmt.Errorf("virtual_ipaddress_excluded %s: %w", v.Prefix, err)
 		}
+		a = in.onVMAC(a)
 		in.excluded = append(in.excluded, a)
 	}
 	rs, err := makeRoutes(ic.VirtualRoutes, ic.VirtualRules, in.ifname)
@@ -150,9 +152,21 @@ func newInstance(d *Daemon, ic *config.VRRPInstance) (*instance, error) {
 			in.order = append(in.order, key)
 		}
 	}
-	in.setBound(false, "not bound yet")
+	in.trackers[bindKey+in.ifname] = &track.Item{Name: in.ifname, Weight: 0, OK: false}
+	in.order = append(in.order, bindKey+in.ifname)
+	in.bindErr = "not bound yet"
 	in.m = vrrp.New(in.machineConfig())
 	return in, nil
+}
+
+// onVMAC moves a VIP configured on the base interface onto the VMAC, as
+// keepalived does with use_vmac: the address must answer with the virtual
+// MAC, never the base interface's.
+func (in *instance) onVMAC(a vip.Addr) vip.Addr {
+	if in.vmac != "" && a.Dev == in.cfg.Interface {
+		a.Dev = in.vmac
+	}
+	return a
 }
 
 // syncGroupOf is the sync group an instance belongs to, or nil.

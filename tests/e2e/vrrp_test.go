@@ -13,6 +13,7 @@ import (
 // vrrpLab is a bridge with two director nodes and a client.
 type vrrpLab struct {
 	l          *lab.Lab
+	sw         *lab.Switch
 	n1, n2, cl *lab.NS
 	mac1, mac2 string
 }
@@ -21,7 +22,7 @@ func newVRRPLab(t testing.TB, subnet int) *vrrpLab {
 	lab.RequireRoot(t)
 	l := lab.New(t)
 	sw := l.Switch("sw")
-	v := &vrrpLab{l: l, n1: l.NS("n1"), n2: l.NS("n2"), cl: l.NS("cl")}
+	v := &vrrpLab{l: l, sw: sw, n1: l.NS("n1"), n2: l.NS("n2"), cl: l.NS("cl")}
 	for i, n := range []*lab.NS{v.n1, v.n2, v.cl} {
 		sw.Plug(n, "eth0")
 		n.Addr("eth0", fmt.Sprintf("10.%d.0.%d/24", subnet, i+1))
@@ -119,4 +120,18 @@ func TestVRRPFailoverBetweenHalods(t *testing.T) {
 	if hasAddr(v.n1, vip) {
 		t.Fatal("stopped master kept its VIP")
 	}
+}
+
+// netState is what the lab's nodes know, for failure messages.
+func (v *vrrpLab) netState() string {
+	var b strings.Builder
+	for _, n := range []*lab.NS{v.n1, v.n2} {
+		out, _ := n.Exec("ip", "-br", "addr")
+		fmt.Fprintf(&b, "%s addr:\n%s", n.Tag, out)
+	}
+	out, _ := v.cl.Exec("ip", "neigh")
+	fmt.Fprintf(&b, "client neigh:\n%s", out)
+	out, _ = v.sw.NS.Exec("bridge", "fdb", "show", "br", "br0")
+	fmt.Fprintf(&b, "bridge fdb:\n%s", out)
+	return b.String()
 }
