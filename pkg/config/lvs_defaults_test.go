@@ -206,3 +206,23 @@ func TestKeepalivedAdjustments(t *testing.T) {
 		})
 	}
 }
+
+// keepalived checks script security only for scripts that will run: a
+// vrrp_script nobody tracks does not make `keepalived -t` exit 6, a tracked
+// one does (both observed on 2.2.7 as root, without enable_script_security).
+func TestUnusedVRRPScriptIsNotASecurityViolation(t *testing.T) {
+	sc := &ScriptChecker{
+		LookPath: func(s string) (string, error) { return "/usr/bin/true", nil },
+		Stat:     NewScriptChecker().Stat,
+	}
+	const script = "vrrp_script S {\n script /usr/bin/true\n}\n"
+	const inst = "vrrp_instance V {\n interface eth0\n virtual_router_id 5\n virtual_ipaddress { 10.1.1.1 }\n%s}\n"
+	_, d := load(t, script, Options{ConfigID: "x", Scripts: sc})
+	if d.ExitCode(false) != 0 {
+		t.Fatalf("unused script: exit %d\n%s", d.ExitCode(false), diagText(d))
+	}
+	_, d = load(t, script+strings.Replace(inst, "%s", " track_script {\n S\n }\n", 1), Options{ConfigID: "x", Scripts: sc})
+	if d.ExitCode(false) != 6 || !strings.Contains(diagText(d), "SECURITY VIOLATION") {
+		t.Fatalf("tracked script: exit %d\n%s", d.ExitCode(false), diagText(d))
+	}
+}

@@ -36,8 +36,23 @@ func allScripts(c *Config) []*Script {
 			}
 		}
 	}
+	// A vrrp_script runs only while an instance or sync group tracks it,
+	// and keepalived checks only those (an unused one does not make -t exit 6).
+	tracked := map[string]bool{}
+	for _, in := range c.Instances {
+		for _, t := range in.TrackScripts {
+			tracked[t.Name] = true
+		}
+	}
+	for _, sg := range c.SyncGroups {
+		for _, t := range sg.TrackScripts {
+			tracked[t.Name] = true
+		}
+	}
 	for _, s := range c.Scripts {
-		add(s.Script)
+		if tracked[s.Name] {
+			add(s.Script)
+		}
 	}
 	for _, in := range c.Instances {
 		add(in.NotifyMaster, in.NotifyBackup, in.NotifyFault, in.NotifyStop, in.NotifyDeleted, in.Notify, in.NotifyRxLower)
