@@ -45,10 +45,10 @@ struct {
  * (no moment without a table), and tables may differ in size. */
 struct ring {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, LB_RING_SIZE);
+	__uint(max_entries, LB_RING_CHUNKS);
 	__uint(map_flags, BPF_F_INNER_MAP);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct ring_chunk);
 };
 
 struct {
@@ -150,6 +150,7 @@ const enum lb_method *unused_method __attribute__((unused));
 const enum flow_flags *unused_flow_flags __attribute__((unused));
 const struct lb_config *unused_config __attribute__((unused));
 const struct flood_state *unused_flood __attribute__((unused));
+const struct ring_chunk *unused_chunk __attribute__((unused));
 
 static __always_inline void count(void *map, __u32 key, __u64 bytes)
 {
@@ -205,8 +206,9 @@ static __always_inline __u32 pick(struct vip_meta *vm, struct flow_key *f)
 	if (!ring || !vm->ring_size)
 		return 0;
 	__u32 slot = flow_hash(f, vm) % vm->ring_size;
-	__u32 *id = bpf_map_lookup_elem(ring, &slot);
-	return id ? *id : 0;
+	__u32 ci = slot / LB_RING_CHUNK;
+	struct ring_chunk *chunk = bpf_map_lookup_elem(ring, &ci);
+	return chunk ? chunk->id[slot & (LB_RING_CHUNK - 1)] : 0;
 }
 
 /* Whether a new entry may be written now: at most flood_threshold per

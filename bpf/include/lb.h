@@ -16,6 +16,8 @@ enum lb_limits {
 	LB_MAX_SERVICES = 1024,
 	LB_MAX_REALS = 131072, /* (service, real) entries: a real in 3 services takes 3 */
 	LB_RING_SIZE = 16381,  /* largest per-service Maglev table; prime (pkg/maglev) */
+	LB_RING_CHUNK = 16,    /* table slots per map element (see struct ring_chunk) */
+	LB_RING_CHUNKS = (16381 + 15) / 16,
 	LB_CT_SIZE = 262144,
 	LB_MAX_IFACES = 64,
 	LB_MAX_VLAN_TAGS = 2, /* 802.1Q, or 802.1ad outer + 802.1Q inner (QinQ) */
@@ -86,6 +88,13 @@ struct vip_meta {
 /* One (service, real) entry. gen changes whenever the slot is freed or
  * reused, so a flow entry that names a slot also names the generation it
  * was made with and never follows a reused slot to another real. */
+/* Table slots are stored 16 to an element: an array rounds each value up
+ * to 8 bytes, so one u32 per element would double the memory, and writing
+ * a table is then 1,024 element updates instead of 16,381. */
+struct ring_chunk {
+	__u32 id[LB_RING_CHUNK];
+};
+
 struct real {
 	__u32 addr[4];
 	__u8 mac[6];

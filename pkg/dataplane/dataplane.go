@@ -287,6 +287,26 @@ func Canonical(services []Service) []Service {
 	return out
 }
 
+// canonicalView is services itself when it is already in canonical order
+// (the common case: backends keep their sets canonical), else a canonical
+// copy. For reading only.
+func canonicalView(services []Service) []Service {
+	for i, s := range services {
+		if i > 0 && compareService(services[i-1].Key, s.Key) >= 0 {
+			return Canonical(services)
+		}
+		for j := 1; j < len(s.Reals); j++ {
+			if compareReal(s.Reals[j-1].Key(), s.Reals[j].Key()) >= 0 {
+				return Canonical(services)
+			}
+		}
+		if !slices.IsSorted(s.SchedFlags) {
+			return Canonical(services)
+		}
+	}
+	return services
+}
+
 func compareService(a, b ServiceKey) int {
 	if c := a.Addr.Compare(b.Addr); c != 0 {
 		return c
@@ -364,7 +384,7 @@ func Diff(installed, desired []Service) Changes {
 		have[s.Key] = s
 	}
 	want := map[ServiceKey]bool{}
-	for _, d := range Canonical(desired) {
+	for _, d := range canonicalView(desired) {
 		want[d.Key] = true
 		h, ok := have[d.Key]
 		if !ok {
@@ -373,6 +393,8 @@ func Diff(installed, desired []Service) Changes {
 		}
 		if !sameServiceAttrs(h, d) {
 			c.UpdateServices = append(c.UpdateServices, d)
+		} else if sameReals(canonicalView([]Service{h})[0].Reals, d.Reals) {
+			continue // the common case of a large set: nothing changed here
 		}
 		hr := map[RealKey]Real{}
 		for _, r := range h.Reals {
@@ -385,23 +407,44 @@ func Diff(installed, desired []Service) Changes {
 			switch {
 			case !ok:
 				c.AddReals = append(c.AddReals, RealChange{d.Key, r})
-			case old.Weight != r.Weight || old.Method != r.Method || old.Down != r.Down || (r.MAC != nil && old.MAC.String() != r.MAC.String()) ||
-				old.Tunnel != r.Tunnel || old.UpperThreshold != r.UpperThreshold || old.LowerThreshold != r.LowerThreshold:
+			case realChanged(old, r):
 				c.UpdateReals = append(c.UpdateReals, RealChange{d.Key, r})
 			}
 		}
-		for _, r := range Canonical([]Service{h})[0].Reals {
+		for _, r := range canonicalView([]Service{h})[0].Reals {
 			if !wr[r.Key()] {
 				c.RemoveReals = append(c.RemoveReals, RealChange{d.Key, r})
 			}
 		}
 	}
-	for _, h := range Canonical(installed) {
+	for _, h := range canonicalView(installed) {
 		if !want[h.Key] {
 			c.RemoveServices = append(c.RemoveServices, h.Key)
 		}
 	}
 	return c
+}
+
+// sameReals reports whether two canonical real lists are equal in every
+// field Diff compares.
+func sameReals(a, b []Real) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Key() != b[i].Key() || realChanged(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// realChanged reports whether desired real r differs from installed old in
+// anything a backend applies: the one list of compared fields.
+func realChanged(old, r Real) bool {
+	return old.Weight != r.Weight || old.Method != r.Method || old.Down != r.Down ||
+		(r.MAC != nil && old.MAC.String() != r.MAC.String()) || old.Tunnel != r.Tunnel ||
+		old.UpperThreshold != r.UpperThreshold || old.LowerThreshold != r.LowerThreshold
 }
 
 func sameServiceAttrs(a, b Service) bool {

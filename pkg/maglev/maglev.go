@@ -94,7 +94,9 @@ func Table(backends []Backend, m uint32) ([]uint32, error) {
 	for i := range table {
 		table[i] = empty
 	}
-	next := make([]uint64, len(bs))
+	// pos is each backend's current place in its permutation
+	// (offset + n*skip mod m), advanced by addition: no division per probe.
+	pos := offset
 	have := make([]uint32, len(bs))
 	filled := uint32(0)
 	for filled < m {
@@ -104,8 +106,10 @@ func Table(backends []Backend, m uint32) ([]uint32, error) {
 			}
 			// Walk this backend's permutation to its next free slot.
 			for {
-				c := (offset[i] + next[i]*skip[i]) % uint64(m)
-				next[i]++
+				c := pos[i]
+				if pos[i] += skip[i]; pos[i] >= uint64(m) {
+					pos[i] -= uint64(m)
+				}
 				if table[c] == empty {
 					table[c] = bs[i].ID
 					have[i]++

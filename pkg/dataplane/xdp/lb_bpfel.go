@@ -73,6 +73,8 @@ const (
 	lbLbLimitsLB_MAX_SERVICES   lbLbLimits = 1024
 	lbLbLimitsLB_MAX_REALS      lbLbLimits = 131072
 	lbLbLimitsLB_RING_SIZE      lbLbLimits = 16381
+	lbLbLimitsLB_RING_CHUNK     lbLbLimits = 16
+	lbLbLimitsLB_RING_CHUNKS    lbLbLimits = 1024
 	lbLbLimitsLB_CT_SIZE        lbLbLimits = 262144
 	lbLbLimitsLB_MAX_IFACES     lbLbLimits = 64
 	lbLbLimitsLB_MAX_VLAN_TAGS  lbLbLimits = 2
@@ -131,6 +133,11 @@ const (
 	lbRealFlagsREAL_HAS_MAC lbRealFlags = 2
 )
 
+type lbRingChunk struct {
+	_  structs.HostLayout
+	Id [16]uint32
+}
+
 type lbVipKey struct {
 	_      structs.HostLayout
 	Addr   [4]uint32
@@ -164,6 +171,7 @@ const (
 	lbMapVipStats        = "vip_stats"
 	lbMapVips            = "vips"
 	lbProgXdpLb          = "xdp_lb"
+	lbVarUnusedChunk     = "unused_chunk"
 	lbVarUnusedConfig    = "unused_config"
 	lbVarUnusedFlags     = "unused_flags"
 	lbVarUnusedFlood     = "unused_flood"
@@ -240,6 +248,7 @@ type lbMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lbVariableSpecs struct {
+	UnusedChunk     *ebpf.VariableSpec `ebpf:"unused_chunk"`
 	UnusedConfig    *ebpf.VariableSpec `ebpf:"unused_config"`
 	UnusedFlags     *ebpf.VariableSpec `ebpf:"unused_flags"`
 	UnusedFlood     *ebpf.VariableSpec `ebpf:"unused_flood"`
@@ -303,6 +312,7 @@ func (m *lbMaps) Close() error {
 //
 // It can be passed to loadLbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lbVariables struct {
+	UnusedChunk     *ebpf.Variable `ebpf:"unused_chunk"`
 	UnusedConfig    *ebpf.Variable `ebpf:"unused_config"`
 	UnusedFlags     *ebpf.Variable `ebpf:"unused_flags"`
 	UnusedFlood     *ebpf.Variable `ebpf:"unused_flood"`

@@ -100,6 +100,7 @@ const (
 	lbpercpuMapVipStats        = "vip_stats"
 	lbpercpuMapVips            = "vips"
 	lbpercpuProgXdpLb          = "xdp_lb"
+	lbpercpuVarUnusedChunk     = "unused_chunk"
 	lbpercpuVarUnusedConfig    = "unused_config"
 	lbpercpuVarUnusedFlags     = "unused_flags"
 	lbpercpuVarUnusedFlood     = "unused_flood"
@@ -176,6 +177,7 @@ type lbpercpuMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lbpercpuVariableSpecs struct {
+	UnusedChunk     *ebpf.VariableSpec `ebpf:"unused_chunk"`
 	UnusedConfig    *ebpf.VariableSpec `ebpf:"unused_config"`
 	UnusedFlags     *ebpf.VariableSpec `ebpf:"unused_flags"`
 	UnusedFlood     *ebpf.VariableSpec `ebpf:"unused_flood"`
@@ -239,6 +241,7 @@ func (m *lbpercpuMaps) Close() error {
 //
 // It can be passed to loadLbpercpuObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lbpercpuVariables struct {
+	UnusedChunk     *ebpf.Variable `ebpf:"unused_chunk"`
 	UnusedConfig    *ebpf.Variable `ebpf:"unused_config"`
 	UnusedFlags     *ebpf.Variable `ebpf:"unused_flags"`
 	UnusedFlood     *ebpf.Variable `ebpf:"unused_flood"`

@@ -49,8 +49,9 @@ func TestMapSizesMatchLimits(t *testing.T) {
 			t.Errorf("map %s: key/value %d/%d bytes, Go mirror %d/%d", name, m.KeySize, m.ValueSize, s.key, s.value)
 		}
 	}
-	if in := spec.Maps["rings"].InnerMap; in == nil || in.MaxEntries != RingSize {
-		t.Errorf("rings' inner table: %+v, want %d slots", in, RingSize)
+	if in := spec.Maps["rings"].InnerMap; in == nil || in.MaxEntries*uint32(lbLbLimitsLB_RING_CHUNK) < RingSize ||
+		in.ValueSize != uint32(sizeOf[lbRingChunk]()) || (in.MaxEntries-1)*uint32(lbLbLimitsLB_RING_CHUNK) >= RingSize {
+		t.Errorf("rings' inner table: %+v, want %d slots in chunks of %d", in, RingSize, lbLbLimitsLB_RING_CHUNK)
 	}
 	if n := uint32(sizeOf[lbLbConfig]()); spec.Maps["config"].ValueSize != n {
 		t.Errorf("config value %d bytes, Go mirror %d", spec.Maps["config"].ValueSize, n)

@@ -257,9 +257,10 @@ func (b *Backend) adopt() error {
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("adopt services: %w", err)
 	}
-	if len(b.svcs) == 0 {
-		return nil // fresh maps: nothing to read
+	if len(b.svcs) == 0 && b.fresh {
+		return nil // maps this process created: nothing to read
 	}
+	b.slots.adopted = b.mapDir != "" && !b.fresh
 	b.svcIDs = rebuildPool(usedSvc, 0, b.opts.MaxServices)
 	used := map[uint32]bool{}
 	reals := map[dataplane.ServiceKey][]dataplane.Real{}

@@ -89,6 +89,9 @@ type neighbours struct {
 	known  map[netip.Addr]realInfo
 	given  map[netip.Addr]bool // MAC came from the configuration: never re-resolved
 	failed map[netip.Addr]error
+	// epoch counts resolutions that succeeded; seen is its value at the
+	// last install.
+	epoch, seen uint64
 }
 
 type realInfo struct {
@@ -179,6 +182,7 @@ func (b *Backend) resolve(addrs []netip.Addr) (resolved int) {
 		}
 		delete(b.neigh.failed, r.a)
 		b.neigh.known[r.a] = r.i
+		b.neigh.epoch++
 		resolved++
 	}
 	return resolved

@@ -68,6 +68,9 @@ type slotTable struct {
 	gens   []uint32
 	owners map[uint32]slotOwner
 	hasMAC map[uint32]bool // written with a MAC
+	// adopted: the maps come from an earlier process, so even ids this
+	// process never handed out may hold old counters.
+	adopted bool
 	byAddr map[netip.Addr]map[uint32]bool
 }
 
@@ -79,14 +82,18 @@ func newSlotTable(limit uint32) slotTable {
 // alloc takes a slot for r in service svc (id svcID) and writes it. Its
 // counters start at zero even when the id served another real before.
 func (b *Backend) allocSlot(svc dataplane.ServiceKey, svcID uint32, r dataplane.Real) (uint32, error) {
+	reused := len(b.slots.ids.free) > 0 || b.slots.adopted
 	id, ok := b.slots.ids.get()
 	if !ok {
 		return 0, fmt.Errorf("no free real entry (max %d)", b.opts.MaxReals-1)
 	}
-	zero := make([]lbCounter, ebpf.MustPossibleCPU())
-	if err := b.objs.RealStats.Put(id, zero); err != nil {
-		b.slots.ids.put(id)
-		return 0, fmt.Errorf("reset counters of real entry %d: %w", id, err)
+	if reused {
+		// Never-used ids of maps this process created are zero already.
+		zero := make([]lbCounter, ebpf.MustPossibleCPU())
+		if err := b.objs.RealStats.Put(id, zero); err != nil {
+			b.slots.ids.put(id)
+			return 0, fmt.Errorf("reset counters of real entry %d: %w", id, err)
+		}
 	}
 	b.slots.gens[id]++
 	b.slots.owners[id] = slotOwner{svc: svc, real: r.Key()}

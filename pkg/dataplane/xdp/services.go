@@ -45,13 +45,15 @@ func (b *Backend) Apply(ctx context.Context, desired []dataplane.Service) error 
 func (b *Backend) admit(desired []dataplane.Service) ([]dataplane.Service, map[dataplane.ServiceKey]error) {
 	skipped := map[dataplane.ServiceKey]error{}
 	seen := map[dataplane.ServiceKey]bool{}
+	idx := map[dataplane.ServiceKey]int{}
 	var ok []dataplane.Service
-	for _, s := range desired {
+	for i, s := range desired {
 		if seen[s.Key] {
 			skipped[s.Key] = errors.New("duplicate service")
 			continue
 		}
 		seen[s.Key] = true
+		idx[s.Key] = i
 		if err := supported(s); err != nil {
 			skipped[s.Key] = err
 			continue
@@ -73,10 +75,10 @@ func (b *Backend) admit(desired []dataplane.Service) ([]dataplane.Service, map[d
 		}
 		return 1
 	})
-	var out []dataplane.Service
+	var keep []int
 	reals := uint32(0)
 	for _, s := range ok {
-		if uint32(len(out)) >= b.opts.MaxServices {
+		if uint32(len(keep)) >= b.opts.MaxServices {
 			skipped[s.Key] = fmt.Errorf("service limit reached (max_services %d)", b.opts.MaxServices)
 			continue
 		}
@@ -85,9 +87,15 @@ func (b *Backend) admit(desired []dataplane.Service) ([]dataplane.Service, map[d
 			continue
 		}
 		reals += uint32(len(s.Reals))
-		out = append(out, s)
+		keep = append(keep, idx[s.Key])
 	}
-	return dataplane.Canonical(out), skipped
+	// Back to desired's (canonical) order.
+	slices.Sort(keep)
+	out := make([]dataplane.Service, 0, len(keep))
+	for _, i := range keep {
+		out = append(out, desired[i])
+	}
+	return out, skipped
 }
 
 // supported reports why the program cannot serve s, or nil.
@@ -129,14 +137,18 @@ func (b *Backend) install(accepted []dataplane.Service) error {
 	for _, s := range b.installed {
 		byKey[s.Key] = s
 	}
-	done := func() {
+	complete := false
+	defer func() {
+		if complete {
+			b.installed = accepted
+			return
+		}
 		b.installed = b.installed[:0]
 		for _, s := range byKey {
 			b.installed = append(b.installed, s)
 		}
 		b.installed = dataplane.Canonical(b.installed)
-	}
-	defer done()
+	}()
 
 	for _, k := range d.RemoveServices {
 		if err := b.removeService(k); err != nil {
@@ -145,6 +157,8 @@ func (b *Backend) install(accepted []dataplane.Service) error {
 		delete(byKey, k)
 	}
 	leaving := map[dataplane.ServiceKey][]dataplane.RealKey{}
+	freeing := map[dataplane.ServiceKey][]dataplane.RealKey{}
+	var shrink []staged
 	for _, rc := range d.RemoveReals {
 		leaving[rc.Service] = append(leaving[rc.Service], rc.Real.Key())
 	}
@@ -156,16 +170,27 @@ func (b *Backend) install(accepted []dataplane.Service) error {
 		old := byKey[k]
 		kept := slices.DeleteFunc(slices.Clone(old.Reals), func(r dataplane.Real) bool { return slices.Contains(gone, r.Key()) })
 		old.Reals = kept
-		if err := b.writeTable(old, st); err != nil {
+		t, err := b.stageTable(old, st)
+		if err != nil {
 			return err
 		}
+		shrink = append(shrink, t)
+		byKey[k] = old
+		freeing[k] = gone
+	}
+	// Tables without the leaving reals are live before their slots go, so
+	// no table ever names a freed slot.
+	if err := b.publish(shrink); err != nil {
+		return err
+	}
+	for k, gone := range freeing {
+		st := b.svcs[k]
 		for _, rk := range gone {
 			if id, ok := st.reals[rk]; ok {
 				b.freeSlot(id)
 				delete(st.reals, rk)
 			}
 		}
-		byKey[k] = old
 	}
 	changed := map[dataplane.ServiceKey]bool{}
 	for _, s := range d.AddServices {
@@ -179,15 +204,31 @@ func (b *Backend) install(accepted []dataplane.Service) error {
 			changed[r.Service] = true
 		}
 	}
+	// Only when a MAC resolved since the last install can an unchanged
+	// service need its table again (checking costs a lookup per real).
+	checkMACs := b.neigh.epoch != b.neigh.seen
+	b.neigh.seen = b.neigh.epoch
+	var grow []staged
+	var grown []dataplane.Service
 	for _, s := range accepted {
-		if !changed[s.Key] && !b.macArrived(s) {
+		if !changed[s.Key] && (!checkMACs || !b.macArrived(s)) {
 			continue
 		}
-		if err := b.installService(s); err != nil {
+		t, err := b.installService(s)
+		if err != nil {
+			b.publish(grow)
 			return err
 		}
+		grow = append(grow, t)
+		grown = append(grown, s)
+	}
+	if err := b.publish(grow); err != nil {
+		return err
+	}
+	for _, s := range grown {
 		byKey[s.Key] = s
 	}
+	complete = true
 	return nil
 }
 
@@ -231,18 +272,19 @@ func (b *Backend) removeService(k dataplane.ServiceKey) error {
 	return nil
 }
 
-func (b *Backend) installService(s dataplane.Service) error {
+// installService allocates and writes s's slots and stages its table.
+func (b *Backend) installService(s dataplane.Service) (staged, error) {
 	st := b.svcs[s.Key]
 	if st == nil {
 		id, ok := b.svcIDs.get()
 		if !ok {
-			return fmt.Errorf("no free service slot (max %d)", b.opts.MaxServices)
+			return staged{}, fmt.Errorf("no free service slot (max %d)", b.opts.MaxServices)
 		}
 		st = &svcState{id: id, reals: map[dataplane.RealKey]uint32{}}
 		b.svcs[s.Key] = st
 		zero := make([]lbCounter, ebpf.MustPossibleCPU())
 		if err := b.objs.VipStats.Put(id, zero); err != nil {
-			return fmt.Errorf("reset counters of %s: %w", s.Key, err)
+			return staged{}, fmt.Errorf("reset counters of %s: %w", s.Key, err)
 		}
 	}
 	for _, r := range s.Reals {
@@ -250,15 +292,15 @@ func (b *Backend) installService(s dataplane.Service) error {
 		if !ok {
 			var err error
 			if id, err = b.allocSlot(s.Key, st.id, r); err != nil {
-				return fmt.Errorf("service %s: %w", s.Key, err)
+				return staged{}, fmt.Errorf("service %s: %w", s.Key, err)
 			}
 			st.reals[r.Key()] = id
 		} else if err := b.writeSlot(id, st.id, r.Key()); err != nil {
-			return err
+			return staged{}, err
 		}
 		_, b.slots.hasMAC[id] = b.neigh.known[r.Addr]
 	}
-	return b.writeTable(s, st)
+	return b.stageTable(s, st)
 }
 
 // buildTable is the selection rule's table: the weighted Maglev table of
@@ -281,19 +323,27 @@ func buildTable(s dataplane.Service, slot func(dataplane.RealKey) (id uint32, us
 	return maglev.Table(backends, RingSize)
 }
 
-// ringKeys are the keys of a full table, built once.
-var ringKeys = func() []uint32 {
-	k := make([]uint32, RingSize)
+// chunkKeys are the keys of a full table, built once.
+var chunkKeys = func() []uint32 {
+	k := make([]uint32, lbLbLimitsLB_RING_CHUNKS)
 	for i := range k {
 		k[i] = uint32(i)
 	}
 	return k
 }()
 
-// writeTable builds s's Maglev table over its reals that have a weight and
-// a MAC, writes it into a new inner map and swaps that in with one update,
-// then updates the service's entry (flags, table size).
-func (b *Backend) writeTable(s dataplane.Service, st *svcState) error {
+// staged is a service's new table, written into a fresh inner map and not
+// yet visible to the program.
+type staged struct {
+	svc   dataplane.ServiceKey
+	id    uint32
+	inner *ebpf.Map // nil: the service has no real that takes new flows
+	meta  lbVipMeta
+}
+
+// stageTable builds s's Maglev table over its reals that have a weight, are
+// up and have a MAC, and writes it into a new inner map.
+func (b *Backend) stageTable(s dataplane.Service, st *svcState) (staged, error) {
 	table, err := buildTable(s, func(rk dataplane.RealKey) (uint32, bool) {
 		id, ok := st.reals[rk]
 		if !ok {
@@ -303,37 +353,74 @@ func (b *Backend) writeTable(s dataplane.Service, st *svcState) error {
 		return id, known
 	})
 	flags, mask := b.selection(s)
-	meta := lbVipMeta{Id: st.id, Flags: flags, SrcMask: mask}
+	out := staged{svc: s.Key, id: st.id, meta: lbVipMeta{Id: st.id, Flags: flags, SrcMask: mask}}
 	switch {
 	case errors.Is(err, maglev.ErrEmpty):
-		// No real can take a new flow: the program passes them.
-		if err := b.objs.Rings.Delete(st.id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("clear table of %s: %w", s.Key, err)
-		}
+		return out, nil
 	case err != nil:
-		return fmt.Errorf("table of %s: %w", s.Key, err)
-	default:
-		inner, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4,
-			MaxEntries: RingSize, Flags: unix.BPF_F_INNER_MAP})
-		if err != nil {
-			return fmt.Errorf("table of %s: %w", s.Key, err)
+		return out, fmt.Errorf("table of %s: %w", s.Key, err)
+	}
+	chunks := make([]lbRingChunk, len(chunkKeys))
+	for i, id := range table {
+		chunks[i/int(lbLbLimitsLB_RING_CHUNK)].Id[i%int(lbLbLimitsLB_RING_CHUNK)] = id
+	}
+	inner, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: uint32(len(chunks[0].Id) * 4),
+		MaxEntries: uint32(len(chunkKeys)), Flags: unix.BPF_F_INNER_MAP})
+	if err != nil {
+		return out, fmt.Errorf("table of %s: %w", s.Key, err)
+	}
+	if _, err := inner.BatchUpdate(chunkKeys, chunks, nil); err != nil {
+		for i := range chunks {
+			if err := inner.Put(chunkKeys[i], &chunks[i]); err != nil {
+				inner.Close()
+				return out, fmt.Errorf("write table of %s: %w", s.Key, err)
+			}
 		}
-		defer inner.Close() // the outer map holds its own reference
-		if _, err := inner.BatchUpdate(ringKeys, table, nil); err != nil {
-			for i := range table {
-				if err := inner.Put(uint32(i), table[i]); err != nil {
-					return fmt.Errorf("write table of %s: %w", s.Key, err)
+	}
+	out.inner, out.meta.RingSize = inner, RingSize
+	return out, nil
+}
+
+// publish makes staged tables visible: every table in one batch update of
+// the outer map (the kernel waits one RCU grace period per update of a
+// map-in-map, so one batch costs one wait, not one per service), then the
+// service entries (flags, table size).
+func (b *Backend) publish(list []staged) error {
+	defer func() {
+		for _, t := range list {
+			if t.inner != nil {
+				t.inner.Close() // the outer map holds its own reference
+			}
+		}
+	}()
+	var ids, fds []uint32
+	for _, t := range list {
+		if t.inner == nil {
+			if err := b.objs.Rings.Delete(t.id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				return fmt.Errorf("clear table of %s: %w", t.svc, err)
+			}
+			continue
+		}
+		ids = append(ids, t.id)
+		fds = append(fds, uint32(t.inner.FD()))
+	}
+	if len(ids) > 0 {
+		if _, err := b.objs.Rings.BatchUpdate(ids, fds, nil); err != nil {
+			for _, t := range list {
+				if t.inner == nil {
+					continue
+				}
+				if err := b.objs.Rings.Put(t.id, t.inner); err != nil {
+					return fmt.Errorf("install table of %s: %w", t.svc, err)
 				}
 			}
 		}
-		if err := b.objs.Rings.Put(st.id, inner); err != nil {
-			return fmt.Errorf("install table of %s: %w", s.Key, err)
-		}
-		meta.RingSize = RingSize
 	}
-	vk := vipKey(s.Key)
-	if err := b.objs.Vips.Put(&vk, &meta); err != nil {
-		return fmt.Errorf("install service %s: %w", s.Key, err)
+	for _, t := range list {
+		vk := vipKey(t.svc)
+		if err := b.objs.Vips.Put(&vk, &t.meta); err != nil {
+			return fmt.Errorf("install service %s: %w", t.svc, err)
+		}
 	}
 	return nil
 }
