@@ -25,7 +25,6 @@ import (
 
 	"github.com/halo-lb/halo/internal/testkit"
 	"github.com/halo-lb/halo/internal/testkit/lab"
-	"github.com/halo-lb/halo/internal/testkit/sink"
 )
 
 // wLab is a bridge with one namespace per tag; the i-th tag gets
@@ -216,31 +215,6 @@ func (r *wReal) checks(since time.Time) []hit {
 		}
 	}
 	return out
-}
-
-// wAttachPass attaches the XDP pass sink on ifname in ns: a veth whose peer
-// bounces frames with XDP_TX needs it (docs/lab.md#veth-peer-needs-xdp).
-func wAttachPass(t *testing.T, ns *lab.NS, ifname string) {
-	t.Helper()
-	p, err := sink.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	if err := ns.Do(func() error {
-		ifi, err := net.InterfaceByName(ifname)
-		if err != nil {
-			return err
-		}
-		l, err := p.Attach(ifi.Index)
-		if err != nil {
-			return err
-		}
-		t.Cleanup(func() { l.Close() })
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // readLines returns the lines of a file the test's scripts append to.

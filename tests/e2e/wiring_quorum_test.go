@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/halo-lb/halo/internal/testkit/lab"
+	"github.com/halo-lb/halo/internal/testkit/sink"
 )
 
 // Quorum loss brings in the sorry server, and quorum's return takes it out
@@ -25,7 +26,7 @@ func TestWiringQuorumSorryServer(t *testing.T) {
 		n := w.l.NS(tag)
 		port := w.sw.Plug(n, "eth0")
 		if tag == "dir" {
-			wAttachPass(t, w.sw.NS, port) // the director bounces frames with XDP_TX
+			sink.AttachIn(t, w.sw.NS, port) // the director bounces frames with XDP_TX (docs/lab.md#veth-peer-needs-xdp)
 		}
 		n.Addr("eth0", fmt.Sprintf("%s/24", w.ip(host)))
 		n.TxOff("eth0") // docs/lab.md#checksum-offload
