@@ -40,7 +40,8 @@ const (
 	defMethod            = "NAT"
 	defProtocol          = "UDP" // keepalived 2.2.7, with a warning
 	defQuorum            = 1
-	defWeight            = 1
+	defWeight            = 1 // real server
+	defTrackFileWeight   = 1
 	defDelayLoop         = Duration(60 * time.Second)
 )
 
@@ -96,7 +97,7 @@ func fillDefaults(c *Config, d *Diags) {
 	}
 	for _, tf := range c.TrackFiles {
 		if !set.has(&tf.Weight) {
-			tf.Weight = 1
+			tf.Weight = defTrackFileWeight
 		}
 	}
 	for _, in := range c.Instances {
@@ -193,7 +194,9 @@ func instanceDefaults(in *VRRPInstance, g *Global, set given, d *Diags) {
 }
 
 // instanceGARP: an instance takes the global value of every GARP setting it
-// does not give. The lower-priority burst is off in strict mode, and a
+// does not give. (keepalived copies the globals when it meets the instance,
+// so a global_defs written after an instance does not reach it there; halo
+// applies global_defs wherever it is.) The lower-priority burst is off in strict mode, and a
 // non-zero one given in strict mode is reset with keepalived's message.
 func instanceGARP(in *VRRPInstance, gp *GARP, set given, d *Diags) {
 	ip := &in.GARP
