@@ -329,7 +329,7 @@ int xdp_lb(struct xdp_md *ctx)
 	__u32 svc = vm->id;
 	__u32 zero = 0;
 	struct lb_config *cfg = bpf_map_lookup_elem(&config, &zero);
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = bpf_ktime_get_coarse_ns();
 	int syn = proto == IPPROTO_TCP && (tcp_flags & (TH_SYN | TH_ACK)) == TH_SYN;
 	int rst = proto == IPPROTO_TCP && (tcp_flags & TH_RST);
 

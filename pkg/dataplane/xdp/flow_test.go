@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/halo-lb/halo/internal/testkit/lab"
 	"github.com/halo-lb/halo/internal/testkit/packet"
@@ -52,21 +53,39 @@ func realOf(out []byte) string {
 	return "?"
 }
 
-func (b *Backend) hasFlow(f *packet.Frame) bool {
+func flowKeyOf(f *packet.Frame) lbFlowKey {
 	k := lbFlowKey{Proto: 6}
-	w, _ := addrWords(f.IPv4.Src)
-	d, _ := addrWords(f.IPv4.Dst)
-	k.Src, k.Dst = w, d
+	k.Src, _ = addrWords(f.IPv4.Src)
+	k.Dst, _ = addrWords(f.IPv4.Dst)
 	k.Sport, k.Dport = htons(f.TCP.SrcPort), htons(f.TCP.DstPort)
+	return k
+}
+
+func (b *Backend) hasFlow(f *packet.Frame) bool {
+	k := flowKeyOf(f)
 	var v lbFlowVal
 	return b.objs.Conntrack.Lookup(&k, &v) == nil
 }
 
-// Golden aging cases: a FIN starts the short timeout (1 ns here, so the
-// next packet finds the entry expired and it goes); a RST is forwarded to
-// the flow's real and then removes the entry at once.
+// rewindFlow makes f's entry look idle for d.
+func (b *Backend) rewindFlow(t *testing.T, f *packet.Frame, d time.Duration) {
+	t.Helper()
+	k := flowKeyOf(f)
+	var v lbFlowVal
+	if err := b.objs.Conntrack.Lookup(&k, &v); err != nil {
+		t.Fatalf("no entry to age: %v", err)
+	}
+	v.LastSeen -= uint64(d)
+	if err := b.objs.Conntrack.Put(&k, &v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Golden aging cases: a FIN switches the entry to tcp_fin_timeout (time is
+// moved by rewinding the entry's last_seen, as the clock would); a RST is
+// forwarded to the flow's real and then removes the entry at once.
 func TestGoldenFlowAgingFINAndRST(t *testing.T) {
-	b := loadWith(t, Options{TCPFinTimeout: 1})
+	b := loadWith(t, Options{TCPFinTimeout: 5 * time.Second})
 	if err := b.Apply(context.Background(), []dataplane.Service{svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11")}); err != nil {
 		t.Fatal(err)
 	}
@@ -75,25 +94,32 @@ func TestGoldenFlowAgingFINAndRST(t *testing.T) {
 		name   string
 		f      *packet.Frame
 		reason Reason
-		flow   bool // entry present afterwards
+		flow   bool          // entry present afterwards
+		age    time.Duration // rewind the entry's last_seen by this first
 	}{
-		{"syn creates the entry", syn, CTNew, true},
-		{"ack hits it", withFlags(syn, packet.TCPAck), CTHit, true},
-		{"fin hits it and starts tcp_fin_timeout", withFlags(syn, packet.TCPFin|packet.TCPAck), CTHit, true},
-		{"after tcp_fin_timeout the entry expires", withFlags(syn, packet.TCPAck), CTExpired, false},
-		{"a mid-flow packet without an entry is forwarded, not recorded", withFlags(syn, packet.TCPAck), CTMiss, false},
+		{"syn creates the entry", syn, CTNew, true, 0},
+		{"ack hits it", withFlags(syn, packet.TCPAck), CTHit, true, 0},
+		{"idle for less than tcp_timeout it still hits", withFlags(syn, packet.TCPAck), CTHit, true, DefaultTCPTimeout - time.Minute},
+		{"fin hits it and starts tcp_fin_timeout", withFlags(syn, packet.TCPFin|packet.TCPAck), CTHit, true, 0},
+		{"within tcp_fin_timeout it still hits", withFlags(syn, packet.TCPAck), CTHit, true, 4 * time.Second},
+		{"after tcp_fin_timeout the entry expires", withFlags(syn, packet.TCPAck), CTExpired, false, 6 * time.Second},
+		{"a mid-flow packet without an entry is forwarded, not recorded", withFlags(syn, packet.TCPAck), CTMiss, false, 0},
 	}
 	rst := tcp4(vip4, 80, 7001)
-	steps2 := []struct {
+	steps = append(steps, []struct {
 		name   string
 		f      *packet.Frame
 		reason Reason
 		flow   bool
+		age    time.Duration
 	}{
-		{"syn creates the entry", rst, CTNew, true},
-		{"rst reaches the real and removes the entry", withFlags(rst, packet.TCPRst|packet.TCPAck), CTClosed, false},
-	}
-	for _, st := range append(steps, steps2...) {
+		{"syn creates the entry", rst, CTNew, true, 0},
+		{"rst reaches the real and removes the entry", withFlags(rst, packet.TCPRst|packet.TCPAck), CTClosed, false, 0},
+	}...)
+	for _, st := range steps {
+		if st.age > 0 {
+			b.rewindFlow(t, st.f, st.age)
+		}
 		before := b.Reasons()[st.reason]
 		verdict, out := run(t, b, st.f.Bytes())
 		if verdict != xdpTX || !bytes.Equal(out, rewritten(st.f, "10.1.0.11")) {

@@ -71,7 +71,7 @@ type slotTable struct {
 	// adopted: the maps come from an earlier process, so even ids this
 	// process never handed out may hold old counters.
 	adopted bool
-	byAddr map[netip.Addr]map[uint32]bool
+	byAddr  map[netip.Addr]map[uint32]bool
 }
 
 func newSlotTable(limit uint32) slotTable {
