@@ -54,6 +54,24 @@ func TestExampleConfigs(t *testing.T) {
 			t.Errorf("lvs-dr: %+v", vs)
 		}
 	}
+	if tun := loaded["lvs-tun.conf"]; tun != nil {
+		web, dns := tun.VirtualServers[0], tun.VirtualServers[1]
+		if web.Method != "TUN" || web.Tunnel != (Tunnel{TunType: "ipip"}) || web.PersistenceTimeout.D() != 600*time.Second ||
+			web.PersistenceGranularity != "255.255.255.0" || web.Protocol != "TCP" {
+			t.Errorf("lvs-tun web: %+v", web)
+		}
+		if dns.Tunnel != (Tunnel{TunType: "gue", TunPort: 6080}) || !dns.OPS || dns.Protocol != "UDP" ||
+			dns.Reals[1].Tunnel != (Tunnel{"gre", 0, "csum"}) || dns.Reals[0].Method != "" {
+			t.Errorf("lvs-tun dns: %+v reals %+v %+v", dns, dns.Reals[0], dns.Reals[1])
+		}
+		dp := tun.Dataplane
+		if dp.FlowTableSize != 1<<20 || dp.UDPTimeout.D() != time.Minute || dp.TCPTimeout.D() != 900*time.Second ||
+			dp.MaxServices != 64 || dp.MaxReals != 256 {
+			t.Errorf("lvs-tun dataplane: %+v", dp)
+		}
+	} else {
+		t.Error("lvs-tun.conf not loaded")
+	}
 	if nat := loaded["lvs-nat.conf"]; nat != nil {
 		vs := nat.VirtualServers[0]
 		if vs.Method != "NAT" || vs.Quorum != 2 || vs.SorryServer == nil || vs.PersistenceTimeout.D() != 300*time.Second ||
