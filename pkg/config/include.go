@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -107,6 +108,14 @@ func fileKind(m os.FileMode) string {
 }
 
 func (osFS) Glob(pattern string) ([]string, error) { return filepath.Glob(pattern) }
+
+// Stat lets the lexer see permission bits (statFS).
+func (osFS) Stat(name string) (fs.FileInfo, error) { return os.Stat(name) }
+
+// statFS is an FS that can report file modes; only the OS one does.
+type statFS interface {
+	Stat(name string) (fs.FileInfo, error)
+}
 
 func isInclude(w string) bool {
 	if !strings.HasPrefix(w, "include") {

@@ -121,3 +121,24 @@ func TestIncludeTotalBound(t *testing.T) {
 		t.Fatalf("no file:line: %.200s", all)
 	}
 }
+
+// keepalived 2.2.7 skips an executable config file; halo reads it and warns,
+// so -t shows that the two would run different configs.
+func TestExecutableIncludeWarns(t *testing.T) {
+	dir := t.TempDir()
+	inc := filepath.Join(dir, "x.inc")
+	if err := os.WriteFile(inc, []byte("global_defs {\n router_id from-inc\n}\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	main := filepath.Join(dir, "k.conf")
+	if err := os.WriteFile(main, []byte("include x.inc\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, d := loadWithin(t, main, Options{ConfigID: "x"})
+	if !strings.Contains(diagText(d), main+":1: warning: configuration file "+inc+" is executable") || d.ExitCode(false) != 5 {
+		t.Fatalf("exit %d:\n%s", d.ExitCode(false), diagText(d))
+	}
+	if cfg.Global.RouterID != "from-inc" {
+		t.Fatalf("router_id %q: the file must still be read", cfg.Global.RouterID)
+	}
+}

@@ -77,6 +77,18 @@ func (lx *lexer) readFile(path string, from Pos) {
 		}
 		return
 	}
+	if sfs, ok := lx.fs.(statFS); ok {
+		if fi, err := sfs.Stat(path); err == nil && fi.Mode()&0o111 != 0 {
+			// keepalived skips an executable config file ("is not a regular
+			// non-executable file - skipping"); halo reads it but says so,
+			// because the two would run different configs.
+			p := from
+			if len(lx.stack) == 0 {
+				p = Pos{File: path, Line: 1}
+			}
+			lx.diags.warnf(p, "configuration file %s is executable: keepalived 2.2.7 skips such a file, halo reads it (chmod a-x)", path)
+		}
+	}
 	lx.stack = append(lx.stack, abs)
 	defer func() { lx.stack = lx.stack[:len(lx.stack)-1] }()
 	lx.files = append(lx.files, path)
