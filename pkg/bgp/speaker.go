@@ -242,34 +242,47 @@ func (s *Speaker) path(p netip.Prefix, withdraw bool) *apiutil.Path {
 		Attrs: []gbgp.PathAttributeInterface{gbgp.NewPathAttributeOrigin(gbgp.BGP_ORIGIN_ATTR_TYPE_IGP), nh}}
 }
 
-// Stop ends the speaker. With withdraw (a clean stop, before the data plane
-// goes) it first withdraws every route and waits, bounded, until the
-// withdrawals are on the wire, then closes the sessions with a Cease. Without
-// it (the data plane is kept for an upgrade) the sessions close without a
-// notification, so routers that negotiated graceful restart keep the routes
-// while halod restarts.
+// WithdrawAll withdraws every route for good (a clean stop, before the
+// data plane goes) and waits, bounded, until the withdrawals are on the
+// wire. The sessions stay up until Stop.
+func (s *Speaker) WithdrawAll(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.started {
+		return nil
+	}
+	s.stopping = true
+	sent := s.updatesSent()
+	err := s.reconcile()
+	s.waitFlushed(ctx, sent)
+	return err
+}
+
+// Stop ends the speaker. With withdraw (a clean stop) it first calls
+// WithdrawAll, then closes the sessions with a Cease. Without it, and
+// without an earlier WithdrawAll (the data plane is kept for an upgrade),
+// the sessions close without a notification, so routers that negotiated
+// graceful restart keep the routes while halod restarts.
 func (s *Speaker) Stop(ctx context.Context, withdraw bool) {
+	if withdraw {
+		if err := s.WithdrawAll(ctx); err != nil {
+			s.log.Warn("bgp stop", "err", err)
+		}
+	}
 	s.mu.Lock()
 	if !s.started {
 		s.mu.Unlock()
 		return
 	}
-	if withdraw {
-		s.stopping = true
-		sent := s.updatesSent()
-		if err := s.reconcile(); err != nil {
-			s.log.Warn("bgp stop", "err", err)
-		}
-		s.waitFlushed(ctx, sent)
-	}
 	s.started = false
+	graceful := !s.stopping
 	s.mu.Unlock()
 	// Not srv.Stop: it calls StopBgp again (logging an error) and would
 	// send the Cease that graceful restart must not see.
-	if err := s.srv.StopBgp(ctx, &api.StopBgpRequest{AllowGracefulRestart: !withdraw}); err != nil {
+	if err := s.srv.StopBgp(ctx, &api.StopBgpRequest{AllowGracefulRestart: graceful}); err != nil {
 		s.log.Warn("bgp stop", "err", err)
 	}
-	s.log.Info("bgp speaker stopped", "withdrew", withdraw)
+	s.log.Info("bgp speaker stopped", "routes_kept_for_graceful_restart", graceful)
 }
 
 // waitFlushed waits until every established session has sent an UPDATE
