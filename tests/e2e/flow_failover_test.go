@@ -342,4 +342,3 @@ func TestFlowsSurviveRestartWithoutPins(t *testing.T) {
 		})
 	}
 }
-
