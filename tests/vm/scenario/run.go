@@ -25,11 +25,15 @@ type Checks struct {
 // one real's health check and see it leave new-connection selection, bring
 // it back, stop halod.
 func Run(t *testing.T, b Backend, c Checks, o Options) {
+	start := time.Now()
+	phase := func(what string) { t.Logf("%5.1f s: %s", time.Since(start).Seconds(), what) }
 	s := Build(t, o)
+	phase("topology built")
 	if b.Prepare != nil {
 		b.Prepare(t, s)
 	}
 	s.StartHalod(t, b)
+	phase("halod started")
 	persistent := o.Persistence > 0
 
 	seen := map[string]bool{}
@@ -57,7 +61,9 @@ func Run(t *testing.T, b Backend, c Checks, o Options) {
 		t.Fatalf("after 20 s the client reached only %v through %s (%s)%s", seen, s.VIP, o.Method, table(t, b, s))
 	}
 
+	phase(fmt.Sprintf("client reached %d real(s)", len(seen)))
 	got := s.Spread(30)
+	phase(fmt.Sprintf("30 connections: %v", got))
 	var sticky string
 	if persistent {
 		for name, n := range got {
@@ -108,6 +114,7 @@ func Run(t *testing.T, b Backend, c Checks, o Options) {
 			}
 		}
 	}
+	phase(fmt.Sprintf("metrics: %v packets", packets))
 	victim.Stop()
 	// The checker notices within delay_loop + connect_timeout; until then
 	// connections to the victim are refused.
@@ -117,6 +124,7 @@ func Run(t *testing.T, b Backend, c Checks, o Options) {
 	}) {
 		t.Fatalf("20 s after %s failed, connections still reach it or fail%s", victim.Name, table(t, b, s))
 	}
+	phase(victim.Name + " failed and left selection")
 	got = s.Spread(30)
 	if got[victim.Name] > 0 || got["error"] > 0 {
 		t.Errorf("after %s failed: %v", victim.Name, got)
@@ -143,7 +151,9 @@ func Run(t *testing.T, b Backend, c Checks, o Options) {
 		t.Fatalf("20 s after %s recovered it gets no connections%s", victim.Name, table(t, b, s))
 	}
 
+	phase(victim.Name + " is back")
 	s.StopHalod(t)
+	phase("halod stopped")
 	if c.Stopped != nil {
 		c.Stopped(t, s)
 	}
