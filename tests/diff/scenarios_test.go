@@ -1,0 +1,188 @@
+package diff
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// conf is a keepalived.conf with the FIFO and notify script of the node.
+func conf(n *net, global string, blocks ...string) string {
+	return fmt.Sprintf("global_defs {\n  router_id r%d\n  enable_script_security\n  script_user root\n  notify_fifo %s\n%s\n}\n%s",
+		n.Sub, n.FIFO, global, strings.Join(blocks, "\n"))
+}
+
+// instance is a vrrp_instance on eth0 with the generic notify script.
+func instance(n *net, name string, vrid, prio int, body string, vips ...string) string {
+	return fmt.Sprintf(`vrrp_instance %s {
+  state BACKUP
+  interface eth0
+  virtual_router_id %d
+  priority %d
+  advert_int 1
+  notify "%s"
+%s
+  virtual_ipaddress {
+    %s
+  }
+}
+`, name, vrid, prio, n.Notify, body, strings.Join(vips, "\n    "))
+}
+
+// peer is the keepalived peer: the same instance without scripts or FIFO.
+func peer(n *net, body string, instances ...[3]any) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "global_defs {\n  router_id peer%d\n}\n", n.Sub)
+	for _, in := range instances {
+		fmt.Fprintf(&b, "vrrp_instance %s {\n  state BACKUP\n  interface eth0\n  virtual_router_id %d\n  priority %d\n  advert_int 1\n%s\n  virtual_ipaddress {\n    %s\n  }\n}\n",
+			in[0], in[1], in[2], body, n.V4(100+in[1].(int)-51)+"/24")
+	}
+	return b.String()
+}
+
+func setLink(state string) func(t *testing.T, n *net) {
+	return func(t *testing.T, n *net) { n.nutNS.IP("link", "set", "trk0", state) }
+}
+
+func flag(on bool) func(t *testing.T, n *net) {
+	return func(t *testing.T, n *net) {
+		if on {
+			must(t, os.WriteFile(n.Flag, nil, 0o644))
+		} else {
+			must(t, os.Remove(n.Flag))
+		}
+	}
+}
+
+// A sync group whose member tracks an interface: the interface going down
+// takes the whole group to FAULT (group notify and GROUP FIFO line), up
+// brings both back and they preempt again.
+func TestDiffSyncGroupTrackInterface(t *testing.T) {
+	runScenario(t, scenario{
+		nut: func(n *net) string {
+			return conf(n, "",
+				instance(n, "VI_1", 51, 150, "  track_interface {\n    trk0\n  }", n.V4(100)+"/24"),
+				instance(n, "VI_2", 52, 150, "", n.V4(101)+"/24"),
+				fmt.Sprintf("vrrp_sync_group G1 {\n  group {\n    VI_1\n    VI_2\n  }\n  notify \"%s\"\n}\n", n.Notify))
+		},
+		peer: func(n *net) string { return peer(n, "", [3]any{"VI_1", 51, 100}, [3]any{"VI_2", 52, 100}) },
+		steps: []step{
+			{"start", nil, stableWait},
+			{"tracked interface down", setLink("down"), 3 * time.Second},
+			{"tracked interface up", setLink("up"), stableWait},
+		},
+	}, 120)
+}
+
+// A track_script weight moves the node under and over the peer's priority.
+func TestDiffTrackScriptWeight(t *testing.T) {
+	runScenario(t, scenario{
+		nut: func(n *net) string {
+			return conf(n, "  vrrp_notify_priority_changes",
+				fmt.Sprintf("vrrp_script chk {\n  script \"%s\"\n  interval 1\n  weight 60\n}\n", n.Track),
+				instance(n, "VI_1", 51, 100, "  track_script {\n    chk\n  }", n.V4(100)+"/24"))
+		},
+		peer: func(n *net) string { return peer(n, "", [3]any{"VI_1", 51, 130}) },
+		steps: []step{
+			{"start", nil, stableWait},
+			{"script fails", flag(false), stableWait},
+			{"script recovers", flag(true), stableWait},
+		},
+	}, 122)
+}
+
+// preempt_delay: a higher priority node joining a running master waits.
+func TestDiffPreemptDelay(t *testing.T) {
+	runScenario(t, scenario{
+		nut: func(n *net) string {
+			return conf(n, "", instance(n, "VI_1", 51, 150, "  preempt_delay 4", n.V4(100)+"/24"))
+		},
+		peer:      func(n *net) string { return peer(n, "", [3]any{"VI_1", 51, 100}) },
+		peerFirst: true,
+		steps: []step{
+			{"peer alone", nil, 5 * time.Second},
+			{"node joins", func(t *testing.T, n *net) { n.startNUT() }, 5 * time.Second},
+			{"preempt delay over", nil, 5 * time.Second},
+		},
+	}, 124)
+}
+
+// nopreempt: a higher priority node joining a running master stays BACKUP.
+func TestDiffNoPreempt(t *testing.T) {
+	runScenario(t, scenario{
+		nut: func(n *net) string {
+			return conf(n, "", instance(n, "VI_1", 51, 150, "  nopreempt", n.V4(100)+"/24"))
+		},
+		peer:      func(n *net) string { return peer(n, "", [3]any{"VI_1", 51, 100}) },
+		peerFirst: true,
+		steps: []step{
+			{"peer alone", nil, 5 * time.Second},
+			{"node joins", func(t *testing.T, n *net) { n.startNUT() }, 8 * time.Second},
+		},
+	}, 126)
+}
+
+// GARP settings: delay 0 means one burst; repeat counts; a second burst
+// after the delay.
+func TestDiffGARPZeroDelay(t *testing.T) {
+	runScenario(t, scenario{
+		nut: func(n *net) string {
+			return conf(n, "  vrrp_garp_master_delay 0\n  vrrp_garp_master_repeat 3",
+				instance(n, "VI_1", 51, 150, "  virtual_ipaddress_excluded {\n    "+n.V6(100)+"/64\n  }", n.V4(100)+"/24"))
+		},
+		peer:  func(n *net) string { return peer(n, "", [3]any{"VI_1", 51, 100}) },
+		steps: []step{{"start", nil, 9 * time.Second}},
+	}, 128)
+}
+
+func TestDiffGARPRepeatAndDelay(t *testing.T) {
+	runScenario(t, scenario{
+		nut: func(n *net) string {
+			return conf(n, "  vrrp_garp_master_delay 2\n  vrrp_garp_master_repeat 2",
+				instance(n, "VI_1", 51, 150, "  garp_master_refresh 3\n  garp_master_refresh_repeat 1", n.V4(100)+"/24"))
+		},
+		peer:  func(n *net) string { return peer(n, "", [3]any{"VI_1", 51, 100}) },
+		steps: []step{{"start", nil, 11 * time.Second}},
+	}, 130)
+}
+
+// virtual_routes follow the VIPs, with table, metric, src and via.
+func TestDiffVirtualRoutes(t *testing.T) {
+	runScenario(t, scenario{
+		nut: func(n *net) string {
+			return conf(n, "", instance(n, "VI_1", 51, 150, fmt.Sprintf(`  virtual_routes {
+    192.168.77.0/24 via %s dev eth0
+    192.168.78.0/24 dev eth0 table 100 metric 5
+    src %s 192.168.79.0/24 dev eth0
+  }
+  track_interface {
+    trk0
+  }`, n.V4(254), n.V4(100)), n.V4(100)+"/24"))
+		},
+		peer:   func(n *net) string { return peer(n, "", [3]any{"VI_1", 51, 100}) },
+		routes: []string{"192.168.77.0/24", "192.168.78.0/24", "192.168.79.0/24"},
+		steps: []step{
+			{"master", nil, stableWait},
+			{"tracked interface down", setLink("down"), 3 * time.Second},
+		},
+	}, 132)
+}
+
+// Unicast peers: the node is backup, the peer stops, the node takes over.
+func TestDiffUnicast(t *testing.T) {
+	uc := func(self, other string) string {
+		return fmt.Sprintf("  unicast_src_ip %s\n  unicast_peer {\n    %s\n  }", self, other)
+	}
+	runScenario(t, scenario{
+		nut: func(n *net) string {
+			return conf(n, "", instance(n, "VI_1", 51, 100, uc(n.NUT, n.Peer), n.V4(100)+"/24"))
+		},
+		peer: func(n *net) string { return peer(n, uc(n.Peer, n.NUT), [3]any{"VI_1", 51, 150}) },
+		steps: []step{
+			{"backup", nil, stableWait},
+			{"peer link down", func(t *testing.T, n *net) { n.peerNS.IP("link", "set", "eth0", "down") }, stableWait},
+		},
+	}, 134)
+}
