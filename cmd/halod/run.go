@@ -1,13 +1,21 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
 
 	"github.com/halo-lb/halo/pkg/config"
+	"github.com/halo-lb/halo/pkg/daemon"
+	"github.com/halo-lb/halo/pkg/daemon/manpage"
+	"github.com/halo-lb/halo/pkg/daemon/sdnotify"
 )
 
 // options are halod's command-line flags.
@@ -24,44 +32,80 @@ type options struct {
 	bpffs           string
 	debug           bool
 	keepDataplane   bool
+	dumpFile        string
+	statsFile       string
+	pidFile         string
+	logFormat       string
+	logSyslog       bool
+	showVersion     bool
+	man             bool
 }
 
-func parseFlags(args []string, stderr io.Writer) (*options, error) {
-	o := &options{}
+const defaultMetricsAddr = "127.0.0.1:9650"
+
+func flagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("halod", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.configFile, "f", "/etc/keepalived/keepalived.conf", "config file (keepalived.conf syntax)")
+	fs.StringVar(&o.configFile, "f", "/etc/keepalived/keepalived.conf", "config `file` (keepalived.conf syntax)")
 	fs.BoolVar(&o.test, "t", false, "check the config and exit: 0 valid, 4 unreadable, 5 errors or warnings, 6 script security")
 	fs.BoolVar(&o.dump, "d", false, "print the parsed config, defaults filled in, as JSON and exit")
-	fs.StringVar(&o.configID, "config-id", "", "config id for @id / @^id lines (default: the short host name)")
+	fs.StringVar(&o.configID, "config-id", "", "config `id` for @id / @^id lines (default: the short host name)")
 	fs.StringVar(&o.configID, "i", "", "short for --config-id")
 	fs.BoolVar(&o.strict, "strict-config", false, "treat warnings (unknown keywords, values replaced by defaults) as errors")
 	fs.BoolVar(&o.checkInterfaces, "check-interfaces", true, "report interfaces the config names that do not exist on this host")
-	fs.StringVar(&o.dataplane, "dataplane", "", "override the config's data plane: xdp, ipvs or none")
-	fs.StringVar(&o.control, "control", "/run/halo/halod.sock", "control socket path")
-	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "address for the Prometheus /metrics endpoint, e.g. 127.0.0.1:9650 (empty: disabled)")
-	fs.StringVar(&o.bpffs, "bpffs", "/sys/fs/bpf/halo", "bpffs directory for pinned maps and links")
+	fs.StringVar(&o.dataplane, "dataplane", "", "override the config's data plane: "+strings.Join(daemon.Backends(), ", "))
+	fs.StringVar(&o.control, "control", "/run/halo/halod.sock", "control socket `path` (haloctl talks to it)")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", defaultMetricsAddr, "`address` of the Prometheus /metrics endpoint (empty: disabled)")
+	fs.StringVar(&o.bpffs, "bpffs", "/sys/fs/bpf/halo", "bpffs `directory` for pinned maps and links")
 	fs.BoolVar(&o.debug, "D", false, "detailed (debug) log")
 	fs.BoolVar(&o.keepDataplane, "keep-dataplane", false, "on exit, leave the XDP program and its maps forwarding (for upgrades)")
-	showVersion := fs.Bool("version", false, "print the version and exit")
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if *showVersion {
-		return nil, errVersion
-	}
-	switch o.dataplane {
-	case "", "xdp", "ipvs", "none":
-	default:
-		return nil, fmt.Errorf("--dataplane %q: want xdp, ipvs or none", o.dataplane)
-	}
-	return o, nil
+	fs.StringVar(&o.dumpFile, "dump-file", "/tmp/halo.data", "`file` SIGUSR1 writes the state dump (JSON) to")
+	fs.StringVar(&o.statsFile, "stats-file", "/tmp/halo.stats", "`file` SIGUSR2 writes statistics to")
+	fs.StringVar(&o.pidFile, "pid-file", "", "write the process id to `file` (removed on exit)")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
+	fs.BoolVar(&o.logSyslog, "log-syslog", false, "also log to syslog (facility daemon)")
+	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
+	fs.BoolVar(&o.man, "man", false, "print this manual page (troff) and exit")
+	return fs
 }
 
 var errVersion = fmt.Errorf("version")
+var errMan = fmt.Errorf("man")
+
+func parseFlags(args []string, stderr io.Writer) (*options, *flag.FlagSet, error) {
+	o := &options{}
+	fs := flagSet(o, stderr)
+	if err := fs.Parse(args); err != nil {
+		return nil, fs, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fs, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.showVersion {
+		return o, fs, errVersion
+	}
+	if o.man {
+		return o, fs, errMan
+	}
+	if o.dataplane != "" && !contains(daemon.Backends(), o.dataplane) {
+		return nil, fs, fmt.Errorf("--dataplane %q: want one of %s", o.dataplane, strings.Join(daemon.Backends(), ", "))
+	}
+	switch o.logFormat {
+	case "text", "json":
+	default:
+		return nil, fs, fmt.Errorf("--log-format %q: want text or json", o.logFormat)
+	}
+	return o, fs, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
 
 func loadOptions(o *options) config.Options {
 	opts := config.Options{ConfigID: o.configID, Scripts: config.NewScriptChecker()}
@@ -75,19 +119,28 @@ func loadOptions(o *options) config.Options {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	o, err := parseFlags(args, stderr)
-	if err == errVersion {
+	// Subscribed first thing: a HUP while the config loads or the daemon
+	// starts waits here instead of killing halod.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+
+	o, fs, err := parseFlags(args, stderr)
+	switch {
+	case err == errVersion:
 		fmt.Fprintln(stdout, "halod", version)
 		return 0
-	}
-	if err == flag.ErrHelp {
+	case err == errMan:
+		manpage.Render(stdout, manPage(fs))
 		return 0
-	}
-	if err != nil {
+	case err == flag.ErrHelp:
+		return 0
+	case err != nil:
 		fmt.Fprintln(stderr, "halod:", err)
 		return 2
 	}
-	cfg, diags := config.Load(o.configFile, loadOptions(o))
+	load := func() (*config.Config, *config.Diags) { return config.Load(o.configFile, loadOptions(o)) }
+	cfg, diags := load()
 	for _, d := range diags.List {
 		fmt.Fprintln(stderr, d)
 	}
@@ -120,5 +173,42 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "halod: not starting: the configuration has errors")
 		return diags.ExitCode(o.strict)
 	}
-	return daemon(cfg, o, stderr)
+	log, closer, err := daemon.NewLogger(stderr, daemon.LogOptions{Format: o.logFormat, Syslog: o.logSyslog, Debug: o.debug})
+	if err != nil {
+		fmt.Fprintln(stderr, "halod:", err)
+		return 1
+	}
+	defer closer.Close()
+	metricsAddr := o.metricsAddr
+	if metricsAddr == defaultMetricsAddr && !flagGiven(fs, "metrics-addr") && portTaken(metricsAddr) {
+		// The default must not stop a second halod on one host (or a test
+		// lab); an address asked for explicitly must.
+		log.Warn("metrics: default address in use; /metrics disabled", "addr", metricsAddr)
+		metricsAddr = ""
+	}
+	d := daemon.New(cfg, daemon.Options{ConfigFile: o.configFile, Load: load, Strict: o.strict, Dataplane: o.dataplane,
+		BPFFS: o.bpffs, KeepDataplane: o.keepDataplane, Control: o.control, MetricsAddr: metricsAddr,
+		DumpFile: o.dumpFile, StatsFile: o.statsFile, PIDFile: o.pidFile, Version: version, Log: log,
+		Notifier: sdnotify.FromEnv(), Signals: sigs})
+	if err := d.Run(context.Background()); err != nil {
+		log.Error("halod: " + err.Error())
+		fmt.Fprintln(stderr, "halod:", err)
+		return 1
+	}
+	return 0
+}
+
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
+}
+
+func portTaken(addr string) bool {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return true
+	}
+	l.Close()
+	return false
 }

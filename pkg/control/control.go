@@ -1,27 +1,32 @@
 // Package control is halod's control socket: a Unix socket (mode 0600)
-// speaking HTTP/JSON, and the client haloctl uses.
+// speaking HTTP/JSON with the types of pkg/control/api, and the client
+// haloctl uses.
 package control
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
-	"github.com/halo-lb/halo/pkg/vrrpd"
-	"github.com/halo-lb/halo/pkg/vsmgr"
+	"github.com/halo-lb/halo/pkg/control/api"
 )
 
-// Status is GET /v1/status.
-type Status struct {
-	VRRP           []vrrpd.Status   `json:"vrrp"`
-	VirtualServers []vsmgr.VSStatus `json:"virtual_servers"`
+// Status is GET /v1/status (kept under this name for existing clients).
+type Status = api.Status
+
+// Handler is what the daemon offers the socket.
+type Handler interface {
+	Status() api.Status
+	Dump() api.Dump
+	// Reload re-reads the config and reports how it went; it returns once
+	// the reload is done or refused.
+	Reload() api.ReloadResult
+	SetDrain(api.DrainRequest) error
 }
 
 // Server serves the control socket.
@@ -34,7 +39,7 @@ type Server struct {
 // Listen creates the socket at path. A stale socket left by a dead halod
 // is replaced; one that a running halod answers on is not (two halods on
 // one host need two paths).
-func Listen(path string, status func() Status) (*Server, error) {
+func Listen(path string, h Handler) (*Server, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
@@ -53,16 +58,40 @@ func Listen(path string, status func() Status) (*Server, error) {
 		l.Close()
 		return nil, err
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		enc.Encode(status())
-	})
-	s := &Server{path: path, l: l, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	s := &Server{path: path, l: l, srv: &http.Server{Handler: NewMux(h), ReadHeaderTimeout: 5 * time.Second}}
 	go s.srv.Serve(l)
 	return s, nil
+}
+
+// NewMux routes the API to h (exported for tests over httptest).
+func NewMux(h Handler) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) { reply(w, http.StatusOK, h.Status()) })
+	mux.HandleFunc("GET /v1/dump", func(w http.ResponseWriter, r *http.Request) { reply(w, http.StatusOK, h.Dump()) })
+	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) { reply(w, http.StatusOK, h.Reload()) })
+	mux.HandleFunc("POST /v1/drain", func(w http.ResponseWriter, r *http.Request) {
+		var req api.DrainRequest
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			reply(w, http.StatusBadRequest, api.Error{Error: "bad request: " + err.Error()})
+			return
+		}
+		if err := h.SetDrain(req); err != nil {
+			reply(w, http.StatusBadRequest, api.Error{Error: err.Error()})
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	return mux
+}
+
+func reply(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
 }
 
 // Close stops serving and removes the socket.
@@ -72,40 +101,4 @@ func (s *Server) Close() error {
 	err := s.srv.Shutdown(ctx)
 	os.Remove(s.path)
 	return err
-}
-
-// Client talks to a control socket.
-type Client struct {
-	Path string
-	http *http.Client
-}
-
-// NewClient returns a client for the socket at path.
-func NewClient(path string) *Client {
-	return &Client{Path: path, http: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
-		}}}}
-}
-
-// Status fetches the daemon's status.
-func (c *Client) Status() (*Status, []byte, error) {
-	resp, err := c.http.Get("http://halod/v1/status")
-	if err != nil {
-		return nil, nil, fmt.Errorf("cannot reach halod at %s: %w", c.Path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, body, errors.New("halod: " + resp.Status)
-	}
-	var st Status
-	if err := json.Unmarshal(body, &st); err != nil {
-		return nil, body, fmt.Errorf("bad status from halod: %w", err)
-	}
-	return &st, body, nil
 }

@@ -1,35 +1,25 @@
 package metrics
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"net/netip"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/halo-lb/halo/pkg/control/api"
 	"github.com/halo-lb/halo/pkg/dataplane"
-	"github.com/halo-lb/halo/pkg/vrrpd"
-	"github.com/halo-lb/halo/pkg/vsmgr"
 )
 
-func TestScrape(t *testing.T) {
-	rec := dataplane.NewRecorder()
-	rec.Apply(context.Background(), []dataplane.Service{{Key: dataplane.ServiceKey{Addr: netip.MustParseAddr("10.0.0.1"), Port: 80, Proto: dataplane.TCP},
-		Scheduler: "rr", Method: dataplane.DR, Reals: []dataplane.Real{{Addr: netip.MustParseAddr("10.0.1.1"), Weight: 1}}}})
-	src := Sources{
-		VRRP: func() []vrrpd.Status {
-			return []vrrpd.Status{{Name: "VI_1", State: "MASTER", EffectivePriority: 145, Transitions: 2, Drops: map[string]int{"bad_ttl": 3}}}
-		},
-		Virtual: func() []vsmgr.VSStatus {
-			return []vsmgr.VSStatus{{Address: "10.0.0.1", Port: 80, Protocol: "tcp", QuorumUp: true,
-				Reals: []vsmgr.RealStatus{{Address: "10.0.1.1", Port: 80, Weight: 3, Up: true}}}}
-		},
-		Dataplane: rec,
-	}
+func scrape(t *testing.T, m *Metrics) string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	addr, err := Serve(ctx, "127.0.0.1:0", src)
+	addr, err := m.Serve(ctx, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,20 +29,90 @@ func TestScrape(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	return string(b)
+}
+
+func sources() Sources {
+	rec := dataplane.NewRecorder()
+	rec.Apply(context.Background(), []dataplane.Service{{Key: dataplane.ServiceKey{Addr: netip.MustParseAddr("10.0.0.1"), Port: 80, Proto: dataplane.TCP},
+		Scheduler: "rr", Method: dataplane.DR, Reals: []dataplane.Real{{Addr: netip.MustParseAddr("10.0.1.1"), Port: 80, Weight: 1}}}})
+	return Sources{
+		Status: func() api.Status {
+			return api.Status{
+				VRRP: []api.Instance{{Name: "VI_1", State: "MASTER", Priority: 100, EffectivePriority: 145, Transitions: 2,
+					AdvertsSent: 7, Drops: map[string]int{"bad_ttl": 3}, Trackers: []api.Tracker{{Name: "chk", Kind: "script", Up: true}}}},
+				VirtualServers: []api.VirtualServer{{ID: "10.0.0.1:80/tcp", Address: "10.0.0.1", Port: 80, Protocol: "tcp", QuorumUp: true,
+					Reals: []api.Real{{Address: "10.0.1.1", Port: 80, Weight: 3, Up: true}, {Address: "10.0.1.2", Port: 80, Weight: 1}}}},
+			}
+		},
+		Dataplane:   rec,
+		Verdicts:    func() map[string]uint64 { return map[string]uint64{"tx": 5, "pass_not_vip": 0} },
+		FlowEntries: func() int { return 4 },
+	}
+}
+
+func TestScrape(t *testing.T) {
+	m := New("1.2.3", sources())
+	m.SetScripts([]string{"chk", "other"})
+	m.ObserveCheck("TCP_CHECK", true, 3*time.Millisecond)
+	m.ObserveCheck("TCP_CHECK", false, time.Second)
+	m.Reloaded(false, time.Now())
+	b := scrape(t, m)
 	for _, want := range []string{
+		`halo_build_info{goversion="go`,
+		`version="1.2.3"} 1`,
 		`halo_vrrp_state{instance="VI_1",state="MASTER"} 1`,
 		`halo_vrrp_state{instance="VI_1",state="BACKUP"} 0`,
+		`halo_vrrp_priority{instance="VI_1"} 100`,
 		`halo_vrrp_effective_priority{instance="VI_1"} 145`,
 		`halo_vrrp_transitions_total{instance="VI_1"} 2`,
-		`halo_vrrp_dropped_adverts_total{instance="VI_1",reason="bad_ttl"} 3`,
+		`halo_vrrp_adverts_sent_total{instance="VI_1"} 7`,
+		`halo_vrrp_adverts_received_total{instance="VI_1"} 0`,
+		`halo_vrrp_gratuitous_sent_total{instance="VI_1"} 0`,
+		`halo_vrrp_advert_errors_total{instance="VI_1",reason="bad_ttl"} 3`,
+		`halo_vrrp_advert_errors_total{instance="VI_1",reason="auth_failure"} 0`,
+		`halo_track_script_up{script="chk"} 1`,
+		`halo_track_script_up{script="other"} 0`,
 		`halo_real_server_up{real_server="10.0.1.1:80",virtual_server="tcp:10.0.0.1:80"} 1`,
+		`halo_real_server_up{real_server="10.0.1.2:80",virtual_server="tcp:10.0.0.1:80"} 0`,
 		`halo_real_server_weight{real_server="10.0.1.1:80",virtual_server="tcp:10.0.0.1:80"} 3`,
 		`halo_virtual_server_quorum_up{virtual_server="tcp:10.0.0.1:80"} 1`,
 		`halo_dataplane_packets_total{virtual_server="tcp:10.0.0.1:80"} 0`,
+		`halo_dataplane_connections_total{virtual_server="tcp:10.0.0.1:80"} 0`,
+		`halo_dataplane_real_bytes_total{real_server="10.0.1.2:80",virtual_server="tcp:10.0.0.1:80"} 0`,
+		`halo_xdp_packets_total{reason="tx"} 5`,
+		`halo_xdp_flow_table_entries 4`,
+		`halo_checks_total{checker="TCP_CHECK",result="success"} 1`,
+		`halo_checks_total{checker="TCP_CHECK",result="failure"} 1`,
+		`halo_checks_total{checker="DNS_CHECK",result="failure"} 0`,
+		`halo_check_duration_seconds_bucket{checker="TCP_CHECK",le="0.005"} 1`,
+		`halo_check_duration_seconds_count{checker="SMTP_CHECK"} 0`,
+		`halo_config_reloads_total{result="failure"} 1`,
+		`halo_config_reloads_total{result="success"} 0`,
+		`halo_config_last_reload_successful 0`,
+		`halo_config_last_reload_success_timestamp_seconds 1.`,
 		`go_goroutines`,
 	} {
-		if !strings.Contains(string(b), want) {
+		if !strings.Contains(b, want) {
 			t.Errorf("missing %s", want)
 		}
+	}
+	if strings.Contains(b, `state=`) && strings.Contains(b, `_total{instance="VI_1",state`) {
+		t.Error("a counter carries a state label")
+	}
+}
+
+// promtool lints the exposition: names, units, help, counter suffixes.
+func TestPromtoolCheckMetrics(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not installed (Debian package prometheus); skipping the exposition lint")
+	}
+	b := scrape(t, New("dev", sources()))
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = bytes.NewReader([]byte(b))
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
 	}
 }

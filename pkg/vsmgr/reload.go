@@ -284,3 +284,9 @@ func (m *Manager) SetDrain(vs, rs string, drain bool) error {
 	}
 	return fmt.Errorf("no virtual server %s", vs)
 }
+
+// Validate reports whether Reload would accept cfg, changing nothing.
+func (m *Manager) Validate(cfg *config.Config) error {
+	_, err := m.build(cfg)
+	return err
+}

@@ -1,0 +1,140 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/halo-lb/halo/pkg/control/api"
+	"github.com/halo-lb/halo/pkg/dataplane"
+	"github.com/halo-lb/halo/pkg/vrrpd"
+	"github.com/halo-lb/halo/pkg/vsmgr"
+)
+
+// Status implements control.Handler.
+func (d *Daemon) Status() api.Status {
+	d.mu.Lock()
+	st := api.Status{Version: d.o.Version, PID: os.Getpid(), Ready: d.isReady.Load(), StartedAt: d.started,
+		Dataplane: d.cfg.Dataplane.Backend,
+		Config: api.ConfigStatus{File: d.o.ConfigFile, LoadedAt: d.loadedAt, Reloads: d.reloads, FailedReloads: d.failed,
+			LastReloadSuccessful: d.lastOK, LastReloadError: d.lastErr}}
+	d.mu.Unlock()
+	if d.backend != nil {
+		st.Dataplane = d.backend.Name()
+	}
+	st.VRRP = []api.Instance{}
+	if d.vrrp != nil {
+		st.VRRP = instances(d.vrrp.Status())
+	}
+	st.VirtualServers = []api.VirtualServer{}
+	if d.mgr != nil {
+		for _, vs := range d.mgr.Status() {
+			st.VirtualServers = append(st.VirtualServers, virtualServer(vs))
+		}
+	}
+	return st
+}
+
+// instances copies the VRRP daemon's snapshots into the wire type by JSON
+// field name: the wire type is the contract, and counters the VRRP side
+// adds under the agreed names (adverts_sent, trackers, …) flow through
+// without a change here.
+func instances(in []vrrpd.Status) []api.Instance {
+	out := []api.Instance{}
+	b, err := json.Marshal(in)
+	if err == nil {
+		json.Unmarshal(b, &out)
+	}
+	return out
+}
+
+func virtualServer(vs vsmgr.VSStatus) api.VirtualServer {
+	out := api.VirtualServer{ID: vs.ID, Address: vs.Address, Port: vs.Port, Protocol: vs.Protocol, Scheduler: vs.Scheduler,
+		Method: vs.Method, Quorum: vs.Quorum, LiveWeight: vs.LiveWeight, QuorumUp: vs.QuorumUp, Suspended: vs.Suspended,
+		Reals: []api.Real{}}
+	for _, r := range vs.Reals {
+		out.Reals = append(out.Reals, realStatus(r))
+	}
+	if vs.Sorry != nil {
+		s := realStatus(*vs.Sorry)
+		out.Sorry = &s
+	}
+	return out
+}
+
+func realStatus(r vsmgr.RealStatus) api.Real {
+	out := api.Real{Address: r.Address, Port: r.Port, Weight: r.Weight, ConfiguredWeight: r.ConfiguredWeight, Up: r.Up,
+		Drained: r.Drained, LastError: r.LastError}
+	for _, c := range r.Checkers {
+		out.Checkers = append(out.Checkers, api.Checker{Type: c.Type, Up: c.Up, LastError: c.LastError, Attempts: c.Attempts,
+			LatencySeconds: c.Latency.Seconds(), LastCheck: c.LastCheck})
+	}
+	return out
+}
+
+// Dump implements control.Handler: the status with data-plane counters
+// on every virtual and real server, and what the data plane holds.
+func (d *Daemon) Dump() api.Dump {
+	out := api.Dump{Status: d.Status(), DataplaneServices: []api.Service{}}
+	if d.backend == nil {
+		return out
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	installed, _ := d.backend.Services(ctx)
+	stats, _ := d.backend.Stats(ctx)
+	byKey := map[string]dataplane.ServiceStats{}
+	for _, s := range stats {
+		byKey[s.Key.String()] = s
+	}
+	for _, s := range installed {
+		st := byKey[s.Key.String()]
+		svc := api.Service{Key: s.Key.String(), Scheduler: s.Scheduler, Method: string(s.Method), Counters: counts(st.Stats),
+			Reals: []api.ServiceReal{}}
+		for _, r := range s.Reals {
+			svc.Reals = append(svc.Reals, api.ServiceReal{Key: r.Key().String(), Weight: r.Weight, Counters: counts(st.Reals[r.Key()])})
+		}
+		out.DataplaneServices = append(out.DataplaneServices, svc)
+	}
+	sort.Slice(out.DataplaneServices, func(i, j int) bool { return out.DataplaneServices[i].Key < out.DataplaneServices[j].Key })
+	for i := range out.VirtualServers {
+		vs := &out.VirtualServers[i]
+		key := serviceKeyOf(*vs)
+		s, ok := byKey[key]
+		if !ok {
+			continue
+		}
+		c := counts(s.Stats)
+		vs.Counters = &c
+		for j := range vs.Reals {
+			r := &vs.Reals[j]
+			for rk, rs := range s.Reals {
+				if rk.Addr.String() == r.Address && (int(rk.Port) == r.Port || rk.Port == 0) {
+					rc := counts(rs)
+					r.Counters = &rc
+				}
+			}
+		}
+	}
+	if v, ok := d.backend.(interface{ ReasonNames() map[string]uint64 }); ok {
+		out.DataplaneVerdicts = v.ReasonNames()
+	}
+	return out
+}
+
+// serviceKeyOf is the data-plane key string of a plain or fwmark virtual
+// server (dataplane.ServiceKey.String's form).
+func serviceKeyOf(vs api.VirtualServer) string {
+	for i := len(vs.ID) - 1; i > 0; i-- {
+		if vs.ID[i] == '/' {
+			return vs.ID[i+1:] + ":" + vs.ID[:i]
+		}
+	}
+	return vs.ID
+}
+
+func counts(s dataplane.Stats) api.Counts {
+	return api.Counts{Packets: s.Packets, Bytes: s.Bytes, Conns: s.Conns}
+}
