@@ -28,6 +28,10 @@ func (b *builder) checker(n *node, typ, where string) *Checker {
 	}
 	h["bind_port"] = func(n *node) {
 		if t, ok := b.arg(n, 0); ok {
+			if t.Text == "0" {
+				b.d.warnf(t.Pos, "Invalid checker bind_port '0'")
+				return
+			}
 			if p, ok := b.port(t, "bind_port"); ok {
 				c.BindPort = p
 			}

@@ -43,6 +43,7 @@ const (
 	defWeight            = 1 // real server
 	defTrackFileWeight   = 1
 	defDelayLoop         = Duration(60 * time.Second)
+	defRulePriority      = 16384 // virtual_rules / static_rules without a preference
 )
 
 // dataplane block (halo's extension): the XDP maps. The timeouts are IPVS's

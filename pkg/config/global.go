@@ -113,7 +113,6 @@ func (b *builder) global(n *node) {
 		"lvs_notify_fifo_script":       fifoScript(&g.LVSNotifyFIFO),
 		"vrrp_startup_delay":           func(n *node) { b.timer(n, 0, 3600, &g.VRRPStartupDelay) },
 		"vrrp_down_timer_adverts":      func(n *node) { b.intRange(n, 1, 100, &g.DownTimerAdverts) },
-		"lvs_id":                       func(n *node) { g.LVSID = b.str(n) },
 		"vrrp_notify_priority_changes": b.setFlag(&g.NotifyPriorityChanges),
 	}), "router_id_from_hostname", "max_auto_priority", "vrrp_iptables", "vrrp_ipsets", "vrrp_no_swap",
 		"checker_no_swap", "bfd_no_swap", "vrrp_priority", "checker_priority", "bfd_priority", "vrrp_rt_priority",

@@ -186,6 +186,15 @@ func TestKeepalivedAdjustments(t *testing.T) {
 			func(c *Config) bool { return !c.VirtualServers[0].OPS }},
 		{"ops with UDP", "virtual_server 10.1.1.1 80 {\n protocol UDP\n lb_algo rr\n lb_kind DR\n ops\n real_server 10.2.2.2 80 { }\n}\n", "",
 			func(c *Config) bool { return c.VirtualServers[0].OPS }},
+		{"lvs_id is unknown to 2.2.7", "global_defs {\n lvs_id x\n}\n", `warning: unknown keyword "lvs_id" in global_defs`, nil},
+		{"bind_port 0", vs + " real_server 10.2.2.2 80 { TCP_CHECK { bind_port 0\n } }\n}\n",
+			"warning: Invalid checker bind_port '0'",
+			func(c *Config) bool { return c.VirtualServers[0].Reals[0].Checkers[0].BindPort == 0 }},
+		{"rule without preference", vi + " virtual_rules {\n from 10.1.1.1 table 100\n }\n}\n",
+			"warning: Rule has no preference specified - setting to 16384. This is probably not what you want.",
+			func(c *Config) bool { return c.Instances[0].VirtualRules[0].Priority == 16384 }},
+		{"rule with preference", vi + " virtual_rules {\n from 10.1.1.1 table 100 preference 100\n }\n}\n", "",
+			func(c *Config) bool { return c.Instances[0].VirtualRules[0].Priority == 100 }},
 		{"connect_port 0", vs + " real_server 10.2.2.2 80 { TCP_CHECK { connect_port 0\n } }\n}\n",
 			"warning: Invalid checker connect_port '0'",
 			func(c *Config) bool { return c.VirtualServers[0].Reals[0].Checkers[0].ConnectPort == 0 }},
@@ -224,5 +233,19 @@ func TestUnusedVRRPScriptIsNotASecurityViolation(t *testing.T) {
 	_, d = load(t, script+strings.Replace(inst, "%s", " track_script {\n S\n }\n", 1), Options{ConfigID: "x", Scripts: sc})
 	if d.ExitCode(false) != 6 || !strings.Contains(diagText(d), "SECURITY VIOLATION") {
 		t.Fatalf("tracked script: exit %d\n%s", d.ExitCode(false), diagText(d))
+	}
+}
+
+// keepalived resolves script_user when it reads global_defs and warns when
+// the user does not exist (observed: "Error setting global script uid/gid",
+// exit 5); `halod -t` (Options.Scripts) does the same.
+func TestUnknownScriptUser(t *testing.T) {
+	_, d := load(t, "global_defs {\n script_user no-such-user-halo\n}\n", Options{ConfigID: "x", Scripts: NewScriptChecker()})
+	if !strings.Contains(diagText(d), "warning: Error setting global script uid/gid (script_user no-such-user-halo)") || d.ExitCode(false) != 5 {
+		t.Fatalf("exit %d:\n%s", d.ExitCode(false), diagText(d))
+	}
+	_, d = load(t, "global_defs {\n script_user root root\n}\n", Options{ConfigID: "x", Scripts: NewScriptChecker()})
+	if d.ExitCode(false) != 0 {
+		t.Fatalf("root: exit %d:\n%s", d.ExitCode(false), diagText(d))
 	}
 }

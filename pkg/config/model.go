@@ -101,7 +101,6 @@ type Global struct {
 	LVSNotifyFIFO         *FIFO      `json:"lvs_notify_fifo,omitempty"`
 	VRRPStartupDelay      Duration   `json:"vrrp_startup_delay"`
 	DownTimerAdverts      int        `json:"down_timer_adverts"`
-	LVSID                 string     `json:"lvs_id,omitempty"`
 	SMTPAlert             bool       `json:"smtp_alert"`
 	NotifyPriorityChanges bool       `json:"vrrp_notify_priority_changes"`
 	Pos                   Pos        `json:"-"`
@@ -212,7 +211,10 @@ type Rule struct {
 	From  netip.Prefix `json:"from,omitzero"`
 	To    netip.Prefix `json:"to,omitzero"`
 	Table string       `json:"table,omitempty"`
-	Pos   Pos          `json:"pos"`
+	// Priority is the rule's preference (keepalived sets 16384, with a
+	// warning, when the rule gives none).
+	Priority int `json:"priority"`
+	Pos      Pos `json:"pos"`
 }
 
 // Peer is a unicast_peer entry.

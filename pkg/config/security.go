@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -105,6 +106,23 @@ func runsAsRoot(s *Script, g *Global) bool {
 }
 
 func (sc *ScriptChecker) checkConfig(c *Config, d *Diags) {
+	if g := c.Global; g.ScriptUser != "" {
+		// keepalived resolves script_user while parsing global_defs and warns
+		// when it cannot ("Error setting global script uid/gid").
+		_, errU := user.Lookup(g.ScriptUser)
+		if errU != nil {
+			_, errU = user.LookupId(g.ScriptUser)
+		}
+		var errG error
+		if g.ScriptGroup != "" {
+			if _, errG = user.LookupGroup(g.ScriptGroup); errG != nil {
+				_, errG = user.LookupGroupId(g.ScriptGroup)
+			}
+		}
+		if errU != nil || errG != nil {
+			d.warnf(g.Pos, "Error setting global script uid/gid (script_user %s)", strings.TrimSpace(g.ScriptUser+" "+g.ScriptGroup))
+		}
+	}
 	reported := false
 	for _, s := range allScripts(c) {
 		path, err := sc.Executable(s)

@@ -192,7 +192,22 @@ func (b *builder) rules(n *node) []*Rule {
 			case "table", "lookup":
 				i++
 				r.Table = toks[i].Text
+			case "preference", "pref", "priority":
+				i++
+				v, err := strconv.ParseUint(toks[i].Text, 10, 32)
+				if err != nil {
+					b.d.errorf(toks[i].Pos, "invalid rule %s %q", w, toks[i].Text)
+					continue
+				}
+				r.Priority = int(v)
+				b.mark(&r.Priority)
 			}
+		}
+		if !b.given(&r.Priority) {
+			// keepalived 2.2.7 does the same, with this warning: without a
+			// priority the kernel would put every rule at the top.
+			b.d.warnf(e.pos(), "Rule has no preference specified - setting to %d. This is probably not what you want.", defRulePriority)
+			r.Priority = defRulePriority
 		}
 		out = append(out, r)
 	}
