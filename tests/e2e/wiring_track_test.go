@@ -119,3 +119,37 @@ func runTrackScript(t *testing.T, subnet int, variant string) {
 		t.Logf("init_fail: halod preempted %v after it started", time.Since(start).Round(100*time.Millisecond))
 	}
 }
+
+// init_fail on a weight-0 script: the instance starts in FAULT, and only
+// leaves it (to BACKUP, then MASTER when alone) once the script has passed
+// rise times. keepalived never shows it as BACKUP first: an instance whose
+// tracker is down at start goes straight from INIT to FAULT
+// (docs/keepalived.md#fault). The notify script records every state it is
+// told about.
+func TestWiringInitFailStartsInFault(t *testing.T) {
+	w := newWLab(t, 112, "n1")
+	n1 := w.ns["n1"]
+	vip := w.ip(100)
+	dir := t.TempDir()
+	flag := filepath.Join(dir, "ok")
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logf := filepath.Join(dir, "notify.log")
+	note := wScript(t, "note.sh", fmt.Sprintf(`echo "$3" >> %s`, logf))
+	conf := wGlobal("n1") + fmt.Sprintf(`vrrp_script chk {
+  script "/usr/bin/test -e %s"
+  interval 1
+  rise 3
+  init_fail
+}
+`, flag) + wInstance("VI_1", 51, 100, vip, fmt.Sprintf("  track_script {\n    chk\n  }\n  notify %s", note))
+	startHalod(t, n1, writeFile(t, "n1.conf", conf))
+	waitHolder(t, 15*time.Second, vip, "n1", "init_fail: master once the script has passed rise times", n1)
+	time.Sleep(300 * time.Millisecond) // the MASTER notification is queued after the VIP
+	got := readLines(logf)
+	want := []string{"FAULT", "BACKUP", "MASTER"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("notified states %q, want %q (init_fail: INIT goes straight to FAULT)", got, want)
+	}
+}

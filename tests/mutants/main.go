@@ -65,7 +65,11 @@ func main() {
 	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
 		fatal("run from the repository root (make mutants)")
 	}
-	ms, err := parse(filepath.Join(root, *list))
+	listPath := *list
+	if !filepath.IsAbs(listPath) {
+		listPath = filepath.Join(root, listPath)
+	}
+	ms, err := parse(listPath)
 	check(err)
 	if *only != "" {
 		re := regexp.MustCompile(*only)
