@@ -232,11 +232,12 @@ func (s *Setup) StartHalod(t *testing.T, b Backend) {
 	if b.Args != nil {
 		args = append(args, b.Args(t, s)...)
 	}
-	s.halod = s.Dir.Start(Halod(t), args...)
+	p := s.Dir.Start(Halod(t), args...)
+	s.halod = p
 	t.Cleanup(func() {
-		s.halod.Stop()
+		p.Stop()
 		if t.Failed() {
-			t.Logf("halod output:\n%s", s.halod.Output())
+			t.Logf("halod output:\n%s", p.Output())
 		}
 	})
 }
@@ -286,6 +287,24 @@ func (s *Setup) Metrics(t *testing.T) string {
 	if err != nil {
 		t.Fatalf("scrape metrics: %v", err)
 	}
+	return body
+}
+
+// metricsOrEmpty is Metrics that returns "" while halod is not serving.
+func (s *Setup) metricsOrEmpty() string {
+	var body string
+	_ = s.Dir.Do(func() error {
+		c, err := net.DialTimeout("tcp", s.metrics, time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		fmt.Fprintf(c, "GET /metrics HTTP/1.0\r\n\r\n")
+		b, _ := io.ReadAll(c)
+		body = string(b)
+		return nil
+	})
 	return body
 }
 

@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/halo-lb/halo/internal/testkit/sink"
 	ipvsdp "github.com/halo-lb/halo/pkg/dataplane/ipvs"
@@ -115,4 +117,100 @@ func TestIPVS(t *testing.T) {
 			Run(t, ipvsBackend, ipvsChecks, c.o)
 		})
 	}
+}
+
+// TestIPVSRestartWithoutGap: halod stopped with --keep-dataplane leaves the
+// table forwarding, and the next halod adopts it while a client keeps
+// connecting: not one connection fails.
+func TestIPVSRestartWithoutGap(t *testing.T) {
+	requireIPVS(t)
+	s := Build(t, Options{Method: "NAT", Subnet: 66})
+	keep := ipvsBackend
+	keep.Args = func(*testing.T, *Setup) []string { return []string{"--keep-dataplane"} }
+	s.StartHalod(t, keep)
+	seen := map[string]bool{}
+	if !until(20*time.Second, func() bool {
+		if body, err := s.Get(); err == nil {
+			seen[body] = true
+		}
+		return len(seen) == 3
+	}) {
+		t.Fatalf("the client reached only %v%s", seen, table(t, ipvsBackend, s))
+	}
+	s.StopHalod(t)
+	if out := ipvsBackend.Table(t, s); strings.Count(out, "Masq") != 3 {
+		t.Fatalf("--keep-dataplane should leave the service with its 3 reals:\n%s", out)
+	}
+	if got := s.Spread(6); got["error"] > 0 {
+		t.Fatalf("with halod gone the kept table should still forward: %v", got)
+	}
+	// A service that is re-created starts its counters from zero; an
+	// adopted one keeps counting.
+	time.Sleep(2500 * time.Millisecond) // IPVS publishes counters every 2 s
+	before := serviceConns(t, s)
+
+	var mu sync.Mutex
+	got := map[string]int{}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 400; i++ { // bounded: at most 400 connections
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			body, err := s.Get()
+			if err != nil {
+				body = "error"
+			}
+			mu.Lock()
+			got[body]++
+			mu.Unlock()
+		}
+	}()
+	s.StartHalod(t, ipvsBackend)
+	// Past the new halod's first Apply: its metrics answer and at least
+	// one health-check round has run.
+	up := until(20*time.Second, func() bool {
+		return strings.Contains(s.metricsOrEmpty(), "halo_dataplane_packets_total")
+	})
+	time.Sleep(3 * time.Second)
+	close(stop)
+	<-done
+	if !up {
+		t.Errorf("the new halod's metrics never showed the data plane")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got["error"] > 0 || len(got) < 3 {
+		t.Errorf("connections while the new halod adopted the table: %v (want no error, all 3 reals)", got)
+	}
+	t.Logf("connections across the restart: %v", got)
+	time.Sleep(2500 * time.Millisecond)
+	after := serviceConns(t, s)
+	if n := got["real1"] + got["real2"] + got["real3"]; after < before+n {
+		t.Errorf("IPVS counted %d connections before and %d after the restart, %d made meanwhile: the service was re-created, not adopted", before, after, n)
+	}
+	s.StopHalod(t)
+	if out := ipvsBackend.Table(t, s); strings.Contains(out, s.VIP) {
+		t.Errorf("a clean stop of the adopting halod should remove the service:\n%s", out)
+	}
+}
+
+// serviceConns is the service's connection counter as ipvsadm reports it.
+func serviceConns(t *testing.T, s *Setup) int {
+	t.Helper()
+	out := s.Dir.MustExec("ipvsadm", "-Ln", "--stats", "--exact", "-t", s.VIP+":80")
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) >= 3 && f[0] == "TCP" {
+			var n int
+			if _, err := fmt.Sscan(f[2], &n); err == nil {
+				return n
+			}
+		}
+	}
+	t.Fatalf("no service counters in:\n%s", out)
+	return 0
 }
