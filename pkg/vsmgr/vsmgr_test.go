@@ -67,6 +67,7 @@ func step(t *testing.T, m *Manager, rec *dataplane.Recorder, r int, up bool, wan
 
 const three = `
 virtual_server 10.0.0.100 80 {
+  protocol TCP
   lb_algo rr
   lb_kind DR
   quorum 2
@@ -112,6 +113,7 @@ func TestHysteresis(t *testing.T) {
 func TestInhibitOnFailureKeepsWeightZero(t *testing.T) {
 	m, rec := newMgr(t, `
 virtual_server 10.0.0.100 80 {
+  protocol TCP
   real_server 10.0.1.1 80 { weight 3
     inhibit_on_failure
     TCP_CHECK { } }
@@ -126,6 +128,7 @@ virtual_server 10.0.0.100 80 {
 func TestMiscDynamicWeight(t *testing.T) {
 	m, rec := newMgr(t, `
 virtual_server 10.0.0.100 80 {
+  protocol TCP
   real_server 10.0.1.1 80 { weight 5
     MISC_CHECK { misc_path /bin/true
       misc_dynamic } }
@@ -142,6 +145,7 @@ virtual_server 10.0.0.100 80 {
 func TestAlphaStartsDown(t *testing.T) {
 	m, rec := newMgr(t, `
 virtual_server 10.0.0.100 80 {
+  protocol TCP
   alpha
   real_server 10.0.1.1 80 {
     TCP_CHECK { } }
@@ -163,6 +167,7 @@ func TestNotifyScriptsAndFIFO(t *testing.T) {
 	m, rec := newMgr(t, fmt.Sprintf(`
 global_defs { lvs_notify_fifo %s }
 virtual_server 10.0.0.100 80 {
+  protocol TCP
   quorum 1
   quorum_up "%s quorum up"
   quorum_down "%s quorum down"

@@ -108,6 +108,7 @@ virtual_server 10.87.0.100 80 {
   delay_loop 1
   lb_algo rr
   lb_kind DR
+  protocol TCP
   real_server 10.87.0.11 80 {
     HTTP_GET { url { path /healthz }
       connect_timeout 1

@@ -14,7 +14,7 @@ import (
 
 func vsConf(reals ...string) string {
 	var b strings.Builder
-	b.WriteString("virtual_server 10.91.0.100 80 {\n  delay_loop 1\n  lb_kind DR\n")
+	b.WriteString("virtual_server 10.91.0.100 80 {\n  delay_loop 1\n  lb_kind DR\n  protocol TCP\n")
 	for _, r := range reals {
 		fmt.Fprintf(&b, "  real_server %s 80 {\n    TCP_CHECK {\n      connect_timeout 1\n    }\n  }\n", r)
 	}
