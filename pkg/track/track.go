@@ -14,6 +14,10 @@ type Item struct {
 	// File is set for track_file items: Value × Weight is added instead.
 	File  bool
 	Value int
+	// Unknown is a script tracker that has not reported yet: it adds,
+	// subtracts and faults nothing (keepalived applies a script's weight
+	// only after its first result).
+	Unknown bool
 }
 
 // Effective computes an instance's priority from its base priority and
@@ -24,7 +28,7 @@ type Item struct {
 func Effective(base int, items []Item) (prio int, fault string) {
 	if base == 255 {
 		for _, it := range items {
-			if it.Weight == 0 && !it.ok() {
+			if it.Weight == 0 && !it.ok() && !it.Unknown {
 				return 255, it.Name
 			}
 		}
@@ -32,6 +36,9 @@ func Effective(base int, items []Item) (prio int, fault string) {
 	}
 	p := base
 	for _, it := range items {
+		if it.Unknown {
+			continue
+		}
 		if it.File {
 			v := it.Value
 			if it.Reverse {

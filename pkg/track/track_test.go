@@ -92,3 +92,15 @@ func TestReadTrackFile(t *testing.T) {
 		t.Fatalf("/dev/zero: %v", err)
 	}
 }
+
+// A script tracker that has not reported moves nothing, whatever its
+// weight.
+func TestUnknownScriptMovesNothing(t *testing.T) {
+	for _, w := range []int{60, -60, 0} {
+		for _, ok := range []bool{true, false} {
+			if p, f := Effective(100, []Item{{Name: "chk", Weight: w, OK: ok, Unknown: true}}); p != 100 || f != "" {
+				t.Errorf("weight %d ok %v: %d %q", w, ok, p, f)
+			}
+		}
+	}
+}

@@ -21,20 +21,21 @@ import (
 )
 
 // WatchScript runs a vrrp_script every interval until ctx ends and calls
-// report with its status: once at start (OK unless init_fail), then on every
-// change after rise/fall. A run that overruns its timeout is a failure.
+// report with its status: after the first run (until then the tracker is
+// unknown and moves nothing, as in keepalived, where a weight is applied
+// only once the script has reported), then on every change after
+// rise/fall. A run that overruns its timeout is a failure.
 func WatchScript(ctx context.Context, r *script.Runner, s *config.VRRPScript, report func(ok bool)) {
 	h := NewHysteresis(s.Rise, s.Fall, s.InitFail)
-	report(h.OK())
 	t := time.NewTicker(s.Interval.D())
 	defer t.Stop()
-	for {
+	for first := true; ; first = false {
 		res, err := r.Run(ctx, s.Script, s.Timeout.D())
 		if ctx.Err() != nil {
 			return
 		}
 		ok := err == nil && !res.TimedOut && res.ExitCode == 0
-		if h.Add(ok) {
+		if h.Add(ok) || first {
 			report(h.OK())
 		}
 		select {

@@ -215,7 +215,10 @@ func (in *instance) addTracker(kind string, t config.TrackRef, weight int) {
 			if s.Name == t.Name {
 				reverse = reverse || s.Reverse
 				// init_fail starts the tracker failed until the first run.
-				in.trackers[kind+"/"+t.Name] = &track.Item{Name: t.Name, Weight: weight, Reverse: reverse, OK: !s.InitFail}
+				// Unknown until its first result, unless init_fail
+				// starts it failed.
+				in.trackers[kind+"/"+t.Name] = &track.Item{Name: t.Name, Weight: weight, Reverse: reverse, OK: !s.InitFail,
+					Unknown: !s.InitFail}
 				in.order = append(in.order, kind+"/"+t.Name)
 				return
 			}
@@ -233,10 +236,10 @@ func (in *instance) setTracker(name, kind string, ok bool, value int) bool {
 	if it == nil {
 		return false
 	}
-	if it.OK == ok && it.Value == value {
+	if it.OK == ok && it.Value == value && !it.Unknown {
 		return false
 	}
-	it.OK, it.Value = ok, value
+	it.OK, it.Value, it.Unknown = ok, value, false
 	in.log.Info("tracked object changed", "kind", kind, "name", name, "ok", ok, "value", value)
 	return true
 }

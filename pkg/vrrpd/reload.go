@@ -261,7 +261,7 @@ func (d *Daemon) remove(now time.Time, in *instance) {
 func (d *Daemon) update(now time.Time, in, nin *instance) {
 	for k, it := range nin.trackers {
 		if o := in.trackers[k]; o != nil {
-			it.OK, it.Value = o.OK, o.Value
+			it.OK, it.Value, it.Unknown = o.OK, o.Value, o.Unknown
 		}
 	}
 	master := in.m.State() == vrrp.Master

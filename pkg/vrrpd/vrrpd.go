@@ -436,6 +436,15 @@ func (d *Daemon) apply(in *instance, acts []vrrp.Action) {
 		case vrrp.GARPLowerPrio:
 			in.log.Info("lower priority advert heard, forcing a new election", "reason", a.Reason)
 			in.announce(lowerPrioPlan(in.cfg.GARP), false)
+			if in.group != nil {
+				// Sync-group siblings that are master re-announce too, as
+				// keepalived does.
+				for _, m := range in.group.members {
+					if m != in && m.m.State() == vrrp.Master {
+						m.announce(lowerPrioPlan(m.cfg.GARP), false)
+					}
+				}
+			}
 			in.queue.Script(in.cfg.NotifyRxLower)
 			in.fifo(fmt.Sprintf("INSTANCE \"%s\" MASTER_RX_LOWER_PRI %d", in.cfg.Name, in.m.Priority()))
 		case vrrp.Transition:

@@ -166,9 +166,14 @@ func run(t *testing.T, sc scenario, sub int, underTest string) []phase {
 	}
 	var nut *lab.Proc
 	n.startNUT = func() { nut = startDaemon(t, n.nutNS, underTest, nutConf, n.Dir) }
-	startPeer()
-	if !sc.peerFirst {
+	if sc.peerFirst {
+		startPeer()
+	} else {
+		// The node first, the peer a second later: who wins the start
+		// race must not depend on how fast each daemon starts.
 		n.startNUT()
+		time.Sleep(time.Second)
+		startPeer()
 	}
 
 	var phases []phase
