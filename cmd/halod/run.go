@@ -6,12 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 
+	"github.com/halo-lb/halo/pkg/bgp"
 	"github.com/halo-lb/halo/pkg/config"
 	"github.com/halo-lb/halo/pkg/daemon"
 	"github.com/halo-lb/halo/pkg/daemon/manpage"
@@ -186,10 +188,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Warn("metrics: default address in use; /metrics disabled", "addr", metricsAddr)
 		metricsAddr = ""
 	}
+	// Pins left by a previous halod mean its data plane kept forwarding:
+	// the BGP speaker restarts gracefully (routers keep its routes).
+	pins, _ := os.ReadDir(o.bpffs)
 	d := daemon.New(cfg, daemon.Options{ConfigFile: o.configFile, Load: load, Strict: o.strict, Dataplane: o.dataplane,
 		BPFFS: o.bpffs, KeepDataplane: o.keepDataplane, Control: o.control, MetricsAddr: metricsAddr,
 		DumpFile: o.dumpFile, StatsFile: o.statsFile, PIDFile: o.pidFile, Version: version, Log: log,
-		Notifier: sdnotify.FromEnv(), Signals: sigs})
+		Notifier: sdnotify.FromEnv(), Signals: sigs,
+		NewAnnouncer: func(c *config.Config, l *slog.Logger) (daemon.Announcer, error) {
+			a, err := bgp.NewAnnouncer(context.Background(), c, l, len(pins) > 0)
+			if a == nil {
+				return nil, err // no bgp block, or it failed: never a typed nil
+			}
+			return a, nil
+		}})
 	if err := d.Run(context.Background()); err != nil {
 		log.Error("halod: " + err.Error())
 		fmt.Fprintln(stderr, "halod:", err)

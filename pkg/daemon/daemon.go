@@ -302,11 +302,16 @@ loop:
 		}
 	}
 	if d.ann != nil {
-		wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := d.ann.Withdraw(wctx); err != nil {
-			d.log.Warn("announcer withdraw", "err", err)
+		// With the data plane kept (an upgrade), the routes stay: the
+		// announcer closes without withdrawing and routers that support
+		// graceful restart keep them until the next halod announces.
+		if !d.o.KeepDataplane {
+			wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := d.ann.Withdraw(wctx); err != nil {
+				d.log.Warn("announcer withdraw", "err", err)
+			}
+			cancel()
 		}
-		cancel()
 		d.ann.Close()
 	}
 	stopChecks(true)
