@@ -7,6 +7,7 @@ import (
 
 	"github.com/halo-lb/halo/pkg/config"
 	"github.com/halo-lb/halo/pkg/dataplane"
+	"github.com/halo-lb/halo/pkg/dataplane/ipvs"
 	"github.com/halo-lb/halo/pkg/dataplane/xdp"
 )
 
@@ -29,8 +30,8 @@ var backends = map[string]BackendFactory{
 		return xdp.New(xdp.Options{Interfaces: p.Dataplane.Interfaces, Mode: p.Dataplane.XDPMode,
 			PinPath: p.BPFFS, KeepOnClose: p.Keep, Log: p.Log})
 	},
-	"ipvs": func(BackendParams) (dataplane.Backend, error) {
-		return nil, fmt.Errorf("the ipvs data plane is not available in this build yet; use `dataplane { backend xdp }` or --dataplane none")
+	"ipvs": func(p BackendParams) (dataplane.Backend, error) {
+		return ipvs.New(ipvs.Options{KeepOnClose: p.Keep, Log: p.Log})
 	},
 }
 
