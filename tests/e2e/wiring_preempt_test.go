@@ -14,7 +14,9 @@ import (
 //   - nopreempt: the returning n1 accepts n2's lower-priority adverts and
 //     stays backup for as long as n2 advertises.
 //   - preempt_delay 7: the returning n1 waits 7 s after start (or after the
-//     first lower advert) before preempting; without the delay it would
+//     first lower advert) before preempting, then discards the lower adverts
+//     and takes over a Master_Down_Interval later (keepalived 2.2.7 in the
+//     same scenario: master 10.3 s after start); without the delay it would
 //     preempt after Master_Down_Interval, about 3.4 s.
 func TestWiringPreemption(t *testing.T) {
 	for i, c := range []string{"nopreempt", "preempt_delay"} {
