@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"sort"
 	"time"
@@ -138,3 +139,6 @@ func serviceKeyOf(vs api.VirtualServer) string {
 func counts(s dataplane.Stats) api.Counts {
 	return api.Counts{Packets: s.Packets, Bytes: s.Bytes, Conns: s.Conns}
 }
+
+// MetricsHandler serves the daemon's /metrics (also without --metrics-addr).
+func (d *Daemon) MetricsHandler() http.Handler { return d.metrics.Handler() }
