@@ -23,7 +23,7 @@ type verb struct {
 }
 
 func verbs() []verb {
-	return []verb{statusVerb, reloadVerb, realVerb, dumpVerb}
+	return []verb{statusVerb, reloadVerb, realVerb, dumpVerb, drainVerb}
 }
 
 func usage(w io.Writer) {

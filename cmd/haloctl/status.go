@@ -45,6 +45,7 @@ func printStatus(w io.Writer, st *api.Status) {
 			v.EffectivePriority, strings.Join(v.VIPs, ","))
 	}
 	tw.Flush()
+	printBGP(w, st.BGP)
 	if len(st.VirtualServers) == 0 {
 		return
 	}

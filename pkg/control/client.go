@@ -111,6 +111,12 @@ func (c *Client) Reload() (*api.ReloadResult, error) {
 	return &r, nil
 }
 
+// BGPDrain withdraws every BGP route (on) or announces again (off).
+func (c *Client) BGPDrain(on bool) error {
+	_, err := c.do(http.MethodPost, "/v1/bgp/drain", api.BGPDrainRequest{Drain: on})
+	return err
+}
+
 // Drain drains (or, with Drain false, enables) a real server.
 func (c *Client) Drain(req api.DrainRequest) error {
 	_, err := c.do(http.MethodPost, "/v1/drain", req)

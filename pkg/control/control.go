@@ -29,6 +29,11 @@ type Handler interface {
 	SetDrain(api.DrainRequest) error
 }
 
+// BGPHandler is what a daemon with a BGP speaker adds (haloctl drain).
+type BGPHandler interface {
+	SetBGPDrain(on bool) error
+}
+
 // Server serves the control socket.
 type Server struct {
 	path string
@@ -78,6 +83,25 @@ func NewMux(h Handler) *http.ServeMux {
 			return
 		}
 		if err := h.SetDrain(req); err != nil {
+			reply(w, http.StatusBadRequest, api.Error{Error: err.Error()})
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /v1/bgp/drain", func(w http.ResponseWriter, r *http.Request) {
+		var req api.BGPDrainRequest
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			reply(w, http.StatusBadRequest, api.Error{Error: "bad request: " + err.Error()})
+			return
+		}
+		bh, ok := h.(BGPHandler)
+		if !ok {
+			reply(w, http.StatusBadRequest, api.Error{Error: "this halod has no BGP speaker"})
+			return
+		}
+		if err := bh.SetBGPDrain(req.Drain); err != nil {
 			reply(w, http.StatusBadRequest, api.Error{Error: err.Error()})
 			return
 		}

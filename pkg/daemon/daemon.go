@@ -228,6 +228,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		if err != nil {
 			return fmt.Errorf("announcer: %w", err)
 		}
+		d.registerBGPMetrics()
 	}
 
 	// 7. VRRP, then READY once its instances are up.

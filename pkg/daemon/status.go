@@ -35,6 +35,7 @@ func (d *Daemon) Status() api.Status {
 			st.VirtualServers = append(st.VirtualServers, virtualServer(vs))
 		}
 	}
+	st.BGP = d.bgpStatus()
 	return st
 }
 

@@ -120,6 +120,9 @@ func New(version string, s Sources) *Metrics {
 	return m
 }
 
+// Register adds a collector of another package (pkg/bgp's) to /metrics.
+func (m *Metrics) Register(c prometheus.Collector) error { return m.reg.Register(c) }
+
 // SetScripts names the vrrp_scripts of the config, so halo_track_script_up
 // exists for each from start-up (0 until the VRRP daemon reports it up).
 func (m *Metrics) SetScripts(names []string) {

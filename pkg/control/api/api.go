@@ -8,6 +8,7 @@
 //	GET  /v1/dump    Dump
 //	POST /v1/reload  ReloadResult (HTTP 200 whether or not the config loaded)
 //	POST /v1/drain   DrainRequest -> Error or 204
+//	POST /v1/bgp/drain  BGPDrainRequest -> Error or 204
 package api
 
 import "time"
@@ -22,6 +23,36 @@ type Status struct {
 	Config         ConfigStatus    `json:"config"`
 	VRRP           []Instance      `json:"vrrp"`
 	VirtualServers []VirtualServer `json:"virtual_servers"`
+	BGP            *BGP            `json:"bgp,omitempty"` // nil without a bgp block
+}
+
+// BGP is the embedded BGP speaker (pkg/bgp): sessions and what is
+// announced. Passwords never appear here.
+type BGP struct {
+	LocalAS     uint32    `json:"local_as"`
+	RouterID    string    `json:"router_id"`
+	Drained     bool      `json:"drained,omitempty"`
+	Peers       []BGPPeer `json:"peers"`
+	Announced   []string  `json:"announced"`
+	UpdatesSent uint64    `json:"updates_sent_total"`
+}
+
+// BGPPeer is one BGP session.
+type BGPPeer struct {
+	Address     string    `json:"address"`
+	RemoteAS    uint32    `json:"remote_as"`
+	State       string    `json:"state"`
+	Up          bool      `json:"up"`
+	Since       time.Time `json:"since,omitzero"`
+	HoldTime    uint64    `json:"hold_time"`
+	UpdatesSent uint64    `json:"updates_sent"`
+	MD5         bool      `json:"md5,omitempty"`
+}
+
+// BGPDrainRequest is POST /v1/bgp/drain: withdraw every route (Drain true)
+// for maintenance, or announce again. Forwarding goes on either way.
+type BGPDrainRequest struct {
+	Drain bool `json:"drain"`
 }
 
 // ConfigStatus is the running config and the reload history.
