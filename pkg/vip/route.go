@@ -160,11 +160,10 @@ func (r Route) netlink() (*netlink.Route, error) {
 	if r.Via.IsValid() {
 		nr.Gw = r.Via.AsSlice()
 	}
-	switch {
-	case r.Scope >= 0:
+	// Without `scope`, the route is global even with no gateway: that is
+	// what keepalived installs (the differential tests compare it).
+	if r.Scope >= 0 {
 		nr.Scope = netlink.Scope(r.Scope)
-	case !r.Via.IsValid() && r.Type == unix.RTN_UNICAST:
-		nr.Scope = netlink.SCOPE_LINK
 	}
 	if r.Dst.Addr().Is6() {
 		nr.Family = netlink.FAMILY_V6

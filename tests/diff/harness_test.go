@@ -54,18 +54,18 @@ func TestMain(m *testing.M) {
 
 // net is what a scenario's configs and actions need to know of its lab.
 type net struct {
-	Sub            int    // 10.Sub.0.0/24, fd00:Sub::/64
-	NUT, Peer, Cl  string // IPv4 addresses
-	NUT6, Peer6    string
-	Dir            string // scripts, FIFO and flag files of the node under test
-	Notify         string // notify script: appends its arguments to Dir/notify.log
-	FIFO           string
-	Flag           string // track scripts test for this file
-	Track          string // `test -f Flag` as a script path
-	underTest      string
-	nutNS, peerNS  *lab.NS
-	clNS           *lab.NS
-	startNUT       func()
+	Sub           int    // 10.Sub.0.0/24, fd00:Sub::/64
+	NUT, Peer, Cl string // IPv4 addresses
+	NUT6, Peer6   string
+	Dir           string // scripts, FIFO and flag files of the node under test
+	Notify        string // notify script: appends its arguments to Dir/notify.log
+	FIFO          string
+	Flag          string // track scripts test for this file
+	Track         string // `test -f Flag` as a script path
+	underTest     string
+	nutNS, peerNS *lab.NS
+	clNS          *lab.NS
+	startNUT      func()
 }
 
 // V4 is an address on the scenario's subnet.
