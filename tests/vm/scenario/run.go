@@ -110,6 +110,21 @@ func Run(t *testing.T, b Backend, c Checks, o Options) {
 		}
 	}
 	phase(fmt.Sprintf("metrics: %v packets", packets))
+	// haloctl dump shows the same counters per virtual and real server.
+	var vsPackets, realPackets uint64
+	for _, vs := range s.Dump(t).VirtualServers {
+		if vs.Counters != nil {
+			vsPackets += vs.Counters.Packets
+		}
+		for _, r := range vs.Reals {
+			if r.Counters != nil {
+				realPackets += r.Counters.Packets
+			}
+		}
+	}
+	if vsPackets == 0 || realPackets == 0 {
+		t.Errorf("haloctl dump counters: service %d packets, reals %d packets; want both above zero", vsPackets, realPackets)
+	}
 	victim.Stop()
 	// The checker notices within delay_loop + connect_timeout; until then
 	// connections to the victim are refused.

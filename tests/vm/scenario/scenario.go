@@ -22,6 +22,8 @@ import (
 
 	"github.com/halo-lb/halo/internal/testkit"
 	"github.com/halo-lb/halo/internal/testkit/lab"
+	"github.com/halo-lb/halo/pkg/control"
+	"github.com/halo-lb/halo/pkg/control/api"
 )
 
 // Backend is what differs between the data planes.
@@ -61,6 +63,7 @@ type Setup struct {
 	Opts    Options
 	halod   *lab.Proc
 	metrics string
+	sock    string
 }
 
 // Real is one real server: an HTTP server in its namespace answering its
@@ -227,7 +230,8 @@ func (s *Setup) StartHalod(t *testing.T, b Backend) {
 		t.Fatal(err)
 	}
 	s.metrics = "127.0.0.1:9660"
-	args := []string{"-f", conf, "--dataplane", b.Name, "--control", filepath.Join(t.TempDir(), "halod.sock"),
+	s.sock = filepath.Join(t.TempDir(), "halod.sock")
+	args := []string{"-f", conf, "--dataplane", b.Name, "--control", s.sock,
 		"--metrics-addr", s.metrics}
 	if b.Args != nil {
 		args = append(args, b.Args(t, s)...)
@@ -288,6 +292,16 @@ func (s *Setup) Metrics(t *testing.T) string {
 		t.Fatalf("scrape metrics: %v", err)
 	}
 	return body
+}
+
+// Dump asks halod's control socket for its dump (haloctl dump).
+func (s *Setup) Dump(t *testing.T) *api.Dump {
+	t.Helper()
+	d, _, err := control.NewClient(s.sock).Dump()
+	if err != nil {
+		t.Fatalf("control dump: %v", err)
+	}
+	return d
 }
 
 // metricsOrEmpty is Metrics that returns "" while halod is not serving.
