@@ -22,10 +22,13 @@ import (
 //   - reverse: n1 at 90 with weight +60 reverse is 150 while the script
 //     FAILS and 90 while it passes, so it is master exactly while FILE is
 //     absent.
-//   - init_fail: n1 at 150, weight -60, rise 8, init_fail joins a running
-//     keepalived master; it starts failed (90) and needs 8 passing runs
-//     (about 7 s) before it is 150 and preempts. Without init_fail it would
-//     preempt after Master_Down_Interval (about 3.4 s).
+//   - init_fail: n1 at 150, weight -60, init_fail joins a running keepalived
+//     master. Its script takes 5 s to pass (`sleep 5`), so n1 counts as
+//     failed (90) until that first run ends, then is 150 and preempts a
+//     Master_Down_Interval later (about 8.4 s after start). Without init_fail
+//     the script counts as passing from the start and n1 would preempt after
+//     about 3.4 s. (keepalived 2.2.7, measured: with init_fail an instance
+//     waits for the script's first result; one passing run is enough.)
 func TestWiringTrackScript(t *testing.T) {
 	for i, c := range []string{"weight", "reverse", "init_fail"} {
 		t.Run(c, func(t *testing.T) {
@@ -65,7 +68,7 @@ func runTrackScript(t *testing.T, subnet int, variant string) {
 		halodConf = wGlobal("n1") + script("chk", "") +
 			wInstance("VI_1", 51, 90, vip, "  track_script {\n    chk weight 60 reverse\n  }")
 	case "init_fail":
-		halodConf = wGlobal("n1") + script("chk", "  rise 8\n  init_fail\n") +
+		halodConf = wGlobal("n1") + "vrrp_script chk {\n  script \"/bin/sleep 5\"\n  interval 10\n  timeout 8\n  init_fail\n}\n" +
 			wInstance("VI_1", 51, 150, vip, "  track_script {\n    chk weight -60\n  }")
 	}
 	keepConf := wGlobal("n2") + wInstance("VI_1", 51, 100, vip, "")
@@ -107,34 +110,30 @@ func runTrackScript(t *testing.T, subnet int, variant string) {
 		waitHolder(t, 10*time.Second, vip, "n1", "reverse, script failing again: n1 at 150 must preempt", n1, n2)
 
 	case "init_fail":
-		setFlag(true) // the script passes from its first run
 		startKeepalivedPeer(t, n2, writeFile(t, "n2.conf", keepConf))
 		waitHolder(t, 10*time.Second, vip, "n2", "keepalived alone", n1, n2)
 		startHalod(t, n1, writeFile(t, "n1.conf", halodConf))
 		start := time.Now()
-		// Until 8 passes have been seen (about 7 s) n1 is 90: no preemption.
-		// Without init_fail it would preempt about 3.4 s after start.
+		// Until the first run ends (5 s) n1 is 90: no preemption. Without
+		// init_fail it would preempt about 3.4 s after start.
 		holdFor(t, 5500*time.Millisecond, vip, "n2", "init_fail: n1 starts failed at 90", n1, n2)
-		waitHolder(t, 15*time.Second, vip, "n1", "init_fail: after rise passes n1 is 150 and preempts", n1, n2)
+		waitHolder(t, 15*time.Second, vip, "n1", "init_fail: once the script has passed n1 is 150 and preempts", n1, n2)
 		t.Logf("init_fail: halod preempted %v after it started", time.Since(start).Round(100*time.Millisecond))
 	}
 }
 
-// init_fail on a weight-0 script: the instance starts in FAULT, and only
-// leaves it (to BACKUP, then MASTER when alone) once the script has passed
-// rise times. keepalived never shows it as BACKUP first: an instance whose
-// tracker is down at start goes straight from INIT to FAULT
-// (docs/keepalived.md#fault). The notify script records every state it is
-// told about.
+// init_fail on a weight-0 script whose first runs fail: the instance starts
+// in FAULT and leaves it (to BACKUP, then MASTER when alone) only after
+// `rise` passing runs once the script has been fixed. Measured with
+// keepalived 2.2.7 in this scenario: notify saw FAULT, BACKUP (3 s after the
+// fix, rise 3), MASTER (docs/keepalived.md#vrrp_script). An instance that
+// ignored init_fail would start as BACKUP and only then fall into FAULT.
 func TestWiringInitFailStartsInFault(t *testing.T) {
 	w := newWLab(t, 112, "n1")
 	n1 := w.ns["n1"]
 	vip := w.ip(100)
 	dir := t.TempDir()
-	flag := filepath.Join(dir, "ok")
-	if err := os.WriteFile(flag, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	flag := filepath.Join(dir, "ok") // absent: the script fails
 	logf := filepath.Join(dir, "notify.log")
 	note := wScript(t, "note.sh", fmt.Sprintf(`echo "$3" >> %s`, logf))
 	conf := wGlobal("n1") + fmt.Sprintf(`vrrp_script chk {
@@ -145,6 +144,10 @@ func TestWiringInitFailStartsInFault(t *testing.T) {
 }
 `, flag) + wInstance("VI_1", 51, 100, vip, fmt.Sprintf("  track_script {\n    chk\n  }\n  notify %s", note))
 	startHalod(t, n1, writeFile(t, "n1.conf", conf))
+	time.Sleep(3 * time.Second)
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	waitHolder(t, 15*time.Second, vip, "n1", "init_fail: master once the script has passed rise times", n1)
 	time.Sleep(300 * time.Millisecond) // the MASTER notification is queued after the VIP
 	got := readLines(logf)
