@@ -4,8 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
-	"slices"
 
+	"github.com/halo-lb/halo/pkg/bgp"
 	"github.com/halo-lb/halo/pkg/config"
 	"github.com/halo-lb/halo/pkg/control/api"
 )
@@ -36,33 +36,27 @@ type Announcer interface {
 // when the config asks for none.
 type AnnouncerFactory func(cfg *config.Config, log *slog.Logger) (Announcer, error)
 
-// DesiredPrefixes applies the announcement policy (see Announcer) to a
-// status snapshot and the VIPs of the VRRP instances.
+// DesiredPrefixes applies the announcement policy (pkg/bgp.Desired: an
+// address is in while every virtual server at it has quorum and, for a VIP,
+// while an instance holding it is MASTER) to a status snapshot and the VIPs
+// of the VRRP instances.
 func DesiredPrefixes(st api.Status, instances []*config.VRRPInstance) []netip.Prefix {
-	owner := map[netip.Addr]string{}
-	for _, in := range instances {
-		for _, v := range in.VIPs {
-			owner[v.Prefix.Addr()] = in.Name
-		}
-	}
 	state := map[string]string{}
 	for _, in := range st.VRRP {
 		state[in.Name] = in.State
 	}
-	var out []netip.Prefix
-	for _, vs := range st.VirtualServers {
-		a, err := netip.ParseAddr(vs.Address)
-		if err != nil || !vs.QuorumUp {
-			continue // fwmark and group services have no single address
-		}
-		if name, ok := owner[a]; ok && state[name] != "MASTER" {
-			continue
-		}
-		p := netip.PrefixFrom(a, a.BitLen())
-		if !slices.Contains(out, p) {
-			out = append(out, p)
+	var bs bgp.State
+	for _, in := range instances {
+		for _, v := range in.VIPs {
+			bs.VIPs = append(bs.VIPs, bgp.VIP{Addr: v.Prefix.Addr(), Master: state[in.Name] == "MASTER"})
 		}
 	}
-	slices.SortFunc(out, func(x, y netip.Prefix) int { return x.Addr().Compare(y.Addr()) })
-	return out
+	for _, vs := range st.VirtualServers {
+		a, err := netip.ParseAddr(vs.Address)
+		if err != nil {
+			continue // fwmark and group services have no single address
+		}
+		bs.VirtualServers = append(bs.VirtualServers, bgp.VirtualServer{Addr: a, QuorumUp: vs.QuorumUp})
+	}
+	return bgp.Desired(bs)
 }
