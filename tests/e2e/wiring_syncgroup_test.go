@@ -12,6 +12,9 @@ import (
 // although nothing is wrong with it, must leave MASTER as well and stay out
 // while its sibling is in FAULT, so keepalived ends up holding both VIPs.
 // When the interface comes back both instances return to n1 (150 > 100).
+// keepalived 2.2.7 in n1's place, same scenario: "Syncing instances to FAULT
+// state", VI_2 in FAULT at once, both VIPs on the peer until the interface
+// returned, both back four seconds after.
 func TestWiringSyncGroupFollows(t *testing.T) {
 	w := newWLab(t, 113, "n1", "n2")
 	n1, n2 := w.ns["n1"], w.ns["n2"]
