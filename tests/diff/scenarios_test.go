@@ -3,6 +3,7 @@ package diff
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -185,4 +186,35 @@ func TestDiffUnicast(t *testing.T) {
 			{"peer link down", func(t *testing.T, n *net) { n.peerNS.IP("link", "set", "eth0", "down") }, stableWait},
 		},
 	}, 134)
+}
+
+// v3 against a peer that sends the RFC 5798 checksum without the IPv4
+// pseudo-header (Cisco, Juniper, RFC 9568; halod with v3_checksum_as_v2 plays
+// it, since keepalived 2.2.7 cannot). keepalived 2.2.7 drops every advert
+// as a bad checksum and both nodes are master; halod accepts every
+// checksum form and follows the peer's, so it stays backup. This is a
+// deliberate difference (README: VRRP).
+func TestDiffV3ChecksumAsV2Peer(t *testing.T) {
+	runScenario(t, scenario{
+		nut: func(n *net) string {
+			return conf(n, "", instance(n, "VI_1", 51, 100, "  version 3", n.V4(100)+"/24"))
+		},
+		peer:      func(n *net) string { return peer(n, "  version 3\n  v3_checksum_as_v2", [3]any{"VI_1", 51, 150}) },
+		peerHalod: true,
+		steps: []step{
+			{"peer is master", nil, stableWait},
+			{"peer link down", func(t *testing.T, n *net) { n.peerNS.IP("link", "set", "eth0", "down") }, stableWait},
+		},
+		deliberate: "halod accepts v3 checksums without the pseudo-header",
+		check: func(t *testing.T, h []phase) {
+			// The node may be master for a moment before the peer (started
+			// a second later) is heard; it must end the phase backup.
+			if f := h[0].FIFO; len(h[0].VIPs) != 0 || len(f) == 0 || f[len(f)-1] != `INSTANCE "VI_1" BACKUP 100` {
+				t.Errorf("halod did not follow the peer: %+v", h[0])
+			}
+			if len(h[1].VIPs) != 1 || !slices.Equal(h[1].FIFO, []string{`INSTANCE "VI_1" MASTER 100`}) {
+				t.Errorf("halod did not take over from the silent peer: %+v", h[1])
+			}
+		},
+	}, 136)
 }
