@@ -95,4 +95,4 @@ mutants: deps-test
 	$(GO) run ./tests/mutants $(MUTANTS_ARGS)
 
 clean:
-	rm -rf bin test.log test-race.log
+	rm -rf bin test.log test.json test-race.log test-race.json

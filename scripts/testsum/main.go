@@ -140,6 +140,11 @@ func (s *summary) report() bool {
 			}
 			fmt.Fprintf(s.out, "--- FAIL: %s (%s)\n", k.test, k.pkg)
 			fmt.Fprint(s.out, tail(s.output[k], 200))
+			if s.reason(k) == "(no reason given)" {
+				// Output test2json could not attribute to the test
+				// (interleaved writes) is in the package's lines.
+				fmt.Fprint(s.out, tail(s.output[key{k.pkg, ""}], 50))
+			}
 		}
 		for _, p := range s.pkgFailed {
 			if pkgHasFailedTest(s.failures, p) {
