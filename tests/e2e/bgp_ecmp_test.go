@@ -348,6 +348,32 @@ func TestBGPECMPDirectors(t *testing.T) {
 		t.Fatalf("d1 metrics do not show the announced VIP:\n%s", m)
 	}
 
+	// halod on d2 killed and started again on its pins (an upgrade): the
+	// pinned program forwards meanwhile, graceful restart keeps d2's path
+	// at the router the whole time, and the new halod takes it over.
+	if err := e.halods[1].Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	e.halods[1].Wait(5 * time.Second)
+	killed := time.Now()
+	e.start(t, 1)
+	for {
+		if got := e.nexthops(); len(got) != 2 {
+			rt, _ := e.birdc("show", "route", "all")
+			t.Fatalf("%v after halod's kill -9 on d2 the router's route is via %v (want d1 and d2 kept)\n%s\n%s",
+				time.Since(killed), got, rt, e.halods[1].Output())
+		}
+		rt, _ := e.birdc("show", "route", e.vip+"/32", "all")
+		if strings.Contains(e.halods[1].Output(), "bgp announce") && !strings.Contains(rt, "stale") {
+			break
+		}
+		if time.Since(killed) > 30*time.Second {
+			t.Fatalf("restarted halod on d2 never took its route over:\n%s\n%s", rt, e.halods[1].Output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("halod on d2 restarted gracefully in %v; the router kept both paths", time.Since(killed))
+
 	// Clean stop of d1: the router loses d1 while d1's XDP program is still
 	// attached, and halod logs the withdrawal before the data plane goes.
 	if err := e.halods[0].Signal(syscall.SIGTERM); err != nil {
