@@ -13,7 +13,7 @@ PKGS := ./...
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build generate check-generate deps deps-demo deps-test deps-vm deps-generate deps-race \
+.PHONY: all build generate check-generate deps deps-demo deps-test deps-vm deps-generate deps-race deps-bench \
 	test test-unit test-race test-vm lint fuzz demo bench mutants clean
 
 all: build
@@ -44,6 +44,8 @@ deps-generate:
 	@scripts/deps generate
 deps-race:
 	@scripts/deps race
+deps-bench:
+	@scripts/deps bench
 
 # Everything, including the tests that need root and BPF. Prints go test's
 # package lines, every failure, and a closing count.
@@ -84,7 +86,7 @@ fuzz:
 demo: deps-demo
 	$(GO) run ./tests/demo
 
-bench: deps-test
+bench: deps-bench
 	$(GO) test -run '^$$' -bench . -benchtime 1x $(PKGS)
 
 # As root: plants each bug listed in tests/mutants/mutants.txt in a temporary

@@ -77,6 +77,8 @@ var Packages = map[string]string{
 	"ipvsadm":            "ipvsadm",
 	"dpkg-deb":           "dpkg",
 	"timeout":            "coreutils",
+	"nft":                "nftables",
+	"gcc":                "gcc",
 }
 
 // Missing explains how to get a tool: the Debian package and `make deps`.
