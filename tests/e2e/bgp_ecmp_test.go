@@ -277,22 +277,33 @@ func TestBGPECMPDirectors(t *testing.T) {
 		}
 	}
 
-	// Streams open through all directors; d3 dies (SIGKILL, link down).
+	// Streams open through all directors (batches of 6 until each
+	// director's counters grew: the router hashes ports, not round-robin);
+	// then d3 dies (SIGKILL, link down).
 	f := &flowLab{cl: e.cl, vip: e.vip}
-	const streams, size = 9, 16 << 20
+	const size = 12 << 20
 	var tx [ecmpDirectors]float64
 	for i := range e.dirs {
 		tx[i] = e.txPackets(t, i)
 	}
-	chans, reals := f.openStreams(t, streams, size)
-	time.Sleep(700 * time.Millisecond)
+	var chans []chan streamResult
+	var reals []string
 	crossed := 0
-	for i := range e.dirs {
-		if e.txPackets(t, i) > tx[i] {
-			crossed++
+	for batch := 0; batch < 5 && crossed < ecmpDirectors; batch++ {
+		c, r := f.openStreams(t, 6, size)
+		chans, reals = append(chans, c...), append(reals, r...)
+		time.Sleep(300 * time.Millisecond)
+		crossed = 0
+		for i := range e.dirs {
+			if e.txPackets(t, i) > tx[i] {
+				crossed++
+			}
 		}
 	}
-	t.Logf("%d streams open, crossing %d directors", streams, crossed)
+	if crossed < ecmpDirectors {
+		t.Fatalf("%d streams crossed only %d of %d directors", len(chans), crossed, ecmpDirectors)
+	}
+	t.Logf("%d streams open, crossing all %d directors", len(chans), crossed)
 	if err := e.halods[2].Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -373,6 +384,9 @@ func TestBGPECMPDirectors(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Logf("halod on d2 restarted gracefully in %v; the router kept both paths", time.Since(killed))
+	if !strings.Contains(e.halods[1].Output(), "restarting=true") {
+		t.Fatalf("the restarted halod did not start its speaker as restarting:\n%s", e.halods[1].Output())
+	}
 
 	// Clean stop of d1: the router loses d1 while d1's XDP program is still
 	// attached, and halod logs the withdrawal before the data plane goes.
