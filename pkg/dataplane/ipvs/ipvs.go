@@ -108,6 +108,7 @@ func (b *Backend) Close() error {
 		if err != nil {
 			errs = append(errs, err)
 		}
+		removed := 0
 		for id, key := range b.owned {
 			s, ok := kern[id]
 			if !ok {
@@ -118,9 +119,10 @@ func (b *Backend) Close() error {
 				continue
 			}
 			delete(b.owned, id)
+			removed++
 		}
-		if len(errs) == 0 && len(b.owned) > 0 {
-			b.log.Info("removed the IPVS services halod installed")
+		if removed > 0 {
+			b.log.Info("removed the IPVS services halod installed", "services", removed)
 		}
 	} else if len(b.owned) > 0 {
 		b.log.Info("leaving IPVS services in place (keep-dataplane)", "services", len(b.owned))
