@@ -11,7 +11,6 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -419,17 +418,16 @@ func fmtTimes(ds []time.Duration) string {
 
 func requireTools(t *testing.T) {
 	lab.RequireRoot(t)
-	for _, tool := range []string{"keepalived", "tcpdump"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (.ci/run installs it): the differential tests need it", tool)
-		}
-	}
+	testkit.Require(t, "keepalived", "tcpdump")
 }
 
 // runScenario plays sc with both daemons side by side (same machine load)
 // and compares.
 func runScenario(t *testing.T, sc scenario, sub int) {
 	requireTools(t)
+	// Scenarios run in parallel (go test -parallel, GOMAXPROCS by
+	// default); the two runs of one scenario run one after the other.
+	t.Parallel()
 	var k, h []phase
 	t.Run("keepalived", func(t *testing.T) { k = run(t, sc, sub, "keepalived") })
 	t.Run("halod", func(t *testing.T) { h = run(t, sc, sub, "halod") })
