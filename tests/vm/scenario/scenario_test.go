@@ -1,8 +1,10 @@
 package scenario
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -213,4 +215,39 @@ func serviceConns(t *testing.T, s *Setup) int {
 	}
 	t.Fatalf("no service counters in:\n%s", out)
 	return 0
+}
+
+// TestIPVSMissingModule: on a kernel without IPVS (this development
+// machine), a keepalived.conf with a virtual server and no dataplane block
+// means IPVS, as with keepalived, and halod stops at start with one error
+// that names the module.
+func TestIPVSMissingModule(t *testing.T) {
+	if b, err := ipvsdp.New(ipvsdp.Options{}); err == nil {
+		b.Close()
+		t.Skip("this kernel has IPVS; the missing-module error shows only without it")
+	}
+	conf := filepath.Join(t.TempDir(), "keepalived.conf")
+	if err := os.WriteFile(conf, []byte(`virtual_server 192.0.2.1 80 {
+  lb_algo rr
+  lb_kind NAT
+  protocol TCP
+  real_server 192.0.2.2 80 {
+    weight 1
+  }
+}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, Halod(t), "-f", conf, "--control", filepath.Join(t.TempDir(), "s.sock")).CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("halod kept running without IPVS:\n%s", out)
+	}
+	if err == nil {
+		t.Fatalf("halod started without IPVS:\n%s", out)
+	}
+	if !strings.Contains(string(out), "module ip_vs") {
+		t.Errorf("halod's error does not name module ip_vs:\n%s", out)
+	}
 }
