@@ -105,8 +105,7 @@ protocol kernel { ipv4 { export all; }; merge paths on; }
 }
 virtual_server %s 80 {
   delay_loop 1
-  lb_algo mh
-  mh-port
+  lb_algo mh mh-port
   lb_kind DR
   protocol TCP
   quorum 2
