@@ -119,7 +119,11 @@ func subscribeLinks(ctx context.Context) (chan netlink.LinkUpdate, error) {
 	ch := make(chan netlink.LinkUpdate, 256)
 	err := netlink.LinkSubscribeWithOptions(ch, ctx.Done(), netlink.LinkSubscribeOptions{
 		ListExisting:  true,
-		ErrorCallback: func(err error) { slog.Warn("link watcher", "err", err) },
+		ErrorCallback: func(err error) {
+			if ctx.Err() == nil {
+				slog.Warn("link watcher: netlink error, subscribing again", "err", err)
+			}
+		},
 	})
 	return ch, err
 }
