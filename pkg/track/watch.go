@@ -118,7 +118,7 @@ func WatchLinks(ctx context.Context, names []string, report func(name string, up
 func subscribeLinks(ctx context.Context) (chan netlink.LinkUpdate, error) {
 	ch := make(chan netlink.LinkUpdate, 256)
 	err := netlink.LinkSubscribeWithOptions(ch, ctx.Done(), netlink.LinkSubscribeOptions{
-		ListExisting:  true,
+		ListExisting: true,
 		ErrorCallback: func(err error) {
 			if ctx.Err() == nil {
 				slog.Warn("link watcher: netlink error, subscribing again", "err", err)
