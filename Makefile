@@ -14,7 +14,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
 .PHONY: all build generate check-generate deps deps-demo deps-test deps-vm deps-generate deps-race deps-bench \
-	test test-unit test-race test-vm lint fuzz demo bench mutants clean
+	test test-unit test-race test-vm lint fuzz demo bench mutants clean deb
 
 all: build
 
@@ -96,5 +96,10 @@ bench: deps-bench
 mutants: deps-test
 	$(GO) run ./tests/mutants $(MUTANTS_ARGS)
 
+# The Debian package (nfpm as a Go library): binaries, systemd unit, example
+# config, /etc/default/halod, man pages generated from the flags. Into dist/.
+deb:
+	$(GO) run ./packaging/mkdeb -root . -o dist -version $(patsubst v%,%,$(VERSION))
+
 clean:
-	rm -rf bin test.log test.json test-race.log test-race.json
+	rm -rf dist bin test.log test.json test-race.log test-race.json

@@ -6,15 +6,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/halo-lb/halo/internal/testkit"
 )
 
 // TestUnitVerifies runs `systemd-analyze verify` on the unit file, with
 // the binaries it names pointed at ones that exist here.
 func TestUnitVerifies(t *testing.T) {
-	sa, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		t.Skip("systemd-analyze not installed (Debian package systemd); skipping the unit-file check")
-	}
+	testkit.Require(t, "systemd-analyze")
+	sa, _ := exec.LookPath("systemd-analyze")
 	unit, err := os.ReadFile("halod.service")
 	if err != nil {
 		t.Fatal(err)
@@ -56,5 +56,14 @@ func TestUnitVerifies(t *testing.T) {
 	}
 	if err != nil {
 		t.Logf("systemd-analyze verify exited %v (nothing about halod.service):\n%s", err, out)
+	}
+}
+
+func TestDebVersion(t *testing.T) {
+	for in, want := range map[string]string{"v1.2.3": "1.2.3", "c361428-dirty": "0.0.0~git.c361428.dirty", "": "0.0.0~dev",
+		"1.2.3-4-gabc": "1.2.3.4.gabc"} {
+		if got := DebVersion(in); got != want {
+			t.Errorf("DebVersion(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
