@@ -19,9 +19,6 @@ import (
 //     Both failing leave it at 90: keepalived discards n1's adverts and takes
 //     the VIP after Master_Down_Interval (about 3.6 s), and n1 preempts it
 //     back once the scripts pass again (150 > 100).
-//   - reverse: n1 at 90 with weight +60 reverse is 150 while the script
-//     FAILS and 90 while it passes, so it is master exactly while FILE is
-//     absent.
 //   - init_fail: n1 at 150, weight -60, init_fail joins a running keepalived
 //     master. Its script takes 5 s to pass (`sleep 5`), so n1 counts as
 //     failed (90) until that first run ends, then is 150 and preempts a
@@ -30,10 +27,31 @@ import (
 //     about 3.4 s. (keepalived 2.2.7, measured: with init_fail an instance
 //     waits for the script's first result; one passing run is enough.)
 func TestWiringTrackScript(t *testing.T) {
-	for i, c := range []string{"weight", "reverse", "init_fail"} {
+	for i, c := range []string{"weight", "init_fail"} {
 		t.Run(c, func(t *testing.T) {
 			t.Parallel()
 			runTrackScript(t, 110+i, c)
+		})
+	}
+}
+
+// track_script's `reverse` turns the adjustment round
+// (docs/keepalived.md#weights), measured on keepalived 2.2.7 in this very
+// scenario (two keepalived nodes, the peer at 100):
+//
+//   - base 120, `chk weight 60 reverse`: 120 while the script fails (no
+//     change), "Changing effective priority from 120 to 60" once it passes;
+//   - base 90, `chk weight -60 reverse`: "from 90 to 150" while it fails,
+//     back to 90 once it passes.
+//
+// Either way n1 is master exactly while the script fails. A reverse that
+// inverted the script's status instead (120+60 / 120, 90 / 30) would keep
+// n1 master throughout in the first case and never master in the second.
+func TestWiringTrackScriptReverse(t *testing.T) {
+	for i, c := range []string{"reverse+60", "reverse-60"} {
+		t.Run(c, func(t *testing.T) {
+			t.Parallel()
+			runTrackScript(t, 120+i, c)
 		})
 	}
 }
@@ -64,9 +82,12 @@ func runTrackScript(t *testing.T, subnet int, variant string) {
 	case "weight":
 		halodConf = wGlobal("n1") + script("chkA", "") + script("chkB", "") +
 			wInstance("VI_1", 51, 150, vip, "  track_script {\n    chkA weight -30\n    chkB weight -30\n  }")
-	case "reverse":
+	case "reverse+60":
 		halodConf = wGlobal("n1") + script("chk", "") +
-			wInstance("VI_1", 51, 90, vip, "  track_script {\n    chk weight 60 reverse\n  }")
+			wInstance("VI_1", 51, 120, vip, "  track_script {\n    chk weight 60 reverse\n  }")
+	case "reverse-60":
+		halodConf = wGlobal("n1") + script("chk", "") +
+			wInstance("VI_1", 51, 90, vip, "  track_script {\n    chk weight -60 reverse\n  }")
 	case "init_fail":
 		halodConf = wGlobal("n1") + "vrrp_script chk {\n  script \"/bin/sleep 5\"\n  interval 10\n  timeout 8\n  init_fail\n}\n" +
 			wInstance("VI_1", 51, 150, vip, "  track_script {\n    chk weight -60\n  }")
@@ -95,19 +116,20 @@ func runTrackScript(t *testing.T, subnet int, variant string) {
 		took = waitHolder(t, 10*time.Second, vip, "n1", "scripts passing again: n1 at 150 must preempt", n1, n2)
 		t.Logf("scripts recovered: VIP back on halod after %v", took)
 
-	case "reverse":
-		setFlag(false) // failing + reverse: +60 → 150
+	case "reverse+60", "reverse-60":
+		// keepalived 2.2.7: 120 / 90 while failing → 120 / 150; passing → 60 / 90.
+		setFlag(false)
 		startHalod(t, n1, writeFile(t, "n1.conf", halodConf))
 		startKeepalivedPeer(t, n2, writeFile(t, "n2.conf", keepConf))
-		waitHolder(t, 10*time.Second, vip, "n1", "reverse, script failing: n1 at 90+60 = 150", n1, n2)
-		holdFor(t, 2*time.Second, vip, "n1", "reverse, script failing", n1, n2)
+		waitHolder(t, 10*time.Second, vip, "n1", variant+", script failing: n1 above 100", n1, n2)
+		holdFor(t, 2*time.Second, vip, "n1", variant+", script failing", n1, n2)
 
-		setFlag(true) // passing + reverse: no weight → 90 < 100
-		took := waitHolder(t, 10*time.Second, vip, "n2", "reverse, script passing: n1 at 90 must lose", n1, n2)
-		t.Logf("reverse: VIP on keepalived %v after the script started passing", took)
+		setFlag(true)
+		took := waitHolder(t, 10*time.Second, vip, "n2", variant+", script passing: n1 below 100 must lose", n1, n2)
+		t.Logf("%s: VIP on keepalived %v after the script started passing", variant, took)
 
 		setFlag(false)
-		waitHolder(t, 10*time.Second, vip, "n1", "reverse, script failing again: n1 at 150 must preempt", n1, n2)
+		waitHolder(t, 10*time.Second, vip, "n1", variant+", script failing again: n1 must preempt", n1, n2)
 
 	case "init_fail":
 		startKeepalivedPeer(t, n2, writeFile(t, "n2.conf", keepConf))

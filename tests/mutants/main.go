@@ -98,20 +98,43 @@ func main() {
 
 	start := time.Now()
 	// Baseline: every selected test passes, and runs, on the unmutated copy.
+	// One run per package; each mutant's selections are then judged from
+	// that run's per-test results. A mutant whose tests fail (or skip)
+	// unmutated is not planted: its verdict says so and the run fails.
+	broken := map[string]string{} // "pkg run" -> why
 	if !*full {
 		for _, tt := range union(ms) {
 			logf("baseline: go test %s -run '%s'", tt.pkg, tt.run)
-			out, err := goTest(tmp, tt.pkg, tt.run, *timeout)
-			if err != nil || !strings.Contains(out, "--- PASS") || strings.Contains(out, "--- SKIP") {
-				fmt.Fprint(os.Stderr, tail(out, 60))
-				fatal("baseline run of %s -run '%s' did not pass cleanly: mutants would mean nothing", tt.pkg, tt.run)
+			out, _ := goTest(tmp, tt.pkg, tt.run, *timeout)
+			res := testResults(out)
+			for _, m := range ms {
+				for _, sel := range m.tests {
+					if sel.pkg != tt.pkg {
+						continue
+					}
+					if why := judge(res, sel.run); why != "" {
+						broken[sel.pkg+" "+sel.run] = why
+					}
+				}
+			}
+			if len(res) == 0 {
+				fmt.Fprint(os.Stderr, tail(out, 40))
+				fatal("baseline run of %s reported no tests", tt.pkg)
 			}
 		}
 	}
 
 	var results []result
 	for _, m := range ms {
-		r := runMutant(tmp, m, *full, *timeout)
+		var r result
+		for _, sel := range m.tests {
+			if why, bad := broken[sel.pkg+" "+sel.run]; bad {
+				r = result{m: m, verdict: "BASELINE FAILS", detail: fmt.Sprintf("%s -run '%s' %s without the mutant", sel.pkg, sel.run, why)}
+			}
+		}
+		if r.m == nil {
+			r = runMutant(tmp, m, *full, *timeout)
+		}
 		logf("%-34s %s (%v) %s", m.name, r.verdict, r.took.Round(time.Second), r.detail)
 		results = append(results, r)
 	}
@@ -221,6 +244,61 @@ func run(dir string, d time.Duration, name string, args ...string) (string, erro
 }
 
 var failLine = regexp.MustCompile(`(?m)^\s*--- FAIL: (\S+)`)
+
+var resultLine = regexp.MustCompile(`(?m)^\s*--- (PASS|FAIL|SKIP): (\S+)`)
+
+// testResults maps each test and subtest name of a go test -v run to
+// PASS, FAIL or SKIP.
+func testResults(out string) map[string]string {
+	res := map[string]string{}
+	for _, m := range resultLine.FindAllStringSubmatch(out, -1) {
+		res[m[2]] = m[1]
+	}
+	return res
+}
+
+// judge says why a selection (a -run pattern) did not pass cleanly in a
+// run's results, or "" when it did: at least one selected test passed and
+// none failed or skipped. Patterns match name elements as go test does.
+func judge(res map[string]string, run string) string {
+	pats := strings.Split(run, "/")
+	var res2 []*regexp.Regexp
+	for _, p := range pats {
+		re, err := regexp.Compile(p)
+		if err != nil {
+			return "has a bad pattern"
+		}
+		res2 = append(res2, re)
+	}
+	pass := 0
+	for name, r := range res {
+		els := strings.Split(name, "/")
+		if len(els) < len(res2) {
+			continue
+		}
+		match := true
+		for i, re := range res2 {
+			if !re.MatchString(els[i]) {
+				match = false
+				break
+			}
+		}
+		if !match {
+			continue
+		}
+		switch r {
+		case "FAIL":
+			return "fails (" + name + ")"
+		case "SKIP":
+			return "skips (" + name + ")"
+		}
+		pass++
+	}
+	if pass == 0 {
+		return "ran no test"
+	}
+	return ""
+}
 
 func failures(out string) []string {
 	var fs []string
