@@ -13,6 +13,7 @@
 package main
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
@@ -58,6 +59,7 @@ func main() {
 	full := flag.Bool("full", false, "run every test of the module against each mutant, not only the named ones")
 	timeout := flag.Duration("timeout", 10*time.Minute, "bound on one go test run")
 	keep := flag.Bool("keep", false, "keep the temporary copy")
+	rev := flag.String("rev", "", "test this commit (git archive) instead of the working tree")
 	flag.Parse()
 
 	root, err := os.Getwd()
@@ -93,8 +95,13 @@ func main() {
 	if !*keep {
 		defer os.RemoveAll(tmp)
 	}
-	logf("copying the working tree to %s", tmp)
-	check(copyTree(root, tmp))
+	if *rev != "" {
+		logf("extracting %s to %s", *rev, tmp)
+		check(extract(root, *rev, tmp))
+	} else {
+		logf("copying the working tree to %s", tmp)
+		check(copyTree(root, tmp))
+	}
 
 	start := time.Now()
 	// Baseline: every selected test passes, and runs, on the unmutated copy.
@@ -138,7 +145,11 @@ func main() {
 		logf("%-34s %s (%v) %s", m.name, r.verdict, r.took.Round(time.Second), r.detail)
 		results = append(results, r)
 	}
-	rep := render(results, *full, time.Since(start), flag.Args())
+	label := "working tree of " + describe(root, "--dirty")
+	if *rev != "" {
+		label = "commit " + describe(root, *rev)
+	}
+	rep := render(results, *full, time.Since(start), label)
 	out := *report
 	if !filepath.IsAbs(out) {
 		out = filepath.Join(root, out)
@@ -479,7 +490,62 @@ func copyTree(src, dst string) error {
 	return nil
 }
 
-func render(rs []result, full bool, took time.Duration, _ []string) string {
+// extract writes the tree of commit rev into dst.
+func extract(root, rev, dst string) error {
+	cmd := exec.Command("git", "-C", root, "archive", "--format=tar", rev)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	tr := tar.NewReader(out)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		p := filepath.Join(dst, filepath.Clean("/"+h.Name))
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return err
+			}
+			f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, os.FileMode(h.Mode).Perm())
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(f, tr)
+			f.Close()
+			if err != nil {
+				return err
+			}
+		case tar.TypeSymlink:
+			if err := os.Symlink(h.Linkname, p); err != nil {
+				return err
+			}
+		}
+	}
+	return cmd.Wait()
+}
+
+func describe(root, arg string) string {
+	out, err := exec.Command("git", "-C", root, "describe", "--always", arg).Output()
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func render(rs []result, full bool, took time.Duration, tree string) string {
 	var b strings.Builder
 	caught := 0
 	for _, r := range rs {
@@ -487,14 +553,13 @@ func render(rs []result, full bool, took time.Duration, _ []string) string {
 			caught++
 		}
 	}
-	rev, _ := exec.Command("git", "describe", "--always", "--dirty").Output()
 	fmt.Fprintf(&b, "# Mutation check\n\n")
 	fmt.Fprintf(&b, "`make mutants` plants each bug listed in `tests/mutants/mutants.txt` in a temporary copy of the tree, "+
 		"runs the tests the entry names and reports whether one of them failed. Every mutant must be caught. "+
 		"The list covers the wiring between halo's parts (see [ARCHITECTURE.md](ARCHITECTURE.md)); "+
 		"the tests are in `tests/e2e/wiring_*_test.go`.\n\n")
-	fmt.Fprintf(&b, "Last run: %s, tree `%s`, %s; **%d of %d caught**.\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"),
-		strings.TrimSpace(string(rev)), map[bool]string{true: "full suite per mutant", false: "per-mutant test selection"}[full],
+	fmt.Fprintf(&b, "Last run: %s, %s, %s; **%d of %d caught**.\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"),
+		tree, map[bool]string{true: "full suite per mutant", false: "per-mutant test selection"}[full],
 		caught, len(rs))
 	fmt.Fprintf(&b, "| Mutant | Planted in | What breaks | Result | Time |\n|---|---|---|---|---|\n")
 	for _, r := range rs {
@@ -513,7 +578,8 @@ func render(rs []result, full bool, took time.Duration, _ []string) string {
 	fmt.Fprintf(&b, "## Running it\n\n"+
 		"```\nmake mutants                                   # as root; each mutant against the tests it names\n"+
 		"go run ./tests/mutants -only 'track'           # some mutants\n"+
-		"go run ./tests/mutants -full                   # each mutant against every test of the module (slow)\n```\n\n"+
+		"go run ./tests/mutants -full                   # each mutant against every test of the module (slow)\n"+
+		"go run ./tests/mutants -rev HEAD               # a commit instead of the working tree\n```\n\n"+
 		"Before planting anything the runner checks that the named tests pass, without skips, on the unmutated copy. "+
 		"A snippet that no longer matches the code exactly once is reported STALE and fails the run: when you change "+
 		"code a mutant touches, update its snippet in `tests/mutants/mutants.txt` in the same commit. "+
