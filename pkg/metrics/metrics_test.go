@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/halo-lb/halo/internal/testkit"
 	"github.com/halo-lb/halo/pkg/control/api"
 	"github.com/halo-lb/halo/pkg/dataplane"
 )
@@ -104,10 +105,8 @@ func TestScrape(t *testing.T) {
 
 // promtool lints the exposition: names, units, help, counter suffixes.
 func TestPromtoolCheckMetrics(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("promtool not installed (Debian package prometheus); skipping the exposition lint")
-	}
+	testkit.Require(t, "promtool")
+	promtool, _ := exec.LookPath("promtool")
 	b := scrape(t, New("dev", sources()))
 	cmd := exec.Command(promtool, "check", "metrics")
 	cmd.Stdin = bytes.NewReader([]byte(b))
