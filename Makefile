@@ -14,7 +14,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
 .PHONY: all build generate check-generate deps deps-demo deps-test deps-vm deps-generate deps-race deps-bench \
-	test test-unit test-race test-vm lint fuzz demo bench mutants clean deb
+	test test-unit test-race test-vm lint fuzz demo bench bench-quick mutants clean deb
 
 all: build
 
@@ -86,8 +86,16 @@ fuzz:
 demo: deps-demo
 	$(GO) run ./tests/demo
 
+# cmd/halo-bench: the forwarding scenarios side by side on one lab, the
+# microbenchmarks, docs/benchmarks.md and its charts (progress on stderr);
+# then every other Go benchmark once. bench-quick runs each scenario briefly
+# and writes nothing (TestQuick in pkg/bench does the same under make test).
 bench: deps-bench
-	$(GO) test -run '^$$' -bench . -benchtime 1x $(PKGS)
+	$(GO) run ./cmd/halo-bench
+	$(GO) test -run '^$$' -bench . -skip '^(BenchmarkGolden|BenchmarkTCPChecks|BenchmarkFailover)$$' -benchtime 1x $(PKGS)
+
+bench-quick: deps-bench
+	$(GO) run ./cmd/halo-bench --quick
 
 # As root: plants each bug listed in tests/mutants/mutants.txt in a temporary
 # copy of the tree, one at a time, and checks that the tests it names fail;
