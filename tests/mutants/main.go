@@ -60,6 +60,7 @@ func main() {
 	timeout := flag.Duration("timeout", 10*time.Minute, "bound on one go test run")
 	keep := flag.Bool("keep", false, "keep the temporary copy")
 	rev := flag.String("rev", "", "test this commit (git archive) instead of the working tree")
+	checkOnly := flag.Bool("check", false, "only check that every snippet matches its file exactly once")
 	flag.Parse()
 
 	root, err := os.Getwd()
@@ -85,6 +86,23 @@ func main() {
 	}
 	if len(ms) == 0 {
 		fatal("no mutants selected")
+	}
+	if *checkOnly {
+		stale := 0
+		for _, m := range ms {
+			for _, e := range m.edits {
+				b, err := os.ReadFile(filepath.Join(root, e.file))
+				if n := bytes.Count(b, []byte(e.old)); err != nil || n != 1 {
+					logf("%s: %s: snippet matches %d times (%v)", m.name, e.file, n, err)
+					stale++
+				}
+			}
+		}
+		if stale > 0 {
+			fatal("%d stale snippets", stale)
+		}
+		logf("all %d mutants' snippets match the working tree", len(ms))
+		return
 	}
 	if os.Geteuid() != 0 {
 		fatal("the wiring tests need root (network namespaces, XDP): run `make mutants` as root")
