@@ -78,9 +78,12 @@ func New(cfg Config, log *slog.Logger) (*Speaker, error) {
 // Start runs the BGP server and adds every neighbor. Nothing is announced
 // until the first Update.
 func (s *Speaker) Start(ctx context.Context) error {
+	// GoBGP is chatty at info (every peer config, every FSM step); session
+	// changes are logged here, so only its warnings and errors pass.
 	lvl := &slog.LevelVar{}
-	lvl.Set(slog.LevelWarn) // GoBGP is chatty at info; session changes are logged here
-	s.srv = server.NewBgpServer(server.LoggerOption(s.log.With("component", gobgpLogPrefix), lvl))
+	lvl.Set(slog.LevelWarn)
+	gl := slog.New(&minLevel{h: s.log.Handler(), min: lvl}).With("component", gobgpLogPrefix)
+	s.srv = server.NewBgpServer(server.LoggerOption(gl, lvl))
 	go s.srv.Serve()
 	g := &api.Global{Asn: s.cfg.LocalAS, RouterId: s.cfg.RouterID.String(), ListenPort: int32(s.cfg.ListenPort)}
 	if err := s.srv.StartBgp(ctx, &api.StartBgpRequest{Global: g}); err != nil {

@@ -212,3 +212,20 @@ func (r *redactHandler) WithAttrs(as []slog.Attr) slog.Handler {
 func (r *redactHandler) WithGroup(name string) slog.Handler {
 	return &redactHandler{h: r.h.WithGroup(name), secrets: r.secrets}
 }
+
+// minLevel drops records below min whatever the wrapped handler accepts.
+type minLevel struct {
+	h   slog.Handler
+	min slog.Leveler
+}
+
+func (m *minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= m.min.Level() && m.h.Enabled(ctx, l)
+}
+func (m *minLevel) Handle(ctx context.Context, r slog.Record) error { return m.h.Handle(ctx, r) }
+func (m *minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return &minLevel{h: m.h.WithAttrs(as), min: m.min}
+}
+func (m *minLevel) WithGroup(n string) slog.Handler {
+	return &minLevel{h: m.h.WithGroup(n), min: m.min}
+}
