@@ -127,6 +127,9 @@ func Add(a Addr) error {
 func Del(a Addr) error {
 	link, err := netlink.LinkByName(a.Dev)
 	if err != nil {
+		if errors.As(err, new(netlink.LinkNotFoundError)) {
+			return nil // the interface went away with its addresses
+		}
 		return fmt.Errorf("del %s: %w", a, err)
 	}
 	if err := netlink.AddrDel(link, a.netlink()); err != nil &&

@@ -135,3 +135,59 @@ func (v *vrrpLab) netState() string {
 	fmt.Fprintf(&b, "bridge fdb:\n%s", out)
 	return b.String()
 }
+
+// An interface with no address yet, then deleted and made again: halod
+// neither exits nor stays bound to the old interface. The instance is in
+// FAULT while it cannot send, and recovers (socket, multicast membership,
+// announcer) when the interface is usable again, as keepalived does.
+func TestVRRPInterfaceComesAndGoes(t *testing.T) {
+	v := newVRRPLab(t, 83)
+	const vip = "10.83.0.100"
+	// n1 starts with no IPv4 address on eth0.
+	v.n1.IP("addr", "flush", "dev", "eth0")
+	p := startHalod(t, v.n1, writeFile(t, "n1.conf", vrrpConf("n1", 150, "", vip+"/24")))
+	time.Sleep(2 * time.Second)
+	if hasAddr(v.n1, vip) {
+		t.Fatal("master without an address to send from")
+	}
+	select {
+	case <-p.Done():
+		t.Fatalf("halod exited:\n%s", p.Output())
+	default:
+	}
+	v.n1.Addr("eth0", "10.83.0.1/24")
+	if waitFor(8*time.Second, func() bool { return hasAddr(v.n1, vip) }) < 0 {
+		t.Fatalf("no recovery once the address was added:\n%s", p.Output())
+	}
+
+	// The interface disappears: FAULT, VIP gone; halod keeps running.
+	v.n1.IP("link", "del", "eth0")
+	time.Sleep(time.Second)
+	select {
+	case <-p.Done():
+		t.Fatalf("halod exited when its interface was deleted:\n%s", p.Output())
+	default:
+	}
+	if !strings.Contains(p.Output(), "to=FAULT") {
+		t.Fatalf("no FAULT when the interface went away:\n%s", p.Output())
+	}
+	// A new eth0 (another ifindex) on the same segment: halod rebinds and
+	// the client reaches the VIP through the new interface.
+	v.sw.Plug(v.n1, "eth0")
+	v.n1.Addr("eth0", "10.83.0.1/24")
+	if waitFor(10*time.Second, func() bool { return hasAddr(v.n1, vip) }) < 0 {
+		t.Fatalf("VIP not back on the new interface:\n%s", p.Output())
+	}
+	if out := v.cl.MustExec("ping", "-c", "1", "-W", "2", vip); !strings.Contains(out, "1 received") {
+		t.Fatalf("VIP does not answer after the interface came back: %s", out)
+	}
+	if mac := v.n1.Link("eth0").HardwareAddr.String(); neighMAC(v.cl, vip) != mac {
+		t.Fatalf("client neighbour %q, want the new interface's %s", neighMAC(v.cl, vip), mac)
+	}
+	// Adverts go out of the new interface: a second node stays backup.
+	startHalod(t, v.n2, writeFile(t, "n2.conf", vrrpConf("n2", 100, "", vip+"/24")))
+	time.Sleep(5 * time.Second)
+	if hasAddr(v.n2, vip) {
+		t.Fatal("n2 does not hear n1's adverts from the new interface")
+	}
+}
