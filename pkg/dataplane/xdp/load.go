@@ -40,7 +40,7 @@ func layoutDir(o Options) string {
 
 func loadSpec(spec *ebpf.CollectionSpec, opts Options) (*Backend, error) {
 	opts.defaults()
-	b := &Backend{opts: opts, links: map[string]link.Link{}, pending: map[string]link.Link{},
+	b := &Backend{opts: opts, links: map[string]link.Link{}, pending: map[string]link.Link{}, created: map[string]bool{},
 		svcs: map[dataplane.ServiceKey]*svcState{}, svcIDs: newIDPool(0, opts.MaxServices),
 		slots: newSlotTable(opts.MaxReals), neigh: newNeighbours(), warned: map[string]bool{},
 		stop: make(chan struct{}), log: slog.New(slog.DiscardHandler)}
@@ -128,16 +128,17 @@ func New(opts Options) (*Backend, error) {
 // this process made are detached, pinned ones (a running data plane) are
 // left in place, and a map directory this process created is removed.
 func (b *Backend) abandon() {
-	for _, l := range b.links {
+	for name, l := range b.links {
+		if b.created[name] {
+			l.Unpin()
+		}
 		l.Close()
 	}
 	for _, l := range b.pending {
 		l.Close()
 	}
 	b.objs.Close()
-	if len(b.pending) == 0 {
-		b.dropFreshDir()
-	}
+	b.dropFreshDir()
 }
 
 // Prog is the XDP program (for prog.Run).
@@ -196,6 +197,7 @@ func (b *Backend) attach(ifname string) error {
 			}
 		}
 		b.links[ifname] = l
+		b.created[ifname] = true
 		b.log.Info("XDP program attached", "interface", ifname, "mode", modeName(m))
 		return nil
 	}

@@ -100,6 +100,8 @@ type Backend struct {
 	// pending are pinned links of an older program (another layout) that
 	// keep forwarding until the first Apply has filled the new maps.
 	pending map[string]link.Link
+	// created are the links this process attached (not adopted).
+	created map[string]bool
 
 	// applyMu serialises Apply and the retry loop; mu guards the state
 	// below for readers (Stats, Services, status) and is never held
