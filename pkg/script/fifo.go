@@ -33,13 +33,20 @@ func WriteFIFOAs(path, line, owner, group string, log *slog.Logger) {
 // ErrNotFIFO is returned when the notify FIFO path holds something else.
 var ErrNotFIFO = errors.New("not a FIFO")
 
-func writeFIFO(path, line, owner, group string) error {
+// MakeFIFO creates the FIFO at path (mode 0600, owned by owner and group
+// when given) unless something is there already.
+func MakeFIFO(path, owner, group string) error {
 	if err := syscall.Mkfifo(path, 0o600); err == nil {
-		if err := chownFIFO(path, owner, group); err != nil {
-			return err
-		}
+		return chownFIFO(path, owner, group)
 	} else if !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("create: %w", err)
+	}
+	return nil
+}
+
+func writeFIFO(path, line, owner, group string) error {
+	if err := MakeFIFO(path, owner, group); err != nil {
+		return err
 	}
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {

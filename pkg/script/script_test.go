@@ -92,3 +92,23 @@ func TestQueueOrder(t *testing.T) {
 		t.Fatalf("ran:\n%s", b)
 	}
 }
+
+// A hung notify script is killed after the queue's timeout and the next
+// one still runs.
+func TestQueueKillsHungScript(t *testing.T) {
+	dir := t.TempDir()
+	hung := write(t, dir, "hung.sh", "sleep 30\n", 0o755)
+	mark := filepath.Join(dir, "ran")
+	next := write(t, dir, "next.sh", "touch "+mark+"\n", 0o755)
+	q := NewQueue(&Runner{}, slog.New(slog.NewTextHandler(io.Discard, nil)), 300*time.Millisecond)
+	defer q.Close()
+	start := time.Now()
+	q.Script(hung)
+	q.Script(next)
+	if !q.Drain(10 * time.Second) {
+		t.Fatal("queue stuck behind a hung script")
+	}
+	if _, err := os.Stat(mark); err != nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("next script ran: %v, after %v", err, time.Since(start))
+	}
+}

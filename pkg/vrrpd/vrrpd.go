@@ -166,6 +166,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.syncWatchers(); err != nil {
 		return err
 	}
+	d.startFIFOScripts(wctx)
 
 	now := d.clock.Now()
 	d.startAt = now.Add(d.cfg.Global.VRRPStartupDelay.D())
@@ -202,6 +203,30 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}
 		d.publish()
+	}
+}
+
+// startFIFOScripts starts notify_fifo_script and vrrp_notify_fifo_script
+// with the FIFO path as their last argument, as keepalived does; they are
+// stopped with the daemon. The FIFO is made first so the script can open
+// it.
+func (d *Daemon) startFIFOScripts(ctx context.Context) {
+	g := &d.cfg.Global
+	for _, f := range []*config.FIFO{g.NotifyFIFO, g.VRRPNotifyFIFO} {
+		if f == nil || f.Path == "" || f.Script == nil {
+			continue
+		}
+		if err := script.MakeFIFO(f.Path, f.User, f.Group); err != nil {
+			d.log.Error("notify fifo", "path", f.Path, "err", err)
+			continue
+		}
+		f := f
+		go func() {
+			res, err := d.runner.Run(ctx, f.Script, 0, f.Path)
+			if ctx.Err() == nil {
+				d.log.Warn("notify fifo script exited", "script", f.Script.Raw, "exit", res.ExitCode, "err", err)
+			}
+		}()
 	}
 }
 
@@ -254,6 +279,12 @@ func (d *Daemon) setup() error {
 	for _, in := range d.instances {
 		in.queue = script.NewQueue(d.runner, in.log, d.notifyTimeout())
 		d.tryBind(in)
+		if !in.cfg.Accept {
+			// keepalived installs nftables drop rules for no_accept (the
+			// default under vrrp_strict); halod installs no firewall
+			// rules, so a master's VIPs answer as with `accept`.
+			in.log.Warn("no_accept is not enforced by halod: the VIPs of a master accept traffic (no firewall drop rules)")
+		}
 	}
 	if err := d.setupStatic(); err != nil {
 		return err
