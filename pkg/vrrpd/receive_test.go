@@ -238,3 +238,26 @@ func TestGARPPlans(t *testing.T) {
 		t.Fatalf("min_garp lower prio: %+v", p)
 	}
 }
+
+// A sync group's own trackers apply to every member; with
+// sync_group_tracking_weight, member weights are kept.
+func TestSyncGroupTrackers(t *testing.T) {
+	d, clk := testDaemon(t, "vrrp_script chk {\n script /bin/true\n weight -20\n}\n"+
+		inst2("VI_1", 51, " priority 100")+inst2("VI_2", 52, " priority 100")+
+		"vrrp_sync_group G {\n group {\n  VI_1\n  VI_2\n }\n track_script {\n  chk\n }\n}\n")
+	clk.t = clk.t.Add(time.Second)
+	d.handle(event{kind: evScript, name: "chk", ok: false})
+	for _, in := range d.instances {
+		if in.m.State() != vrrp.Fault {
+			t.Fatalf("%s %v: the group's tracker must apply to every member", in.cfg.Name, in.m.State())
+		}
+	}
+	d2, clk2 := testDaemon(t, "vrrp_script chk {\n script /bin/true\n weight -20\n}\n"+
+		inst2("VI_1", 51, " priority 100\n track_script {\n  chk\n }")+inst2("VI_2", 52, " priority 100")+
+		"vrrp_sync_group G {\n group {\n  VI_1\n  VI_2\n }\n sync_group_tracking_weight\n}\n")
+	clk2.t = clk2.t.Add(time.Second)
+	d2.handle(event{kind: evScript, name: "chk", ok: false})
+	if a := d2.instances[0]; a.m.State() != vrrp.Backup || a.m.Priority() != 80 {
+		t.Fatalf("with sync_group_tracking_weight: %v prio %d, want BACKUP 80", a.m.State(), a.m.Priority())
+	}
+}
