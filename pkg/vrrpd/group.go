@@ -26,6 +26,11 @@ func (g *group) maybeNotify(d *Daemon) {
 	if !ok || s == g.state || s == vrrp.Init {
 		return
 	}
+	g.notifyState(d, s)
+}
+
+// notifyState announces the group's state s.
+func (g *group) notifyState(d *Daemon, s vrrp.State) {
 	g.state = s
 	g.queue.Script(forState(s, g.cfg.NotifyMaster, g.cfg.NotifyBackup, g.cfg.NotifyFault, g.cfg.NotifyStop))
 	g.queue.Script(g.cfg.Notify, "GROUP", g.cfg.Name, s.String(), "0")

@@ -208,7 +208,7 @@ func TestSyncGroupFaultAndFIFO(t *testing.T) {
 	if a.m.State() != vrrp.Backup || b.m.State() != vrrp.Backup {
 		t.Fatalf("states %v %v after recovery, want BACKUP BACKUP", a.m.State(), b.m.State())
 	}
-	want := []string{`INSTANCE "VI_1" BACKUP 100`, `INSTANCE "VI_2" BACKUP 100`, `GROUP "G" BACKUP 0`,
+	want := []string{`GROUP "G" BACKUP 0`, `INSTANCE "VI_1" BACKUP 100`, `INSTANCE "VI_2" BACKUP 100`,
 		`INSTANCE "VI_1" FAULT 100`, `INSTANCE "VI_2" FAULT 100`, `GROUP "G" FAULT 0`,
 		`INSTANCE "VI_1" BACKUP 100`, `INSTANCE "VI_2" BACKUP 100`, `GROUP "G" BACKUP 0`}
 	r.SetReadDeadline(time.Now().Add(2 * time.Second))

@@ -238,10 +238,25 @@ func (d *Daemon) startDue(now time.Time) {
 		return
 	}
 	for _, in := range d.instances {
+		if in.m.State() == vrrp.Init {
+			in.recompute(now, false)
+		}
+	}
+	for _, g := range d.groups {
+		// keepalived announces a group that starts in BACKUP before its
+		// members' own BACKUP notifies.
+		backup := g.state == vrrp.Init
+		for _, m := range g.members {
+			backup = backup && m.m.State() == vrrp.Init && !m.m.IsOwner() && !m.m.OwnFault()
+		}
+		if backup {
+			g.notifyState(d, vrrp.Backup)
+		}
+	}
+	for _, in := range d.instances {
 		if in.m.State() != vrrp.Init {
 			continue
 		}
-		in.recompute(now, false)
 		d.apply(in, in.m.Start(now))
 		if in.m.State() != vrrp.Master {
 			in.delStaleVIPs()
