@@ -93,7 +93,8 @@ func newDRLab(t *testing.T, subnet int, mode string) *drLab {
 			attachPass(t, d.sw.NS, port)
 		}
 		n.Addr("eth0", ip+"/24")
-		// TCP through XDP-rewritten frames needs real checksums (§7.3).
+		// TCP through XDP-rewritten frames needs real checksums
+		// (docs/lab.md#checksum-offload).
 		n.TxOff("eth0")
 	}
 	plug(d.dir, fmt.Sprintf("10.%d.0.1", subnet))
