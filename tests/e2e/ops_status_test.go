@@ -63,7 +63,7 @@ func TestOpsStatusAndMetricsMatchReality(t *testing.T) {
 		`halo_vrrp_state{instance="VI_1",state="MASTER"}`: 1,
 		`halo_vrrp_state{instance="VI_1",state="BACKUP"}`: 0,
 		`halo_vrrp_priority{instance="VI_1"}`:             255,
-		`halo_virtual_server_quorum_up{` + vs + `}`:        1,
+		`halo_virtual_server_quorum_up{` + vs + `}`:       1,
 		`halo_config_last_reload_successful`:              1,
 		`halo_config_reloads_total{result="failure"}`:     0,
 	} {
