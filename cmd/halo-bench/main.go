@@ -19,7 +19,7 @@ import (
 func main() {
 	quick := flag.Bool("quick", false, "a few seconds: one short run per scenario, no slow microbenchmarks, no report unless -out is given")
 	runs := flag.Int("runs", 5, "measured runs per scenario (the report gives the median)")
-	packets := flag.Uint("packets", 1_000_000, "frames per run")
+	packets := flag.Uint("packets", 500_000, "frames per run")
 	batch := flag.Uint("batch", 64, "live-frames batch size")
 	only := flag.String("only", "", "comma-separated substrings: run only the matching scenarios")
 	out := flag.String("out", "", "report file (default docs/benchmarks.md; with --quick: none)")

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"fmt"
 	"image/color"
 	"sort"
 
@@ -68,10 +67,6 @@ func chartFailover(path string, ms map[string]float64) error {
 	}
 	b.Color = color.RGBA{31, 119, 180, 255}
 	p.Add(b)
-	labels := make([]string, len(keys))
-	for i, k := range keys {
-		labels[i] = fmt.Sprintf("%s", k)
-	}
-	p.NominalX(labels...)
+	p.NominalX(keys...)
 	return p.Save(6*vg.Inch, 4*vg.Inch, path)
 }

@@ -50,10 +50,8 @@ type Env struct {
 	GenProgs, BackProgs, SinkProgs *Progs
 	// pass keeps l0 accepting xdp_frames when no program under test is
 	// attached (kernel forwarding, nftables).
-	pass    *sink.Program
-	passOn  bool
-	t       lab.T
-	nftPath string
+	pass *sink.Program
+	t    lab.T
 }
 
 // NewEnv builds the lab. Everything is removed at t's cleanup.

@@ -125,6 +125,9 @@ func Machine() []string {
 func WriteReport(path string, res []Result, mic *Micro, opts Options, cmd string, took time.Duration) error {
 	dir := filepath.Dir(path)
 	ppsPNG, foPNG := "benchmarks-pps.png", "benchmarks-failover.png"
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
 	if err := chartPPS(filepath.Join(dir, ppsPNG), res); err != nil {
 		return err
 	}

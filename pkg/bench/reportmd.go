@@ -68,8 +68,13 @@ func writeHeadline(b *strings.Builder, m map[string]Result, mic *Micro) {
 	for _, ref := range []string{refNft, refJh} {
 		for _, n := range []string{"halo-dr-32k-redirect", "halo-dr-32k"} {
 			r := Ratio(med(m, n), med(m, ref))
-			goal(b, n+" ÷ "+ref, floor(r, 2), "≥ 6", r >= 6, !math.IsNaN(r), whyShort(r >= 6,
-				"on veth the generator, the program and the receiver share one CPU, and the kernel path keeps much of its cost in the receive and transmit of the veth pair both sides pay; "+extra))
+			ceil := Ratio(med(m, refTX), med(m, ref))
+			if strings.HasSuffix(n, "redirect") {
+				ceil = Ratio(med(m, refDrop), med(m, ref))
+			}
+			goal(b, n+" ÷ "+ref, floor(r, 2), "≥ 6", r >= 6, !math.IsNaN(r), whyShort(r >= 6, fmt.Sprintf(
+				"generator, program and sink share one CPU on veth, so the lab's own cost bounds every XDP row: a program that did nothing but %s would reach %s× here; ",
+				map[bool]string{true: "count and drop", false: "swap MACs"}[strings.HasSuffix(n, "redirect")], floor(ceil, 2))+extra))
 		}
 	}
 	rr := Ratio(hit, swapNs)
