@@ -200,25 +200,31 @@ func TestKernelRestartAdoptsAndStopRemovesOnlyOwn(t *testing.T) {
 	}
 }
 
-// TestKernelNATTrafficAndStats sends HTTP through a NAT service and reads
-// the counters back through the contract.
+// TestKernelNATTrafficAndStats sends HTTP through a NAT service, over
+// IPv4 and IPv6, and reads the counters back through the contract.
 func TestKernelNATTrafficAndStats(t *testing.T) {
+	t.Run("IPv4", func(t *testing.T) { natTraffic(t, "10.77.%d.%d", "/24", "/32") })
+	t.Run("IPv6", func(t *testing.T) { natTraffic(t, "fd77:%d::%d", "/64", "/128") })
+}
+
+func natTraffic(t *testing.T, pattern, plen, host string) {
 	l, dir, open := kernelNS(t)
+	addr := func(subnet, h int) string { return fmt.Sprintf(pattern, subnet, h) }
 	cl := l.NS("cl")
 	l.Veth(dir, "c0", cl, "eth0")
-	dir.Addr("c0", "10.77.0.1/24")
-	cl.Addr("eth0", "10.77.0.2/24")
-	cl.Route("default", "10.77.0.1")
+	dir.Addr("c0", addr(0, 1)+plen)
+	cl.Addr("eth0", addr(0, 2)+plen)
+	cl.Route("default", addr(0, 1))
 	dir.Sysctl("net.ipv4.ip_forward", "1")
-	dir.Sysctl("net.ipv4.vs.conntrack", "1")
+	dir.Sysctl("net.ipv6.conf.all.forwarding", "1")
 	var reals []dataplane.Real
 	for i := 1; i <= 2; i++ {
 		r := l.NS(fmt.Sprintf("r%d", i))
 		l.Veth(dir, fmt.Sprintf("r%d", i), r, "eth0")
-		dir.Addr(fmt.Sprintf("r%d", i), fmt.Sprintf("10.77.%d.1/24", i))
-		ip := fmt.Sprintf("10.77.%d.2", i)
-		r.Addr("eth0", ip+"/24")
-		r.Route("default", fmt.Sprintf("10.77.%d.1", i))
+		dir.Addr(fmt.Sprintf("r%d", i), addr(i, 1)+plen)
+		ip := addr(i, 2)
+		r.Addr("eth0", ip+plen)
+		r.Route("default", addr(i, 1))
 		name := fmt.Sprintf("real%d", i)
 		var ln net.Listener
 		if err := r.Do(func() (err error) { ln, err = net.Listen("tcp", ":8080"); return err }); err != nil {
@@ -228,8 +234,9 @@ func TestKernelNATTrafficAndStats(t *testing.T) {
 		go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, name) }))
 		reals = append(reals, dataplane.Real{Addr: ap(ip), Port: 8080, Weight: 1})
 	}
-	dir.Addr("c0", "10.77.0.100/32")
-	svc := dataplane.Service{Key: dataplane.ServiceKey{Addr: ap("10.77.0.100"), Port: 80, Proto: dataplane.TCP},
+	vip := addr(0, 100)
+	dir.Addr("c0", vip+host)
+	svc := dataplane.Service{Key: dataplane.ServiceKey{Addr: ap(vip), Port: 80, Proto: dataplane.TCP},
 		Scheduler: "rr", Method: dataplane.NAT, Reals: reals}
 	b := NewWithClient(open(), Options{})
 	defer b.Close()
@@ -238,7 +245,7 @@ func TestKernelNATTrafficAndStats(t *testing.T) {
 	}
 	got := map[string]int{}
 	for i := 0; i < 6; i++ {
-		body, err := cl.HTTPGet("10.77.0.100:80", "/", 3*time.Second)
+		body, err := cl.HTTPGet(net.JoinHostPort(vip, "80"), "/", 3*time.Second)
 		if err != nil {
 			t.Fatalf("GET %d through the VIP: %v\n%s", i, err, ipvsadm(t, dir))
 		}
