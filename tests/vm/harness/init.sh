@@ -23,7 +23,7 @@ args=$(cat /etc/halo-vm/args)
 cd /t
 for t in $(cat /etc/halo-vm/tests); do
 	echo "HALO-VM-START $t"
-	HALO_VM=1 HALOD=/sbin/halod HALOCTL=/sbin/haloctl ./$t -test.v -test.count=1 -test.timeout=240s $args
+	HALO_VM=1 HALOD=/sbin/halod HALOCTL=/sbin/haloctl ./$t -test.v -test.count=1 -test.timeout=480s $args
 	echo "HALO-VM-RESULT $t $?"
 done
 echo "HALO-VM-DONE uptime=$(cut -d' ' -f1 /proc/uptime)"

@@ -50,7 +50,7 @@ var tools = map[string]string{"busybox": "/bin/busybox", "ip": "/sbin/ip", "ipvs
 
 func main() {
 	cache := flag.String("cache", defaultCache(), "download and unpack cache")
-	timeout := flag.Duration("timeout", 8*time.Minute, "limit for the whole guest run")
+	timeout := flag.Duration("timeout", 15*time.Minute, "limit for the whole guest run")
 	run := flag.String("run", "", "passed to the guest tests as -test.run")
 	keep := flag.Bool("keep", false, "keep the work directory (initramfs, console log)")
 	pkgs := flag.String("pkgs", strings.Join(packages, ","), "test packages to run in the guest, comma-separated")
