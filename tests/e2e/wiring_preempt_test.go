@@ -12,7 +12,8 @@ import (
 // skew), and comes back while n2 is master.
 //
 //   - nopreempt: the returning n1 accepts n2's lower-priority adverts and
-//     stays backup for as long as n2 advertises.
+//     stays backup for as long as n2 advertises (keepalived 2.2.7 in n1's
+//     place: still BACKUP 9 s after joining a priority-100 master).
 //   - preempt_delay 7: the returning n1 waits 7 s after start (or after the
 //     first lower advert) before preempting, then discards the lower adverts
 //     and takes over a Master_Down_Interval later (keepalived 2.2.7 in the
