@@ -22,6 +22,7 @@ const (
 	connectRetry   = 5
 	idleHoldAfter  = 3
 	flushTimeout   = 2 * time.Second
+	restartingWait = 5 * time.Second
 	gobgpLogPrefix = "bgp"
 )
 
@@ -108,6 +109,18 @@ func (s *Speaker) Start(ctx context.Context) error {
 			s.started = false
 			return err
 		}
+	} else {
+		// A daemon with nothing to report never calls Update: open the
+		// sessions anyway, after a while.
+		time.AfterFunc(restartingWait, func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.started {
+				if err := s.addPeers(context.Background()); err != nil {
+					s.log.Warn("bgp", "err", err)
+				}
+			}
+		})
 	}
 	s.log.Info("bgp speaker started", "local_as", s.cfg.LocalAS, "router_id", s.cfg.RouterID,
 		"neighbors", len(s.cfg.Neighbors), "restarting", s.cfg.Restarting)
