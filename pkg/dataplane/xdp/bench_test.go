@@ -3,7 +3,6 @@ package xdp
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -88,4 +87,3 @@ func BenchmarkConntrack(b *testing.B) {
 		res["global-lru"], res["percpu-lru"], res["global-lru"]/res["percpu-lru"])
 }
 
-func netip4(s string) netip.Addr { return netip.MustParseAddr(s) }

@@ -34,8 +34,6 @@ func (p *idPool) get() (uint32, bool) {
 
 func (p *idPool) put(id uint32) { p.free = append(p.free, id) }
 
-func (p *idPool) inUse() uint32 { return p.next - uint32(len(p.free)) }
-
 // rebuildPool makes a pool in which exactly the ids of used are taken
 // (adoption after a restart).
 func rebuildPool(used map[uint32]bool, first, limit uint32) idPool {
