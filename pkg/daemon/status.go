@@ -44,10 +44,12 @@ func (d *Daemon) Status() api.Status {
 // adds under the agreed names (adverts_sent, trackers, …) flow through
 // without a change here.
 func instances(in []vrrpd.Status) []api.Instance {
-	out := []api.Instance{}
-	b, err := json.Marshal(in)
-	if err == nil {
+	var out []api.Instance
+	if b, err := json.Marshal(in); err == nil {
 		json.Unmarshal(b, &out)
+	}
+	if out == nil {
+		out = []api.Instance{} // "vrrp": [] on the wire, never null
 	}
 	return out
 }
