@@ -357,6 +357,22 @@ func TestStartReloadDrainStop(t *testing.T) {
 		t.Fatalf("dump file:\n%s", dump)
 	}
 
+	// SIGUSR2 writes the statistics.
+	statsFile := filepath.Join(filepath.Dir(h.conf), "halo.stats")
+	h.sigs <- syscall.SIGUSR2
+	var stats []byte
+	for deadline = time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if stats, _ = os.ReadFile(statsFile); len(stats) > 0 {
+			break
+		}
+	}
+	for _, want := range []string{"VRRP Instance: VI_1", "Advertisements:", "Virtual server 10.0.0.1:80/tcp: quorum true",
+		fmt.Sprintf("Real server 127.0.0.1:%d down weight 1", p2), "TCP_CHECK attempts", "reloads 4, failed 2"} {
+		if !strings.Contains(string(stats), want) {
+			t.Errorf("stats file lacks %q:\n%s", want, stats)
+		}
+	}
+
 	// Shutdown: STOPPING=1, routes withdrawn, pid file removed.
 	h.cancel()
 	if err := <-h.done; err != nil {
