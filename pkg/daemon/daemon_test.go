@@ -297,6 +297,13 @@ func TestStartReloadDrainStop(t *testing.T) {
 	}
 	h.note()
 	h.note()
+	// The new virtual server's address is announced too.
+	for deadline := time.Now().Add(5 * time.Second); h.ann.last() != "[10.0.0.1/32 10.0.0.2/32]" && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := h.ann.last(); got != "[10.0.0.1/32 10.0.0.2/32]" {
+		t.Fatalf("announced after reload: %s", got)
+	}
 
 	// A broken config changes nothing and says why.
 	h.write(instance + vs("10.0.0.1", real(p1, 5)) + "virtual_server 10.0.0.999 80 {\n}\n")
