@@ -28,8 +28,9 @@ generate:
 
 # CI: the committed objects are what the C sources compile to.
 check-generate: deps-generate generate
-	@git diff --exit-code --stat -- '*_bpfel.go' '*_bpfel.o' || \
-	  { echo "make generate changed the committed BPF objects: commit them"; exit 1; }
+	@out=$$(git status --porcelain -- '*_bpfel.go' '*_bpfel.o'); if [ -n "$$out" ]; then \
+	  echo "make generate changed the committed BPF objects (commit them):"; echo "$$out"; \
+	  git diff --stat -- '*_bpfel.go' '*_bpfel.o'; exit 1; fi
 
 # Everything every target needs; the targets below install their own part.
 deps:
