@@ -74,7 +74,7 @@ test-race: deps-race
 # staticcheck is pinned in go.mod (tool directive): `go tool` builds it
 # from the module cache, no separate install.
 lint:
-	@out=$$(gofmt -l cmd pkg tests internal scripts); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) tool staticcheck $(PKGS)
 
