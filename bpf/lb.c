@@ -82,6 +82,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } conntrack SEC(".maps");
 
+/* Persistence pins, with expiry checked on use (the LRU bounds them). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LB_PERSIST_SIZE);
+	__type(key, struct persist_key);
+	__type(value, struct persist_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} persist SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, LB_MAX_SERVICES);
@@ -231,6 +240,21 @@ static __always_inline int flood_budget(struct lb_config *cfg, __u64 now)
 	return 1;
 }
 
+/* A pin that is fresh and whose real still takes new flows (a real that
+ * went down, was drained or left breaks its pins). Refreshes it. */
+static __always_inline __u32 pinned_real(struct persist_val *pv, __u64 now, __u64 timeout)
+{
+	if (!pv || now - pv->last_seen > timeout)
+		return 0;
+	__u32 rid = pv->real_id;
+	struct real *rs = bpf_map_lookup_elem(&reals, &rid);
+	if (!rs || !(rs->flags & REAL_NEW_FLOWS) || rs->gen != pv->gen)
+		return 0;
+	if (now - pv->last_seen > LB_TOUCH_NS)
+		pv->last_seen = now;
+	return rid;
+}
+
 static __always_inline int usable(struct real *rs)
 {
 	return rs && (rs->flags & REAL_VALID);
@@ -369,14 +393,42 @@ int xdp_lb(struct xdp_md *ctx)
 			fv->flags = 0;
 			count(&reason_stats, R_CT_STALE, len);
 		}
-		if (now - fv->last_seen > LB_TOUCH_NS)
+		if (now - fv->last_seen > LB_TOUCH_NS) {
 			fv->last_seen = now;
+			if (vm->persist_s) {
+				/* The pin lasts persist_s after the client's last
+				 * packet, not after its last new connection. */
+				struct persist_key pk = { .svc = svc };
+				pk.src[0] = fk.src[0] & vm->src_mask[0];
+				pk.src[1] = fk.src[1] & vm->src_mask[1];
+				pk.src[2] = fk.src[2] & vm->src_mask[2];
+				pk.src[3] = fk.src[3] & vm->src_mask[3];
+				struct persist_val *pv = bpf_map_lookup_elem(&persist, &pk);
+				if (pv && pv->real_id == rid)
+					pv->last_seen = now;
+			}
+		}
 		if (proto == IPPROTO_TCP && (tcp_flags & TH_FIN) && !(fv->flags & FLOW_CLOSING)) {
 			fv->flags |= FLOW_CLOSING;
 			fv->last_seen = now;
 		}
 	} else {
-		rid = pick(vm, &fk);
+		/* Persistence: a fresh pin of this client wins over the table. */
+		struct persist_key pk = {};
+		struct persist_val *pv = NULL;
+		__u64 ptimeout = (__u64)vm->persist_s * 1000000000ULL;
+		if (ptimeout) {
+			pk.svc = svc;
+			pk.src[0] = fk.src[0] & vm->src_mask[0];
+			pk.src[1] = fk.src[1] & vm->src_mask[1];
+			pk.src[2] = fk.src[2] & vm->src_mask[2];
+			pk.src[3] = fk.src[3] & vm->src_mask[3];
+			pv = bpf_map_lookup_elem(&persist, &pk);
+			rid = pinned_real(pv, now, ptimeout);
+		}
+		int pinned = rid != 0;
+		if (!rid)
+			rid = pick(vm, &fk);
 		rs = bpf_map_lookup_elem(&reals, &rid);
 		if (!rid || !usable(rs)) {
 			count(&reason_stats, R_PASS_NO_REAL, len);
@@ -386,6 +438,10 @@ int xdp_lb(struct xdp_md *ctx)
 			if (flood_budget(cfg, now)) {
 				struct flow_val nv = { .real_id = rid, .gen = rs->gen, .last_seen = now };
 				bpf_map_update_elem(&conntrack, &fk, &nv, BPF_ANY);
+				if (ptimeout && !pinned) {
+					struct persist_val np = { .real_id = rid, .gen = rs->gen, .last_seen = now };
+					bpf_map_update_elem(&persist, &pk, &np, BPF_ANY);
+				}
 				count(&reason_stats, R_CT_NEW, len);
 			} else {
 				count(&reason_stats, R_CT_FLOOD, len);

@@ -19,6 +19,7 @@ enum lb_limits {
 	LB_RING_CHUNK = 16,    /* table slots per map element (see struct ring_chunk) */
 	LB_RING_CHUNKS = (16381 + 15) / 16,
 	LB_CT_SIZE = 262144,
+	LB_PERSIST_SIZE = 65536, /* persistence pins (client or client network, service) */
 	LB_MAX_IFACES = 64,
 	LB_MAX_VLAN_TAGS = 2, /* 802.1Q, or 802.1ad outer + 802.1Q inner (QinQ) */
 };
@@ -31,6 +32,7 @@ enum lb_flags {
 enum real_flags {
 	REAL_VALID = 1 << 0,   /* the slot is in use; its gen is current */
 	REAL_HAS_MAC = 1 << 1, /* the neighbour is resolved: frames may be sent */
+	REAL_NEW_FLOWS = 1 << 2, /* weight > 0, up, MAC known: may take new flows (and persistence pins) */
 };
 
 /* How a real is reached. Only DR is implemented; the field is here so NAT
@@ -81,7 +83,7 @@ struct vip_meta {
 	__u32 id;        /* service index: rings, vip_stats */
 	__u32 flags;     /* enum lb_flags */
 	__u32 ring_size; /* slots of this service's table (prime) */
-	__u32 pad;
+	__u32 persist_s; /* persistence_timeout in seconds; 0: none */
 	__u32 src_mask[4]; /* persistence granularity, applied with SVC_HASH_SRC */
 };
 
@@ -123,6 +125,19 @@ struct flow_val {
 	__u64 last_seen; /* bpf_ktime_get_ns, refreshed at most every LB_TOUCH_NS */
 	__u32 flags;     /* enum flow_flags */
 	__u32 pad;
+};
+
+/* A persistence pin: a client (source masked by the granularity) of a
+ * service stays on one real for persist_s after its last packet. */
+struct persist_key {
+	__u32 svc;
+	__u32 src[4];
+};
+
+struct persist_val {
+	__u32 real_id;
+	__u32 gen;
+	__u64 last_seen;
 };
 
 /* Run-time settings (one entry), written by Go at start. Timeouts of 0

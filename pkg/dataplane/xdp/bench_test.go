@@ -86,4 +86,3 @@ func BenchmarkConntrack(b *testing.B) {
 	fmt.Fprintf(os.Stderr, "\nestablished flow, ns per packet (best of 3 x 2M): global LRU %.1f, per-CPU LRU %.1f, ratio %.2f\n",
 		res["global-lru"], res["percpu-lru"], res["global-lru"]/res["percpu-lru"])
 }
-

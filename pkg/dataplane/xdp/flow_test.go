@@ -418,3 +418,79 @@ func mustCPUs(t *testing.T) []int {
 }
 
 var _ = net.HardwareAddr{}
+
+// Persistence (issue 11's first part): a client stays on its real across
+// connections while the table would now send it elsewhere, until the pin
+// is older than persistence_timeout after the client's last packet, or its
+// real goes down.
+func TestGoldenPersistence(t *testing.T) {
+	b := loadWith(t, Options{})
+	ctx := context.Background()
+	mk := func(w11, w12 uint32, down11 bool) dataplane.Service {
+		s := svc(vip4, 80, dataplane.TCP, "wlc", "10.1.0.11", "10.1.0.12")
+		s.Persistence = 300 * time.Second
+		s.Reals[0].Weight, s.Reals[1].Weight, s.Reals[0].Down = w11, w12, down11
+		return s
+	}
+	// Only .11 takes new flows: the client is pinned to it.
+	if err := b.Apply(ctx, []dataplane.Service{mk(1, 0, false)}); err != nil {
+		t.Fatal(err)
+	}
+	first := tcp4(vip4, 80, 2000)
+	if v, out := run(t, b, first.Bytes()); v != xdpTX || !bytes.Equal(out, rewritten(first, "10.1.0.11")) {
+		t.Fatalf("first connection: verdict %d to %s", v, realOf(out))
+	}
+	// Now only .12 would be chosen by the table; the pin holds.
+	if err := b.Apply(ctx, []dataplane.Service{mk(1, 1000, false)}); err != nil {
+		t.Fatal(err)
+	}
+	for sp := uint16(2001); sp < 2020; sp++ {
+		f := tcp4(vip4, 80, sp)
+		if v, out := run(t, b, f.Bytes()); v != xdpTX || !bytes.Equal(out, rewritten(f, "10.1.0.11")) {
+			t.Fatalf("connection %d of a pinned client went to %s", sp, realOf(out))
+		}
+	}
+	// Another client follows the table.
+	other := tcp4(vip4, 80, 2000)
+	other.IPv4.Src = netip.MustParseAddr("192.0.2.99")
+	if _, out := run(t, b, other.Bytes()); realOf(out) == "?" {
+		t.Fatal("another client was not forwarded")
+	}
+	// The pin expires persistence_timeout after the client's last packet.
+	k := lbPersistKey{Svc: b.svcs[mk(1, 1, false).Key].id}
+	k.Src, _ = addrWords(client4)
+	var v lbPersistVal
+	if err := b.objs.Persist.Lookup(&k, &v); err != nil {
+		t.Fatalf("no pin for the client: %v", err)
+	}
+	v.LastSeen -= uint64(301 * time.Second)
+	if err := b.objs.Persist.Put(&k, &v); err != nil {
+		t.Fatal(err)
+	}
+	moved := 0
+	for sp := uint16(3000); sp < 3020; sp++ {
+		if _, out := run(t, b, tcp4(vip4, 80, sp).Bytes()); realOf(out) == "10.1.0.12" {
+			moved++
+		}
+	}
+	if moved == 0 {
+		t.Fatal("the client stayed on its real after the pin expired")
+	}
+	// A real that goes down breaks its pins at once.
+	if err := b.Apply(ctx, []dataplane.Service{mk(1, 0, false)}); err != nil {
+		t.Fatal(err)
+	}
+	c2 := tcp4(vip4, 80, 4000)
+	c2.IPv4.Src = netip.MustParseAddr("192.0.2.50")
+	if _, out := run(t, b, c2.Bytes()); realOf(out) != "10.1.0.11" {
+		t.Fatalf("pin setup: %s", realOf(out))
+	}
+	if err := b.Apply(ctx, []dataplane.Service{mk(1, 1, true)}); err != nil {
+		t.Fatal(err)
+	}
+	c3 := tcp4(vip4, 80, 4001)
+	c3.IPv4.Src = c2.IPv4.Src
+	if _, out := run(t, b, c3.Bytes()); realOf(out) != "10.1.0.12" {
+		t.Fatalf("a new connection of a client pinned to a down real went to %s", realOf(out))
+	}
+}

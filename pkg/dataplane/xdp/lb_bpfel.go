@@ -76,6 +76,7 @@ const (
 	lbLbLimitsLB_RING_CHUNK     lbLbLimits = 16
 	lbLbLimitsLB_RING_CHUNKS    lbLbLimits = 1024
 	lbLbLimitsLB_CT_SIZE        lbLbLimits = 262144
+	lbLbLimitsLB_PERSIST_SIZE   lbLbLimits = 65536
 	lbLbLimitsLB_MAX_IFACES     lbLbLimits = 64
 	lbLbLimitsLB_MAX_VLAN_TAGS  lbLbLimits = 2
 )
@@ -112,6 +113,19 @@ const (
 	lbLbReasonR_MAX             lbLbReason = 18
 )
 
+type lbPersistKey struct {
+	_   structs.HostLayout
+	Svc uint32
+	Src [4]uint32
+}
+
+type lbPersistVal struct {
+	_        structs.HostLayout
+	RealId   uint32
+	Gen      uint32
+	LastSeen uint64
+}
+
 type lbReal struct {
 	_       structs.HostLayout
 	Addr    [4]uint32
@@ -129,8 +143,9 @@ type lbReal struct {
 type lbRealFlags uint32
 
 const (
-	lbRealFlagsREAL_VALID   lbRealFlags = 1
-	lbRealFlagsREAL_HAS_MAC lbRealFlags = 2
+	lbRealFlagsREAL_VALID     lbRealFlags = 1
+	lbRealFlagsREAL_HAS_MAC   lbRealFlags = 2
+	lbRealFlagsREAL_NEW_FLOWS lbRealFlags = 4
 )
 
 type lbRingChunk struct {
@@ -151,7 +166,7 @@ type lbVipMeta struct {
 	Id       uint32
 	Flags    uint32
 	RingSize uint32
-	Pad      uint32
+	PersistS uint32
 	SrcMask  [4]uint32
 }
 
@@ -163,6 +178,7 @@ const (
 	lbMapConntrack       = "conntrack"
 	lbMapFlood           = "flood"
 	lbMapIfMacs          = "if_macs"
+	lbMapPersist         = "persist"
 	lbMapRealStats       = "real_stats"
 	lbMapReals           = "reals"
 	lbMapReasonStats     = "reason_stats"
@@ -235,6 +251,7 @@ type lbMapSpecs struct {
 	Conntrack   *ebpf.MapSpec `ebpf:"conntrack"`
 	Flood       *ebpf.MapSpec `ebpf:"flood"`
 	IfMacs      *ebpf.MapSpec `ebpf:"if_macs"`
+	Persist     *ebpf.MapSpec `ebpf:"persist"`
 	RealStats   *ebpf.MapSpec `ebpf:"real_stats"`
 	Reals       *ebpf.MapSpec `ebpf:"reals"`
 	ReasonStats *ebpf.MapSpec `ebpf:"reason_stats"`
@@ -283,6 +300,7 @@ type lbMaps struct {
 	Conntrack   *ebpf.Map `ebpf:"conntrack"`
 	Flood       *ebpf.Map `ebpf:"flood"`
 	IfMacs      *ebpf.Map `ebpf:"if_macs"`
+	Persist     *ebpf.Map `ebpf:"persist"`
 	RealStats   *ebpf.Map `ebpf:"real_stats"`
 	Reals       *ebpf.Map `ebpf:"reals"`
 	ReasonStats *ebpf.Map `ebpf:"reason_stats"`
@@ -298,6 +316,7 @@ func (m *lbMaps) Close() error {
 		m.Conntrack,
 		m.Flood,
 		m.IfMacs,
+		m.Persist,
 		m.RealStats,
 		m.Reals,
 		m.ReasonStats,

@@ -53,6 +53,19 @@ type lbpercpuLbConfig struct {
 	Pad             uint32
 }
 
+type lbpercpuPersistKey struct {
+	_   structs.HostLayout
+	Svc uint32
+	Src [4]uint32
+}
+
+type lbpercpuPersistVal struct {
+	_        structs.HostLayout
+	RealId   uint32
+	Gen      uint32
+	LastSeen uint64
+}
+
 type lbpercpuReal struct {
 	_       structs.HostLayout
 	Addr    [4]uint32
@@ -80,7 +93,7 @@ type lbpercpuVipMeta struct {
 	Id       uint32
 	Flags    uint32
 	RingSize uint32
-	Pad      uint32
+	PersistS uint32
 	SrcMask  [4]uint32
 }
 
@@ -92,6 +105,7 @@ const (
 	lbpercpuMapConntrack       = "conntrack"
 	lbpercpuMapFlood           = "flood"
 	lbpercpuMapIfMacs          = "if_macs"
+	lbpercpuMapPersist         = "persist"
 	lbpercpuMapRealStats       = "real_stats"
 	lbpercpuMapReals           = "reals"
 	lbpercpuMapReasonStats     = "reason_stats"
@@ -164,6 +178,7 @@ type lbpercpuMapSpecs struct {
 	Conntrack   *ebpf.MapSpec `ebpf:"conntrack"`
 	Flood       *ebpf.MapSpec `ebpf:"flood"`
 	IfMacs      *ebpf.MapSpec `ebpf:"if_macs"`
+	Persist     *ebpf.MapSpec `ebpf:"persist"`
 	RealStats   *ebpf.MapSpec `ebpf:"real_stats"`
 	Reals       *ebpf.MapSpec `ebpf:"reals"`
 	ReasonStats *ebpf.MapSpec `ebpf:"reason_stats"`
@@ -212,6 +227,7 @@ type lbpercpuMaps struct {
 	Conntrack   *ebpf.Map `ebpf:"conntrack"`
 	Flood       *ebpf.Map `ebpf:"flood"`
 	IfMacs      *ebpf.Map `ebpf:"if_macs"`
+	Persist     *ebpf.Map `ebpf:"persist"`
 	RealStats   *ebpf.Map `ebpf:"real_stats"`
 	Reals       *ebpf.Map `ebpf:"reals"`
 	ReasonStats *ebpf.Map `ebpf:"reason_stats"`
@@ -227,6 +243,7 @@ func (m *lbpercpuMaps) Close() error {
 		m.Conntrack,
 		m.Flood,
 		m.IfMacs,
+		m.Persist,
 		m.RealStats,
 		m.Reals,
 		m.ReasonStats,

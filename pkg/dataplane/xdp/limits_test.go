@@ -20,6 +20,7 @@ func TestMapSizesMatchLimits(t *testing.T) {
 		"vips":         MaxServices,
 		"rings":        MaxServices,
 		"config":       1,
+		"persist":      uint32(lbLbLimitsLB_PERSIST_SIZE),
 		"reals":        MaxReals,
 		"conntrack":    FlowTableSize,
 		"vip_stats":    MaxServices,

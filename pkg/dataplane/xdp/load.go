@@ -281,7 +281,7 @@ func (b *Backend) adopt() error {
 		rk := dataplane.RealKey{Addr: addrFrom(r.Addr, r.Family), Port: ntohs(r.Port)}
 		used[id] = true
 		b.svcs[key].reals[rk] = id
-		b.slots.owners[id] = slotOwner{svc: key, real: rk}
+		b.slots.owners[id] = slotOwner{svc: key, real: rk, state: dataplane.Real{Addr: rk.Addr, Port: rk.Port}}
 		if b.slots.byAddr[rk.Addr] == nil {
 			b.slots.byAddr[rk.Addr] = map[uint32]bool{}
 		}

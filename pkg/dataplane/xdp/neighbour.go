@@ -275,7 +275,7 @@ func (b *Backend) refresh() {
 		for id := range b.slots.byAddr[a] {
 			o := b.slots.owners[id]
 			if st := b.svcs[o.svc]; st != nil {
-				if err := b.writeSlot(id, st.id, o.real); err != nil {
+				if err := b.writeSlot(id, st.id, o.state); err != nil {
 					b.log.Error("update real", "real", a, "err", err)
 				}
 			}

@@ -53,8 +53,9 @@ func rebuildPool(used map[uint32]bool, first, limit uint32) idPool {
 
 // slotOwner says which (service, real) a slot serves.
 type slotOwner struct {
-	svc  dataplane.ServiceKey
-	real dataplane.RealKey
+	svc   dataplane.ServiceKey
+	real  dataplane.RealKey
+	state dataplane.Real // as last written (weight, down)
 }
 
 // slotTable owns the reals map: one slot per (service, real). A slot's
@@ -94,23 +95,25 @@ func (b *Backend) allocSlot(svc dataplane.ServiceKey, svcID uint32, r dataplane.
 		}
 	}
 	b.slots.gens[id]++
-	b.slots.owners[id] = slotOwner{svc: svc, real: r.Key()}
+	b.slots.owners[id] = slotOwner{svc: svc, real: r.Key(), state: r}
 	if b.slots.byAddr[r.Addr] == nil {
 		b.slots.byAddr[r.Addr] = map[uint32]bool{}
 	}
 	b.slots.byAddr[r.Addr][id] = true
-	if err := b.writeSlot(id, svcID, r.Key()); err != nil {
+	if err := b.writeSlot(id, svcID, r); err != nil {
 		b.freeSlot(id)
 		return 0, err
 	}
 	return id, nil
 }
 
-// writeSlot writes a slot's entry from the neighbour cache: without a MAC
+// writeSlot writes a slot's entry from the neighbour cache and the real's
+// state (REAL_NEW_FLOWS: weight, down; persistence pins need it): without a MAC
 // the entry is valid (its flows are recognised) but marked unresolved, so
 // the program passes rather than send a frame with an empty MAC, and the
 // table leaves it out.
-func (b *Backend) writeSlot(id, svcID uint32, rk dataplane.RealKey) error {
+func (b *Backend) writeSlot(id, svcID uint32, real dataplane.Real) error {
+	rk := real.Key()
 	w, fam := addrWords(rk.Addr)
 	r := lbReal{Addr: w, Family: fam, Flags: uint8(lbRealFlagsREAL_VALID), Gen: b.slots.gens[id], Svc: svcID,
 		Port: htons(rk.Port), Method: uint8(lbLbMethodMETHOD_DR)}
@@ -118,6 +121,9 @@ func (b *Backend) writeSlot(id, svcID uint32, rk dataplane.RealKey) error {
 		copy(r.Mac[:], n.mac)
 		r.Ifindex = uint32(n.ifindex)
 		r.Flags |= uint8(lbRealFlagsREAL_HAS_MAC)
+		if real.Weight > 0 && !real.Down {
+			r.Flags |= uint8(lbRealFlagsREAL_NEW_FLOWS)
+		}
 		if err := b.egress(n.ifindex); err != nil {
 			return err
 		}

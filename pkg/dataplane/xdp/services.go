@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
@@ -295,8 +296,11 @@ func (b *Backend) installService(s dataplane.Service) (staged, error) {
 				return staged{}, fmt.Errorf("service %s: %w", s.Key, err)
 			}
 			st.reals[r.Key()] = id
-		} else if err := b.writeSlot(id, st.id, r.Key()); err != nil {
-			return staged{}, err
+		} else {
+			b.slots.owners[id] = slotOwner{svc: s.Key, real: r.Key(), state: r}
+			if err := b.writeSlot(id, st.id, r); err != nil {
+				return staged{}, err
+			}
 		}
 		_, b.slots.hasMAC[id] = b.neigh.known[r.Addr]
 	}
@@ -353,7 +357,8 @@ func (b *Backend) stageTable(s dataplane.Service, st *svcState) (staged, error) 
 		return id, known
 	})
 	flags, mask := b.selection(s)
-	out := staged{svc: s.Key, id: st.id, meta: lbVipMeta{Id: st.id, Flags: flags, SrcMask: mask}}
+	out := staged{svc: s.Key, id: st.id, meta: lbVipMeta{Id: st.id, Flags: flags, SrcMask: mask,
+		PersistS: uint32((s.Persistence + time.Second - 1) / time.Second)}}
 	switch {
 	case errors.Is(err, maglev.ErrEmpty):
 		return out, nil
