@@ -116,8 +116,13 @@ func TestOpsStatusAndMetricsMatchReality(t *testing.T) {
 	if realSum < after-before-float64(conns) {
 		t.Errorf("real-server packet counters sum to %v, the service's grew by %v", realSum, after-before)
 	}
-	if got := metricValue(m, `halo_checks_total{checker="HTTP_GET",result="success"}`); got <= checksBefore {
-		t.Errorf("HTTP_GET successes %v, were %v", got, checksBefore)
+	// Checks run every delay_loop (1 s): within a few seconds they count.
+	checksKey := `halo_checks_total{checker="HTTP_GET",result="success"}`
+	if waitFor(5*time.Second, func() bool { return metricValue(d.scrape(t), checksKey) >= checksBefore+3 }) < 0 {
+		t.Errorf("%s stayed at %v (was %v)", checksKey, metricValue(d.scrape(t), checksKey), checksBefore)
+	}
+	if metricValue(d.scrape(t), `halo_check_duration_seconds_count{checker="HTTP_GET"}`) < 3 {
+		t.Errorf("halo_check_duration_seconds has no HTTP_GET observations")
 	}
 
 	// A stopped real: status, metrics and dump agree it is down.
