@@ -80,7 +80,6 @@ type step struct {
 }
 
 type scenario struct {
-	name      string
 	nut, peer func(n *net) string // keepalived.conf of the node under test and of the peer
 	// peerFirst starts the peer one step before the node under test (the
 	// first step must then start the node with startNUT).
