@@ -18,7 +18,7 @@ import (
 
 func main() {
 	quick := flag.Bool("quick", false, "a few seconds: one short run per scenario, no slow microbenchmarks, no report unless -out is given")
-	runs := flag.Int("runs", 5, "measured runs per scenario (the report gives the median)")
+	runs := flag.Int("runs", 5, "rounds: each measures every scenario once, in turn (the report gives medians)")
 	packets := flag.Uint("packets", 500_000, "frames per run")
 	batch := flag.Uint("batch", 64, "live-frames batch size")
 	only := flag.String("only", "", "comma-separated substrings: run only the matching scenarios")

@@ -94,7 +94,7 @@ func TestGeneratorChecksums(t *testing.T) {
 				t.Fatal(err)
 			}
 			seen := map[netip.AddrPort]bool{}
-			for i := 0; i < 40; i++ {
+			for i := 0; i < 20; i++ {
 				junk := make([]byte, len(tm.Frame))
 				copy(junk[tm.HdrLen:], tm.Frame[tm.HdrLen:])
 				for j := 0; j < tm.HdrLen; j++ {
@@ -126,8 +126,8 @@ func TestGeneratorChecksums(t *testing.T) {
 				}
 				seen[netip.AddrPortFrom(src, sport)] = true
 			}
-			if len(seen) < 30 {
-				t.Errorf("%+v: only %d distinct flows in 40 frames", s, len(seen))
+			if len(seen) < 15 {
+				t.Errorf("%+v: only %d distinct flows in 20 frames", s, len(seen))
 			}
 		}
 	}

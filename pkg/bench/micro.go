@@ -166,7 +166,7 @@ func goBench(root, re, pkg string, limit time.Duration) (string, error) {
 
 // pathCosts loads halo's program (no attach), installs the lab's services
 // and runs each path's frame Repeat times, three rounds, with the bench
-// baselines in the same rounds.
+// baselines in the same rounds (five).
 func pathCosts(repeat int) ([]PathCost, string) {
 	be, err := xdp.LoadWith(xdp.Options{ResolveMAC: func(ip netip.Addr) (net.HardwareAddr, int, error) {
 		return RealMACs[ip], 0, nil
@@ -216,7 +216,7 @@ func pathCosts(repeat int) ([]PathCost, string) {
 	for i := range paths {
 		out[i].Name = paths[i].name
 	}
-	for round := 0; round < 3; round++ {
+	for round := 0; round < 5; round++ {
 		for i, p := range paths {
 			_, d, err := p.prog.Benchmark(p.frame, repeat, nil)
 			if err != nil {

@@ -31,6 +31,7 @@ type Result struct {
 	Counters map[string]uint64
 	// CyclesPerPkt is from perf when the machine has cycle counters.
 	CyclesPerPkt float64
+	cycles       float64
 }
 
 // Median of the runs.
@@ -56,35 +57,41 @@ func (o Options) wants(name string) bool {
 	return false
 }
 
-// Run builds nothing itself: it runs the scenarios on env one after the
-// other, each with a warm-up and opts.Runs measured runs.
+// Run runs the scenarios on env in rounds: every round sets up each
+// scenario in turn, warms it up, measures one run and tears it down, so a
+// change in the machine's load during the run falls on every scenario
+// alike instead of on the ones that happened to run late. A scenario that
+// is skipped or breaks in one round is not tried again.
 func Run(env *Env, scs []Scenario, opts Options) []Result {
-	var todo []Scenario
+	var out []Result
 	for _, s := range scs {
 		if opts.wants(s.Name) {
-			todo = append(todo, s)
+			out = append(out, Result{Scenario: s, Skipped: s.Skip})
 		}
 	}
-	total := len(todo) * (opts.Runs + 1)
+	total := len(out) * opts.Runs
 	done := 0
-	step := func(label string) {
-		if opts.Progress != nil {
-			opts.Progress(done, total, label)
+	for round := 0; round < opts.Runs; round++ {
+		for i := range out {
+			r := &out[i]
+			if opts.Progress != nil {
+				opts.Progress(done, total, fmt.Sprintf("round %d/%d: %s", round+1, opts.Runs, r.Scenario.Name))
+			}
+			done++
+			if r.Skipped != "" || r.Err != nil {
+				continue
+			}
+			runRound(env, r, opts)
 		}
-		done++
 	}
-	var out []Result
-	for _, s := range todo {
-		r := Result{Scenario: s}
-		if s.Skip != "" {
-			r.Skipped = s.Skip
-			done += opts.Runs + 1
-			out = append(out, r)
-			continue
+	for i := range out {
+		r := &out[i]
+		if r.Skipped == "" && r.Err == nil && r.Got == 0 {
+			r.Err = errors.New("no frame reached the sink")
 		}
-		runOne(env, &r, opts, step)
-		done = (len(out) + 1) * (opts.Runs + 1)
-		out = append(out, r)
+		if r.Got > 0 && r.cycles > 0 {
+			r.CyclesPerPkt = r.cycles / float64(r.Got)
+		}
 	}
 	if opts.Progress != nil {
 		opts.Progress(total, total, "done")
@@ -92,7 +99,9 @@ func Run(env *Env, scs []Scenario, opts Options) []Result {
 	return out
 }
 
-func runOne(env *Env, r *Result, opts Options, step func(string)) {
+// runRound sets the scenario up, warms it up, measures one run, checks a
+// delivered frame's shape and tears it down.
+func runRound(env *Env, r *Result, opts Options) {
 	s := r.Scenario
 	t, err := s.Setup(env)
 	var sk errSkip
@@ -123,14 +132,12 @@ func runOne(env *Env, r *Result, opts Options, step func(string)) {
 			return
 		}
 	}
-	// The warm-up opens every flow (twice over) so the measured runs see
-	// the steady state: flow-table hits, conntrack entries, learned MACs.
-	step(s.Name + " warm-up")
+	// The warm-up opens every flow (twice over) so the measured run sees
+	// the steady state: flow-table hits, conntrack entries.
 	n := uint32(2 * max(s.Flows, 1))
 	if s.Flows == NewFlows {
 		n = 65536
 	}
-	n = min(n, 4*opts.Packets+65536)
 	if err := env.generate(warm, s.Flows, n, opts.Batch); err != nil {
 		r.Err = fmt.Errorf("warm-up: %w", err)
 		return
@@ -144,47 +151,38 @@ func runOne(env *Env, r *Result, opts Options, step func(string)) {
 	if t.Counters != nil {
 		base = t.Counters()
 	}
-	perf := perfSupported()
-	var cycles float64
-	for i := 0; i < opts.Runs; i++ {
-		step(fmt.Sprintf("%s run %d/%d", s.Name, i+1, opts.Runs))
-		before, err := t.Count()
-		if err != nil {
-			r.Err = err
-			return
-		}
-		var pc *perfCounter
-		if perf {
-			pc = startPerf()
-		}
-		start := time.Now()
-		err = env.generate(tmpl, s.Flows, opts.Packets, opts.Batch)
-		el := time.Since(start)
-		if pc != nil {
-			cycles += pc.stop()
-		}
-		if err != nil {
-			r.Err = err
-			return
-		}
-		after := settle(t.Count)
-		got := after - before
-		r.Sent += uint64(opts.Packets)
-		r.Got += got
-		r.Mpps = append(r.Mpps, float64(got)/el.Seconds()/1e6)
+	before, err := t.Count()
+	if err != nil {
+		r.Err = err
+		return
 	}
-	if perf && r.Got > 0 {
-		r.CyclesPerPkt = cycles / float64(r.Got)
+	var pc *perfCounter
+	if perfSupported() {
+		pc = startPerf()
 	}
+	start := time.Now()
+	err = env.generate(tmpl, s.Flows, opts.Packets, opts.Batch)
+	el := time.Since(start)
+	r.cycles += pc.stop()
+	if err != nil {
+		r.Err = err
+		return
+	}
+	got := settle(t.Count) - before
+	r.Sent += uint64(opts.Packets)
+	r.Got += got
+	r.Mpps = append(r.Mpps, float64(got)/el.Seconds()/1e6)
 	if t.Counters != nil {
-		r.Counters = map[string]uint64{}
+		if r.Counters == nil {
+			r.Counters = map[string]uint64{}
+		}
 		for k, v := range t.Counters() {
 			if d := v - base[k]; d != 0 {
-				r.Counters[k] = d
+				r.Counters[k] += d
 			}
 		}
 	}
-	if r.Got == 0 {
+	if got == 0 {
 		r.Err = errors.New("no frame reached the sink")
 		return
 	}

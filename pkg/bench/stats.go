@@ -54,3 +54,16 @@ func Ratio(a, b float64) float64 {
 	}
 	return a / b
 }
+
+// PairedRatio is the median of a[i]/b[i] over the rounds both have: each
+// round ran every scenario back to back, so a round's ratio compares
+// figures taken under the same load.
+func PairedRatio(a, b []float64) float64 {
+	var rs []float64
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if b[i] > 0 {
+			rs = append(rs, a[i]/b[i])
+		}
+	}
+	return Median(rs)
+}
