@@ -144,14 +144,21 @@ func (d *Daemon) Reload(cfg *config.Config) error {
 	if cfg == nil {
 		return errors.New("vrrp reload: no config")
 	}
+	d.mu.Lock()
+	started, wctx := d.started, d.wctx
+	if !started {
+		d.cfg = cfg
+	}
+	d.mu.Unlock()
+	if !started {
+		return nil
+	}
 	req := reloadReq{cfg: cfg, done: make(chan error, 1)}
 	select {
 	case d.reloads <- req:
 		return <-req.done
-	case <-d.wctx.Done():
+	case <-wctx.Done():
 		return errors.New("vrrp reload: daemon stopped")
-	case <-time.After(30 * time.Second):
-		return errors.New("vrrp reload: daemon not running")
 	}
 }
 

@@ -142,3 +142,15 @@ func fifoReader(t *testing.T) (string, func(n int) []string) {
 		return out
 	}
 }
+
+// Before Run, Reload only replaces the configuration.
+func TestReloadBeforeRun(t *testing.T) {
+	a, b := load(t, inst("A", base)), load(t, inst("B", base))
+	d := New(a, nil)
+	if err := d.Reload(b); err != nil || d.cfg != b {
+		t.Fatalf("%v, config replaced: %v", err, d.cfg == b)
+	}
+	if d.Reload(nil) == nil {
+		t.Fatal("nil config accepted")
+	}
+}

@@ -69,7 +69,8 @@ type Daemon struct {
 	reloads  chan reloadReq
 	startAt  time.Time // vrrp_startup_delay: instances leave INIT then
 
-	mu      sync.Mutex // guards status snapshots read from other goroutines
+	mu      sync.Mutex // guards status snapshots and started, read from other goroutines
+	started bool       // Run has begun: Reload goes through the event loop
 	status  []Status
 	ifDrops map[string]map[string]int
 
@@ -157,7 +158,10 @@ func (d *Daemon) InterfaceDrops() map[string]map[string]int {
 func (d *Daemon) Run(ctx context.Context) error {
 	wctx, stopWatchers := context.WithCancel(context.Background())
 	defer stopWatchers()
+	d.mu.Lock()
 	d.wctx = wctx
+	d.started = true
+	d.mu.Unlock()
 	if err := d.setup(); err != nil {
 		d.closeAll()
 		return err
