@@ -196,6 +196,27 @@ func (e *SkippedError) Error() string {
 	return strings.TrimSuffix(b.String(), ";")
 }
 
+// SplitValid divides a desired set into the services that pass Validate on
+// their own (a duplicate key: the first one) and the ones to skip, with
+// their reasons: what a backend applies and what it reports.
+func SplitValid(services []Service) (valid []Service, skipped map[ServiceKey]error) {
+	skipped = map[ServiceKey]error{}
+	seen := map[ServiceKey]bool{}
+	for _, s := range services {
+		if seen[s.Key] {
+			skipped[s.Key] = errors.New("duplicate service")
+			continue
+		}
+		seen[s.Key] = true
+		if err := Validate([]Service{s}); err != nil {
+			skipped[s.Key] = err
+			continue
+		}
+		valid = append(valid, s)
+	}
+	return valid, skipped
+}
+
 // RealState says whether a backend can send new flows to a real of a
 // service now, and why not.
 type RealState struct {

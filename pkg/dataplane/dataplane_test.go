@@ -83,9 +83,23 @@ func TestRecorderIsDeclarativeAndAtomic(t *testing.T) {
 	if n := len(r.History()); n != 1 {
 		t.Fatalf("%d change lists, want 1 (second apply is a no-op)", n)
 	}
-	// An invalid set changes nothing.
-	if err := r.Apply(ctx, []Service{a, a}); err == nil {
-		t.Fatal("duplicate accepted")
+	// A duplicate is skipped and reported; the rest stays applied.
+	var sk *SkippedError
+	if err := r.Apply(ctx, []Service{a, a}); !errors.As(err, &sk) || len(sk.Skipped) != 1 {
+		t.Fatalf("duplicate: %v", err)
+	}
+	// One invalid service is skipped while another is applied.
+	bad := svc("10.0.0.101", 80)
+	bad.Key.Proto = 99
+	b := svc("10.0.0.102", 80, rs("10.0.1.2", 1))
+	if err := r.Apply(ctx, []Service{a, bad, b}); !errors.As(err, &sk) || len(sk.Skipped) != 1 || sk.Skipped[bad.Key] == nil {
+		t.Fatalf("bad service: %v", err)
+	}
+	if got, _ := r.Services(ctx); len(got) != 2 {
+		t.Fatalf("installed %+v, want a and b", got)
+	}
+	if err := r.Apply(ctx, []Service{a}); err != nil {
+		t.Fatal(err)
 	}
 	r.FailNext(errors.New("kernel says no"))
 	if err := r.Apply(ctx, nil); err == nil {

@@ -31,11 +31,10 @@ func (r *Recorder) FailNext(err error) {
 	r.failNext = err
 }
 
-// Apply implements Backend.
+// Apply implements Backend: invalid services are skipped and reported in a
+// *SkippedError, the rest is applied, as the contract says.
 func (r *Recorder) Apply(_ context.Context, desired []Service) error {
-	if err := Validate(desired); err != nil {
-		return err
-	}
+	desired, skipped := SplitValid(desired)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.failNext != nil {
@@ -48,6 +47,9 @@ func (r *Recorder) Apply(_ context.Context, desired []Service) error {
 		r.history = append(r.history, c)
 	}
 	r.installed = Canonical(desired)
+	if len(skipped) > 0 {
+		return &SkippedError{Skipped: skipped}
+	}
 	return nil
 }
 

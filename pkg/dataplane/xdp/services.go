@@ -44,21 +44,15 @@ func (b *Backend) Apply(ctx context.Context, desired []dataplane.Service) error 
 // installed keep their place before new ones, so a new service can never
 // push out one that is forwarding.
 func (b *Backend) admit(desired []dataplane.Service) ([]dataplane.Service, map[dataplane.ServiceKey]error) {
-	skipped := map[dataplane.ServiceKey]error{}
-	seen := map[dataplane.ServiceKey]bool{}
+	valid, skipped := dataplane.SplitValid(desired)
 	idx := map[dataplane.ServiceKey]int{}
 	var ok []dataplane.Service
-	for i, s := range desired {
-		if seen[s.Key] {
-			skipped[s.Key] = errors.New("duplicate service")
-			continue
-		}
-		seen[s.Key] = true
-		idx[s.Key] = i
+	for i, s := range valid {
 		if err := supported(s); err != nil {
 			skipped[s.Key] = err
 			continue
 		}
+		idx[s.Key] = i
 		ok = append(ok, s)
 	}
 	b.mu.Lock()
@@ -94,16 +88,13 @@ func (b *Backend) admit(desired []dataplane.Service) ([]dataplane.Service, map[d
 	slices.Sort(keep)
 	out := make([]dataplane.Service, 0, len(keep))
 	for _, i := range keep {
-		out = append(out, desired[i])
+		out = append(out, valid[i])
 	}
 	return out, skipped
 }
 
-// supported reports why the program cannot serve s, or nil.
+// supported reports why the program cannot serve a valid service s, or nil.
 func supported(s dataplane.Service) error {
-	if err := dataplane.Validate([]dataplane.Service{s}); err != nil {
-		return err
-	}
 	if s.Key.FWMark != 0 {
 		return errors.New("firewall-mark services are not supported by the XDP data plane")
 	}
