@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -189,5 +190,66 @@ func TestVRRPInterfaceComesAndGoes(t *testing.T) {
 	time.Sleep(5 * time.Second)
 	if hasAddr(v.n2, vip) {
 		t.Fatal("n2 does not hear n1's adverts from the new interface")
+	}
+}
+
+// SIGHUP with VRRP instances changed: the unchanged instance keeps its
+// state and VIP (no transition, no address removed, even for a moment), a
+// removed one hands its VIP over at once (priority 0), a new one starts.
+func TestVRRPReloadKeepsUnchangedInstances(t *testing.T) {
+	v := newVRRPLab(t, 84)
+	inst := func(name string, vrid, prio int, vip string) string {
+		return fmt.Sprintf("vrrp_instance %s {\n  state BACKUP\n  interface eth0\n  virtual_router_id %d\n  priority %d\n  advert_int 1\n  virtual_ipaddress {\n    %s/24\n  }\n}\n",
+			name, vrid, prio, vip)
+	}
+	both := func(prio int) string {
+		return inst("VI_1", 51, prio, "10.84.0.100") + inst("VI_2", 52, prio, "10.84.0.101")
+	}
+	c1 := writeFile(t, "n1.conf", both(150))
+	p1 := startHalod(t, v.n1, c1)
+	startHalod(t, v.n2, writeFile(t, "n2.conf", both(100)))
+	if waitFor(8*time.Second, func() bool { return hasAddr(v.n1, "10.84.0.100") && hasAddr(v.n1, "10.84.0.101") }) < 0 {
+		t.Fatal("n1 never became master")
+	}
+	time.Sleep(time.Second)
+	mon := v.n1.Start("ip", "monitor", "address")
+	time.Sleep(200 * time.Millisecond)
+	before := strings.Count(p1.Output(), "VRRP transition")
+
+	if err := os.WriteFile(c1, []byte(inst("VI_1", 51, 150, "10.84.0.100")+inst("VI_3", 53, 150, "10.84.0.102")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p1.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	// VI_2 was removed on n1: priority 0, so n2 takes over after its skew.
+	if took := waitFor(3*time.Second, func() bool { return hasAddr(v.n2, "10.84.0.101") && !hasAddr(v.n1, "10.84.0.101") }); took < 0 {
+		t.Fatalf("removed instance's VIP not handed over:\n%s", p1.Output())
+	}
+	if waitFor(8*time.Second, func() bool { return hasAddr(v.n1, "10.84.0.102") }) < 0 {
+		t.Fatalf("new instance did not start:\n%s", p1.Output())
+	}
+	time.Sleep(time.Second)
+	out := p1.Output()
+	i := strings.Index(out, "reloading configuration")
+	if i < 0 {
+		t.Fatalf("no reload logged:\n%s", out)
+	}
+	for _, l := range strings.Split(out[i:], "\n") {
+		if strings.Contains(l, "VRRP transition") && strings.Contains(l, "instance=VI_1 ") {
+			t.Fatalf("unchanged VI_1 made a transition on reload: %s\n%s", l, out)
+		}
+	}
+	if strings.Count(out, "VRRP transition") <= before {
+		t.Fatalf("no transition at all after reload (VI_2 stop, VI_3 start expected):\n%s", out)
+	}
+	mon.Stop()
+	for _, l := range strings.Split(mon.Output(), "\n") {
+		if strings.HasPrefix(l, "Deleted") && strings.Contains(l, "10.84.0.100/") {
+			t.Fatalf("the unchanged instance's VIP was removed during the reload: %s", l)
+		}
+	}
+	if !hasAddr(v.n1, "10.84.0.100") || hasAddr(v.n2, "10.84.0.100") {
+		t.Fatal("VI_1 moved")
 	}
 }
