@@ -92,7 +92,9 @@ func TestCheckScriptSecurity(t *testing.T) {
 	if err := os.Chmod(script, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	p = writeConf(t, "global_defs {\n  enable_script_security\n  script_user root\n}\nvrrp_script chk {\n  script "+script+"\n}\n")
+	// (Tracked by an instance: keepalived 2.2.7 -t checks only scripts in use.)
+	p = writeConf(t, "global_defs {\n  enable_script_security\n  script_user root\n}\nvrrp_script chk {\n  script "+script+"\n}\n"+
+		"vrrp_instance V {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress { 10.0.0.1 }\n  track_script { chk }\n}\n")
 	code, _, stderr = runHalod(t, "-t", "--check-interfaces=false", "-f", p)
 	if os.Geteuid() == 0 && (code != 6 || !strings.Contains(stderr, "writable by non-root")) {
 		t.Fatalf("exit %d, want 6: %s", code, stderr)
