@@ -60,8 +60,8 @@ type Lab struct {
 
 // RequireRoot skips the test when it cannot create namespaces: under `make
 // test-unit` (HALO_UNPRIVILEGED) and in a plain `go test` as a normal user.
-// Under `make test` (HALO_REQUIRE_TOOLS) not being root, or missing iproute2
-// or ethtool, is a failure: CI runs as root after `make deps`, so a skip
+// Under `make test` (HALO_REQUIRE_TOOLS) not being root, or missing iproute2,
+// is a failure: CI runs as root after `make deps`, so a skip
 // there would hide a test that never ran.
 func RequireRoot(t testkit.TB) {
 	t.Helper()
@@ -74,7 +74,7 @@ func RequireRoot(t testkit.TB) {
 		}
 		t.Skip("needs root (network namespaces, BPF); run `make test` as root")
 	}
-	testkit.Require(t, "ip", "ethtool")
+	testkit.Require(t, "ip")
 }
 
 // New returns an empty lab whose resources are released at t's cleanup.
