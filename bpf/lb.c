@@ -260,6 +260,54 @@ static __always_inline int usable(struct real *rs)
 	return rs && (rs->flags & REAL_VALID);
 }
 
+struct icmp_hdr {
+	__u8 type;
+	__u8 code;
+	__u16 csum;
+	__u32 rest;
+};
+
+/* Fills f with the flow an ICMP error is about (the inner packet went VIP ->
+ * client; the flow is client -> VIP) and returns 0, or -1 when the message
+ * is not such an error (echo and the rest stay with the stack). */
+static __always_inline int icmp_error_flow(struct cursor *c, __u8 proto, struct flow_key *f)
+{
+	struct icmp_hdr *ih = cursor_take(c, sizeof(*ih));
+	if (!ih)
+		return -1;
+	__u8 inner;
+	if (proto == IPPROTO_ICMP) {
+		if (ih->type != 3 && ih->type != 11) /* unreachable (incl. frag needed), time exceeded */
+			return -1;
+		struct iphdr *ip = cursor_take(c, sizeof(*ip));
+		if (!ip || ip->ihl != 5)
+			return -1;
+		inner = ip->protocol;
+		__builtin_memset(f->src, 0, 16);
+		__builtin_memset(f->dst, 0, 16);
+		f->src[0] = ip->daddr;
+		f->dst[0] = ip->saddr;
+	} else {
+		if (ih->type < 1 || ih->type > 3) /* unreachable, packet too big, time exceeded */
+			return -1;
+		struct ipv6hdr *ip6 = cursor_take(c, sizeof(*ip6));
+		if (!ip6)
+			return -1;
+		inner = ip6->nexthdr;
+		__builtin_memcpy(f->src, &ip6->daddr, 16);
+		__builtin_memcpy(f->dst, &ip6->saddr, 16);
+	}
+	if (inner != IPPROTO_TCP && inner != IPPROTO_UDP)
+		return -1;
+	__be16 *ports = cursor_take(c, 4);
+	if (!ports)
+		return -1;
+	f->sport = ports[1];
+	f->dport = ports[0];
+	f->proto = inner;
+	return 0;
+}
+
 SEC("xdp")
 int xdp_lb(struct xdp_md *ctx)
 {
@@ -272,6 +320,7 @@ int xdp_lb(struct xdp_md *ctx)
 	struct flow_key fk = {};
 	__u32 tags = 0;
 	__u8 tcp_flags = 0;
+	int icmp = 0;
 	__u8 proto;
 
 	__be16 ethp = parse_eth_tags(&c, &eth, &tags);
@@ -305,10 +354,10 @@ int xdp_lb(struct xdp_md *ctx)
 			return XDP_PASS;
 		}
 		proto = ip6->nexthdr;
-		if (proto != IPPROTO_TCP && proto != IPPROTO_UDP) {
+		if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_ICMPV6) {
 			/* Extension headers (fragments included) are left to the
 			 * stack; so is anything else that is not TCP or UDP. */
-			count(&reason_stats, proto == IPPROTO_ICMPV6 ? R_PASS_NOT_VIP : R_PASS_IPV6_EXT, len);
+			count(&reason_stats, R_PASS_IPV6_EXT, len);
 			return XDP_PASS;
 		}
 		__builtin_memcpy(fk.src, &ip6->saddr, 16);
@@ -337,11 +386,27 @@ int xdp_lb(struct xdp_md *ctx)
 		}
 		fk.sport = uh->source;
 		fk.dport = uh->dest;
+	} else if (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6) {
+		/* An ICMP error about a packet a real sent from the VIP (DR:
+		 * the real answers the client directly, so a router's
+		 * frag-needed, packet-too-big, unreachable or time-exceeded
+		 * comes back to the VIP) goes to the real that owns the flow:
+		 * the inner headers, swapped, are that flow's key. */
+		if (icmp_error_flow(&c, proto, &fk) < 0) {
+			count(&reason_stats, R_PASS_NOT_VIP, len);
+			return XDP_PASS;
+		}
+		icmp = 1;
+		proto = fk.proto;
 	} else {
 		count(&reason_stats, R_PASS_NOT_VIP, len);
 		return XDP_PASS;
 	}
 	fk.proto = proto;
+	if (icmp) {
+		/* The service is the inner packet's source: the VIP. */
+		__builtin_memcpy(vk.addr, fk.dst, 16);
+	}
 	vk.port = fk.dport;
 	vk.proto = proto;
 
@@ -434,7 +499,7 @@ int xdp_lb(struct xdp_md *ctx)
 			count(&reason_stats, R_PASS_NO_REAL, len);
 			return XDP_PASS;
 		}
-		if ((syn || proto == IPPROTO_UDP) && !rst) {
+		if ((syn || proto == IPPROTO_UDP) && !rst && !icmp) {
 			if (flood_budget(cfg, now)) {
 				struct flow_val nv = { .real_id = rid, .gen = rs->gen, .last_seen = now };
 				bpf_map_update_elem(&conntrack, &fk, &nv, BPF_ANY);
@@ -455,6 +520,8 @@ int xdp_lb(struct xdp_md *ctx)
 		count(&reason_stats, R_PASS_NO_MAC, len);
 		return XDP_PASS;
 	}
+	if (icmp)
+		count(&reason_stats, R_ICMP_TO_REAL, len);
 	if (rst && fv) {
 		/* The RST itself still reaches the real; the flow is over. */
 		bpf_map_delete_elem(&conntrack, &fk);

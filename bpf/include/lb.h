@@ -69,6 +69,7 @@ enum lb_reason {
 	R_CT_STALE,      /* entry's real left the configuration: re-resolved */
 	R_CT_CLOSED,     /* RST: entry removed after forwarding */
 	R_DROP_NO_TXPORT, /* redirect target not in the devmap: dropped, not counted as a redirect */
+	R_ICMP_TO_REAL,   /* ICMP error about a VIP flow, sent to that flow's real */
 	R_MAX,
 };
 

@@ -494,3 +494,65 @@ func TestGoldenPersistence(t *testing.T) {
 		t.Fatalf("a new connection of a client pinned to a down real went to %s", realOf(out))
 	}
 }
+
+// ICMP errors about a VIP flow (issue 11, DR part): a router's frag-needed
+// (IPv4) or packet-too-big (IPv6) about a packet a real sent from the VIP
+// reaches the real that owns the flow, byte for byte but for the MACs, so
+// path-MTU discovery works through the director. Errors about anything
+// else, and echo requests, stay with the stack.
+func TestGoldenICMPErrorsFollowTheirFlow(t *testing.T) {
+	b := loadWith(t, Options{})
+	ctx := context.Background()
+	if err := b.Apply(ctx, []dataplane.Service{svc(vip4, 80, dataplane.TCP, "wlc", "10.1.0.11", "10.1.0.12"),
+		svc(vip6, 443, dataplane.TCP, "wlc", "fd00:1::11")}); err != nil {
+		t.Fatal(err)
+	}
+	router4, router6 := netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("2001:db8:ffff::1")
+	// Flows on each IPv4 real.
+	on := map[string]uint16{}
+	for sp := uint16(5000); sp < 5100 && len(on) < 2; sp++ {
+		if _, out := run(t, b, tcp4(vip4, 80, sp).Bytes()); on[realOf(out)] == 0 {
+			on[realOf(out)] = sp
+		}
+	}
+	if len(on) != 2 {
+		t.Fatalf("flows reached %v", on)
+	}
+	entries := b.FlowEntries()
+	for real, sp := range on {
+		// The real's reply, VIP:80 -> client:sp, did not fit a link.
+		reply := (&packet.Frame{Dst: clientMAC, Src: dirMAC, IPv4: &packet.IPv4{Src: vip4, Dst: client4},
+			TCP: &packet.TCP{SrcPort: 80, DstPort: sp, Flags: packet.TCPAck}, Payload: make([]byte, 64)}).Bytes()
+		icmp := &packet.Frame{Dst: dirMAC, Src: clientMAC, IPv4: &packet.IPv4{Src: router4, Dst: vip4},
+			ICMP: &packet.ICMP{Type: 3, Code: 4, Rest: 1400}, Payload: reply[14 : 14+20+8]}
+		before := b.Reasons()[ICMPToReal]
+		if v, out := run(t, b, icmp.Bytes()); v != xdpTX || !bytes.Equal(out, rewritten(icmp, real)) {
+			t.Fatalf("frag-needed for the flow on %s: verdict %d, went to %s", real, v, realOf(out))
+		}
+		if b.Reasons()[ICMPToReal] != before+1 {
+			t.Fatal("icmp_to_real not counted")
+		}
+	}
+	// IPv6 packet too big, with the inner header and ports.
+	reply6 := (&packet.Frame{Dst: clientMAC, Src: dirMAC, IPv6: &packet.IPv6{Src: vip6, Dst: client6},
+		TCP: &packet.TCP{SrcPort: 443, DstPort: 40001, Flags: packet.TCPAck}}).Bytes()
+	ptb := &packet.Frame{Dst: dirMAC, Src: clientMAC, IPv6: &packet.IPv6{Src: router6, Dst: vip6},
+		ICMP: &packet.ICMP{Type: 2, Rest: 1280}, Payload: reply6[14 : 14+40+8]}
+	if v, out := run(t, b, ptb.Bytes()); v != xdpTX || !bytes.Equal(out, rewritten(ptb, "fd00:1::11")) {
+		t.Fatalf("packet too big: verdict %d, went to %s", v, realOf(out))
+	}
+	// About a port that is no service, and an echo request: the stack's.
+	other := (&packet.Frame{Dst: clientMAC, Src: dirMAC, IPv4: &packet.IPv4{Src: vip4, Dst: client4},
+		TCP: &packet.TCP{SrcPort: 22, DstPort: 5000}}).Bytes()
+	stray := &packet.Frame{Dst: dirMAC, Src: clientMAC, IPv4: &packet.IPv4{Src: router4, Dst: vip4},
+		ICMP: &packet.ICMP{Type: 3, Code: 4}, Payload: other[14 : 14+28]}
+	echo := &packet.Frame{Dst: dirMAC, Src: clientMAC, IPv4: &packet.IPv4{Src: client4, Dst: vip4}, ICMP: &packet.ICMP{Type: 8}}
+	for name, f := range map[string]*packet.Frame{"error about a non-service port": stray, "echo request": echo} {
+		if v, out := run(t, b, f.Bytes()); v != xdpPass || !bytes.Equal(out, f.Bytes()) {
+			t.Fatalf("%s: verdict %d", name, v)
+		}
+	}
+	if n := b.FlowEntries(); n != entries {
+		t.Fatalf("ICMP errors created flow entries: %d -> %d", entries, n)
+	}
+}

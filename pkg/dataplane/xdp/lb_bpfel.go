@@ -110,7 +110,8 @@ const (
 	lbLbReasonR_CT_STALE        lbLbReason = 15
 	lbLbReasonR_CT_CLOSED       lbLbReason = 16
 	lbLbReasonR_DROP_NO_TXPORT  lbLbReason = 17
-	lbLbReasonR_MAX             lbLbReason = 18
+	lbLbReasonR_ICMP_TO_REAL    lbLbReason = 18
+	lbLbReasonR_MAX             lbLbReason = 19
 )
 
 type lbPersistKey struct {

@@ -53,6 +53,7 @@ const (
 	CTStale       = lbLbReasonR_CT_STALE
 	CTClosed      = lbLbReasonR_CT_CLOSED
 	DropNoTxPort  = lbLbReasonR_DROP_NO_TXPORT
+	ICMPToReal    = lbLbReasonR_ICMP_TO_REAL
 	numReasons    = lbLbReasonR_MAX
 )
 
@@ -61,4 +62,4 @@ var reasonNames = map[Reason]string{PassNotIP: "pass_not_ip", PassNotVIP: "pass_
 	PassIPOptions: "pass_ip_options", PassIPv6Ext: "pass_ipv6_ext", PassTruncated: "pass_truncated",
 	PassNoReal: "pass_no_real", PassNoMAC: "pass_no_mac", TX: "tx", Redirect: "redirect", CTHit: "ct_hit",
 	CTNew: "ct_new", CTMiss: "ct_miss", CTFlood: "ct_flood", CTExpired: "ct_expired", CTStale: "ct_stale",
-	CTClosed: "ct_closed", DropNoTxPort: "drop_no_txport"}
+	CTClosed: "ct_closed", DropNoTxPort: "drop_no_txport", ICMPToReal: "icmp_to_real"}
