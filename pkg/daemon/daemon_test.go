@@ -333,8 +333,9 @@ func TestStartReloadDrainStop(t *testing.T) {
 		}
 	}
 	st, _, err := ctl.Status()
-	if err != nil || st.Config.LastReloadSuccessful || st.Config.FailedReloads != 2 || !st.Ready {
-		t.Fatalf("status config %+v %v", st.Config, err)
+	if err != nil || st.Config.LastReloadSuccessful || st.Config.FailedReloads != 2 || !st.Ready ||
+		len(st.VRRP) != 1 || st.VRRP[0].AdvertInterval != "1s" {
+		t.Fatalf("status config %+v %+v %v", st.Config, st.VRRP, err)
 	}
 
 	// Drain real 1 of the first virtual server, then restore it.

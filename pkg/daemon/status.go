@@ -28,6 +28,17 @@ func (d *Daemon) Status() api.Status {
 	st.VRRP = []api.Instance{}
 	if d.vrrp != nil {
 		st.VRRP = instances(d.vrrp.Status())
+		// The configured advert interval, when the VRRP side does not
+		// report the one in use (it learns a v3 peer's).
+		adv := map[string]string{}
+		for _, in := range d.config().Instances {
+			adv[in.Name] = in.AdvertInt.D().String()
+		}
+		for i := range st.VRRP {
+			if st.VRRP[i].AdvertInterval == "" {
+				st.VRRP[i].AdvertInterval = adv[st.VRRP[i].Name]
+			}
+		}
 	}
 	st.VirtualServers = []api.VirtualServer{}
 	if d.mgr != nil {
