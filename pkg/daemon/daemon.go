@@ -17,7 +17,9 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -148,7 +150,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	defer d.backend.Close()
 
 	// 2. Metrics registry, so every check from the first is counted.
-	src := metrics.Sources{Status: d.Status, Dataplane: d.backend}
+	src := metrics.Sources{Status: d.Status, Dataplane: d.backend, VRRPReports: jsonFields(vrrpd.Status{})}
 	if v, ok := d.backend.(interface{ ReasonNames() map[string]uint64 }); ok {
 		src.Verdicts = v.ReasonNames
 	}
@@ -433,4 +435,18 @@ func trimSpace(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
+}
+
+// jsonFields names the JSON fields of a struct value (what the VRRP side
+// reports; see metrics.Sources.VRRPReports).
+func jsonFields(v any) map[string]bool {
+	out := map[string]bool{}
+	t := reflect.TypeOf(v)
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			out[name] = true
+		}
+	}
+	return out
 }

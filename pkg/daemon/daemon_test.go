@@ -291,7 +291,7 @@ func TestStartReloadDrainStop(t *testing.T) {
 	if err != nil || !res.OK {
 		t.Fatalf("reload: %+v %v", res, err)
 	}
-	if got, want := h.installed(), svc("tcp:10.0.0.1:80", p1, 5, p3, 2) + " " + svc("tcp:10.0.0.2:80", p1, 1); got != want {
+	if got, want := h.installed(), svc("tcp:10.0.0.1:80", p1, 5, p3, 2)+" "+svc("tcp:10.0.0.2:80", p1, 1); got != want {
 		// Real 3 is not alpha: it starts up, so it is in at once.
 		t.Fatalf("right after reload %q, want %q (the down real must stay out)", got, want)
 	}
@@ -311,7 +311,7 @@ func TestStartReloadDrainStop(t *testing.T) {
 	if err != nil || res.OK || len(res.Diagnostics) == 0 || !strings.Contains(res.Diagnostics[0], "k.conf:") {
 		t.Fatalf("broken reload accepted or without diagnostics: %+v %v", res, err)
 	}
-	if got, want := h.installed(), svc("tcp:10.0.0.1:80", p1, 5, p3, 2) + " " + svc("tcp:10.0.0.2:80", p1, 1); got != want {
+	if got, want := h.installed(), svc("tcp:10.0.0.1:80", p1, 5, p3, 2)+" "+svc("tcp:10.0.0.2:80", p1, 1); got != want {
 		t.Fatalf("after refused reload %q, want %q", got, want)
 	}
 	// VRRP refusing its part also changes nothing.
@@ -320,7 +320,7 @@ func TestStartReloadDrainStop(t *testing.T) {
 	if res, _ = ctl.Reload(); res.OK || !strings.Contains(res.Error, "interface gone") {
 		t.Fatalf("reload with VRRP refusing: %+v", res)
 	}
-	if got, want := h.installed(), svc("tcp:10.0.0.1:80", p1, 5, p3, 2) + " " + svc("tcp:10.0.0.2:80", p1, 1); got != want {
+	if got, want := h.installed(), svc("tcp:10.0.0.1:80", p1, 5, p3, 2)+" "+svc("tcp:10.0.0.2:80", p1, 1); got != want {
 		t.Fatalf("after VRRP refused %q, want %q", got, want)
 	}
 	m := h.metrics()

@@ -36,7 +36,13 @@ type Sources struct {
 	Verdicts func() map[string]uint64
 	// FlowEntries is the connection-table occupancy (XDP).
 	FlowEntries func() int
+	// VRRPReports names the api.Instance JSON fields the VRRP side fills
+	// ("adverts_sent", "trackers", …); series built from a field it does
+	// not fill are left out rather than exported as a false 0. Nil: all.
+	VRRPReports map[string]bool
 }
+
+func (s Sources) reports(field string) bool { return s.VRRPReports == nil || s.VRRPReports[field] }
 
 // VRRPStates are the values of halo_vrrp_state's state label.
 var VRRPStates = []string{"INIT", "BACKUP", "MASTER", "FAULT", "STOP"}
@@ -228,11 +234,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		st = c.s.Status()
 	}
 	scripts := map[string]bool{}
-	c.m.mu.Lock()
-	for _, n := range c.m.scriptNames {
-		scripts[n] = false
+	if c.s.reports("trackers") {
+		c.m.mu.Lock()
+		for _, n := range c.m.scriptNames {
+			scripts[n] = false
+		}
+		c.m.mu.Unlock()
 	}
-	c.m.mu.Unlock()
 	for _, in := range st.VRRP {
 		for _, s := range VRRPStates {
 			gauge(vrrpState, b2f(in.State == s), in.Name, s)
@@ -240,14 +248,20 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(vrrpPrio, float64(in.Priority), in.Name)
 		gauge(vrrpEffPrio, float64(in.EffectivePriority), in.Name)
 		counter(vrrpTransitions, float64(in.Transitions), in.Name)
-		counter(vrrpSent, float64(in.AdvertsSent), in.Name)
-		counter(vrrpReceived, float64(in.AdvertsReceived), in.Name)
-		counter(vrrpGratuitous, float64(in.GratuitousSent), in.Name)
+		if c.s.reports("adverts_sent") {
+			counter(vrrpSent, float64(in.AdvertsSent), in.Name)
+		}
+		if c.s.reports("adverts_received") {
+			counter(vrrpReceived, float64(in.AdvertsReceived), in.Name)
+		}
+		if c.s.reports("gratuitous_sent") {
+			counter(vrrpGratuitous, float64(in.GratuitousSent), in.Name)
+		}
 		for _, r := range AdvertErrors {
 			counter(vrrpErrors, float64(in.Drops[r]), in.Name, r)
 		}
 		for _, t := range in.Trackers {
-			if t.Kind == "script" {
+			if t.Kind == "script" && c.s.reports("trackers") {
 				scripts[t.Name] = scripts[t.Name] || t.Up
 			}
 		}

@@ -103,6 +103,28 @@ func TestScrape(t *testing.T) {
 	}
 }
 
+// Counters the VRRP side does not report are left out, not faked as 0.
+func TestUnreportedVRRPSeriesLeftOut(t *testing.T) {
+	src := sources()
+	src.VRRPReports = map[string]bool{"name": true, "transitions": true}
+	m := New("dev", src)
+	m.SetScripts([]string{"chk"})
+	b := scrape(t, m)
+	for _, absent := range []string{"halo_vrrp_adverts_sent_total{", "halo_vrrp_adverts_received_total{",
+		"halo_vrrp_gratuitous_sent_total{", "halo_track_script_up{"} {
+		if strings.Contains(b, absent) {
+			t.Errorf("%s exported though the VRRP side does not report it", absent)
+		}
+	}
+	if !strings.Contains(b, `halo_vrrp_transitions_total{instance="VI_1"} 2`) {
+		t.Error("reported series missing")
+	}
+	src.VRRPReports["adverts_sent"] = true
+	if b := scrape(t, New("dev", src)); !strings.Contains(b, `halo_vrrp_adverts_sent_total{instance="VI_1"} 7`) {
+		t.Error("adverts_sent reported but not exported")
+	}
+}
+
 // promtool lints the exposition: names, units, help, counter suffixes.
 func TestPromtoolCheckMetrics(t *testing.T) {
 	testkit.Require(t, "promtool")
