@@ -259,7 +259,7 @@ func (b *Backend) adopt() error {
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("adopt services: %w", err)
 	}
-	if len(b.svcs) == 0 && b.fresh {
+	if len(b.svcs) == 0 && (b.fresh || b.mapDir == "") {
 		return nil // maps this process created: nothing to read
 	}
 	b.slots.adopted = b.mapDir != "" && !b.fresh

@@ -78,8 +78,9 @@ func newSlotTable(limit uint32) slotTable {
 		byAddr: map[netip.Addr]map[uint32]bool{}}
 }
 
-// alloc takes a slot for r in service svc (id svcID) and writes it. Its
-// counters start at zero even when the id served another real before.
+// allocSlot takes a slot for r in service svc (id svcID); the caller
+// writes its entry. Its counters start at zero even when the id served
+// another real before.
 func (b *Backend) allocSlot(svc dataplane.ServiceKey, svcID uint32, r dataplane.Real) (uint32, error) {
 	reused := len(b.slots.ids.free) > 0 || b.slots.adopted
 	id, ok := b.slots.ids.get()
@@ -100,10 +101,6 @@ func (b *Backend) allocSlot(svc dataplane.ServiceKey, svcID uint32, r dataplane.
 		b.slots.byAddr[r.Addr] = map[uint32]bool{}
 	}
 	b.slots.byAddr[r.Addr][id] = true
-	if err := b.writeSlot(id, svcID, r); err != nil {
-		b.freeSlot(id)
-		return 0, err
-	}
 	return id, nil
 }
 
@@ -113,6 +110,18 @@ func (b *Backend) allocSlot(svc dataplane.ServiceKey, svcID uint32, r dataplane.
 // the program passes rather than send a frame with an empty MAC, and the
 // table leaves it out.
 func (b *Backend) writeSlot(id, svcID uint32, real dataplane.Real) error {
+	r, err := b.slotEntry(id, svcID, real)
+	if err != nil {
+		return err
+	}
+	if err := b.objs.Reals.Put(id, &r); err != nil {
+		return fmt.Errorf("write real %s: %w", real.Key(), err)
+	}
+	return nil
+}
+
+// slotEntry is a slot's map value (and registers its egress interface).
+func (b *Backend) slotEntry(id, svcID uint32, real dataplane.Real) (lbReal, error) {
 	rk := real.Key()
 	w, fam := addrWords(rk.Addr)
 	r := lbReal{Addr: w, Family: fam, Flags: uint8(lbRealFlagsREAL_VALID), Gen: b.slots.gens[id], Svc: svcID,
@@ -125,13 +134,10 @@ func (b *Backend) writeSlot(id, svcID uint32, real dataplane.Real) error {
 			r.Flags |= uint8(lbRealFlagsREAL_NEW_FLOWS)
 		}
 		if err := b.egress(n.ifindex); err != nil {
-			return err
+			return r, err
 		}
 	}
-	if err := b.objs.Reals.Put(id, &r); err != nil {
-		return fmt.Errorf("write real %s: %w", rk, err)
-	}
-	return nil
+	return r, nil
 }
 
 // freeSlot invalidates a slot: flows that still name it re-resolve.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -200,19 +202,16 @@ func (b *Backend) install(accepted []dataplane.Service) error {
 	// service need its table again (checking costs a lookup per real).
 	checkMACs := b.neigh.epoch != b.neigh.seen
 	b.neigh.seen = b.neigh.epoch
-	var grow []staged
 	var grown []dataplane.Service
 	for _, s := range accepted {
 		if !changed[s.Key] && (!checkMACs || !b.macArrived(s)) {
 			continue
 		}
-		t, err := b.installService(s)
-		if err != nil {
-			b.publish(grow)
-			return err
-		}
-		grow = append(grow, t)
 		grown = append(grown, s)
+	}
+	grow, err := b.installServices(grown)
+	if err != nil {
+		return err
 	}
 	if err := b.publish(grow); err != nil {
 		return err
@@ -264,8 +263,8 @@ func (b *Backend) removeService(k dataplane.ServiceKey) error {
 	return nil
 }
 
-// installService allocates and writes s's slots and stages its table.
-func (b *Backend) installService(s dataplane.Service) (staged, error) {
+// installSlots allocates and writes s's service id and slots.
+func (b *Backend) installSlots(s dataplane.Service) (staged, error) {
 	st := b.svcs[s.Key]
 	if st == nil {
 		id, ok := b.svcIDs.get()
@@ -279,6 +278,8 @@ func (b *Backend) installService(s dataplane.Service) (staged, error) {
 			return staged{}, fmt.Errorf("reset counters of %s: %w", s.Key, err)
 		}
 	}
+	ids := make([]uint32, 0, len(s.Reals))
+	vals := make([]lbReal, 0, len(s.Reals))
 	for _, r := range s.Reals {
 		id, ok := st.reals[r.Key()]
 		if !ok {
@@ -287,15 +288,73 @@ func (b *Backend) installService(s dataplane.Service) (staged, error) {
 				return staged{}, fmt.Errorf("service %s: %w", s.Key, err)
 			}
 			st.reals[r.Key()] = id
-		} else {
-			b.slots.owners[id] = slotOwner{svc: s.Key, real: r.Key(), state: r}
-			if err := b.writeSlot(id, st.id, r); err != nil {
-				return staged{}, err
-			}
 		}
+		b.slots.owners[id] = slotOwner{svc: s.Key, real: r.Key(), state: r}
+		v, err := b.slotEntry(id, st.id, r)
+		if err != nil {
+			return staged{}, err
+		}
+		ids, vals = append(ids, id), append(vals, v)
 		_, b.slots.hasMAC[id] = b.neigh.known[r.Addr]
 	}
-	return b.stageTable(s, st)
+	// One write for the service's entries (one syscall, not one per real).
+	if len(ids) > 0 {
+		if _, err := b.objs.Reals.BatchUpdate(ids, vals, nil); err != nil {
+			for i := range ids {
+				if err := b.objs.Reals.Put(ids[i], &vals[i]); err != nil {
+					return staged{}, fmt.Errorf("service %s: write real entry: %w", s.Key, err)
+				}
+			}
+		}
+	}
+	return staged{}, nil
+}
+
+// installServices is installService for many services: slots are written
+// in order, and the tables (the costly part: a Maglev fill and a map write
+// per service) are built on every CPU at once. Nothing it touches is
+// written concurrently: each worker reads the neighbour cache and the
+// service's slots, and writes only its own inner map.
+func (b *Backend) installServices(list []dataplane.Service) ([]staged, error) {
+	type job struct {
+		s  dataplane.Service
+		st *svcState
+	}
+	jobs := make([]job, 0, len(list))
+	for _, s := range list {
+		if _, err := b.installSlots(s); err != nil {
+			return nil, err
+		}
+		b.selection(s) // logs once per scheduler, before the workers run
+		jobs = append(jobs, job{s, b.svcs[s.Key]})
+	}
+	out := make([]staged, len(jobs))
+	errs := make([]error, len(jobs))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				out[i], errs[i] = b.stageTable(jobs[i].s, jobs[i].st)
+			}
+		}()
+	}
+	for i := range jobs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, t := range out {
+			if t.inner != nil {
+				t.inner.Close()
+			}
+		}
+		return nil, err
+	}
+	return out, nil
 }
 
 // buildTable is the selection rule's table: the weighted Maglev table of
