@@ -510,6 +510,10 @@ func (in *instance) announce(p garpPlan, master bool) { in.announceVIPs(p, maste
 // announceVIPs is announce for some of the addresses (a reload announces
 // only those it added).
 func (in *instance) announceVIPs(p garpPlan, master bool, vips []vip.Addr) {
+	if master {
+		// A new plan replaces the running one (its pending bursts too).
+		in.stopAnnounce()
+	}
 	if p.Repeat <= 0 && p.Refresh <= 0 {
 		return
 	}
@@ -540,7 +544,9 @@ func (in *instance) announceVIPs(p garpPlan, master bool, vips []vip.Addr) {
 			}
 		}
 		go func() {
-			burst(p.Repeat)
+			if p.Repeat > 0 {
+				burst(p.Repeat)
+			}
 			if p.Delay <= 0 {
 				return
 			}

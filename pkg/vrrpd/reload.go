@@ -213,6 +213,11 @@ func (d *Daemon) reload(cfg *config.Config) error {
 		switch changes[ic.Name] {
 		case Unchanged:
 			in.cfg = ic
+			if in.m.State() == vrrp.Master {
+				// keepalived's reload rebuilds its timers: a pending second
+				// GARP burst is dropped, the refresh goes on.
+				in.announce(reloadPlan(in.cfg.GARP, false), true)
+			}
 		case InPlace:
 			in.log.Info("reload: instance updated in place")
 			d.update(now, in, fresh[ic.Name])
@@ -290,14 +295,25 @@ func (d *Daemon) update(now time.Time, in, nin *instance) {
 		}
 		in.routes.minus(oldRoutes).add(in.log)
 		d.openAnnouncers(in)
-		if len(added) > 0 {
-			in.announceVIPs(masterPlan(in.cfg.GARP), false, added)
-		}
+		// keepalived re-announces every VIP of a changed master once.
+		in.announce(reloadPlan(in.cfg.GARP, true), true)
 	} else {
 		d.openAnnouncers(in)
 	}
 	d.apply(in, in.m.Reconfigure(now, in.machineConfig()))
 	in.recompute(now, true)
+}
+
+// reloadPlan is what a master does about announcements on reload: no
+// pending second burst; one burst of every VIP if its settings changed;
+// the refresh timer restarted.
+func reloadPlan(g config.GARP, changed bool) garpPlan {
+	p := masterPlan(g)
+	p.Delay = 0
+	if !changed {
+		p.Repeat = 0
+	}
+	return p
 }
 
 func vipDiff(old, new []vip.Addr) (gone, added []vip.Addr) {

@@ -65,6 +65,8 @@ type net struct {
 	nutNS, peerNS *lab.NS
 	clNS          *lab.NS
 	startNUT      func()
+	// reload rewrites the node's config and sends SIGHUP to its daemon.
+	reload func(t *testing.T, conf string)
 }
 
 // V4 is an address on the scenario's subnet.
@@ -164,6 +166,18 @@ func run(t *testing.T, sc scenario, sub int, underTest string) []phase {
 	}
 	var nut *lab.Proc
 	n.startNUT = func() { nut = startDaemon(t, n.nutNS, underTest, nutConf, n.Dir) }
+	n.reload = func(t *testing.T, text string) {
+		must(t, os.WriteFile(nutConf, []byte(text), 0o600))
+		pid := nut.Pid() // `ip netns exec` execs the daemon in place
+		if underTest == "keepalived" {
+			// The parent reloads its children; signal it alone.
+			b, err := os.ReadFile(filepath.Join(n.Dir, "k.pid"))
+			must(t, err)
+			pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+			must(t, err)
+		}
+		must(t, syscall.Kill(pid, syscall.SIGHUP))
+	}
 	if sc.peerFirst {
 		startPeer()
 	} else {
@@ -239,7 +253,10 @@ func startDaemon(t *testing.T, ns *lab.NS, which, conf, dir string) *lab.Proc {
 	t.Helper()
 	var p *lab.Proc
 	if which == "keepalived" {
-		d := t.TempDir()
+		d := dir
+		if d == "" {
+			d = t.TempDir()
+		}
 		p = ns.Start("keepalived", "-n", "-l", "-D", "-P", "-f", conf,
 			"-p", filepath.Join(d, "k.pid"), "-r", filepath.Join(d, "k-vrrp.pid"))
 	} else {

@@ -218,3 +218,28 @@ func TestDiffV3ChecksumAsV2Peer(t *testing.T) {
 		},
 	}, 136)
 }
+
+// SIGHUP reload: an unchanged instance is left alone, a changed one keeps
+// its state and takes the new priority and VIPs, a removed one stops
+// (DELETED with notify_deleted), a new one starts.
+func TestDiffReload(t *testing.T) {
+	vi1 := func(n *net) string { return instance(n, "VI_1", 51, 150, "", n.V4(100)+"/24") }
+	first := func(n *net) string {
+		return conf(n, "", vi1(n), instance(n, "VI_2", 52, 150, "", n.V4(101)+"/24"),
+			instance(n, "VI_3", 53, 150, "  notify_deleted", n.V4(102)+"/24"))
+	}
+	second := func(n *net) string {
+		return conf(n, "", vi1(n), instance(n, "VI_2", 52, 50, "", n.V4(101)+"/24", n.V4(111)+"/24"),
+			instance(n, "VI_4", 54, 150, "", n.V4(104)+"/24"))
+	}
+	runScenario(t, scenario{
+		nut: first,
+		peer: func(n *net) string {
+			return peer(n, "", [3]any{"VI_1", 51, 100}, [3]any{"VI_2", 52, 100}, [3]any{"VI_3", 53, 100})
+		},
+		steps: []step{
+			{"start", nil, stableWait},
+			{"reload", func(t *testing.T, n *net) { n.reload(t, second(n)) }, stableWait},
+		},
+	}, 138)
+}
