@@ -13,7 +13,7 @@ import (
 // horizontal bar each, coloured by group.
 func chartPPS(path string, res []Result) error {
 	p := plot.New()
-	p.Title.Text = "Frames per second at the sink (median of the runs, same lab, same run)"
+	p.Title.Text = "Frames per second at the sink (median of the rounds, same lab, same run)"
 	p.X.Label.Text = "Mpps"
 	var names []string
 	var rows []Result

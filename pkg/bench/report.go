@@ -150,7 +150,7 @@ func WriteReport(path string, res []Result, mic *Micro, opts Options, cmd string
 	w("\n## Headline\n\n")
 	writeHeadline(&b, m, mic)
 	w("\n## Forwarding rates\n\n")
-	w("Every row ran in the same process on the same lab, one after the other. The runs were made in rounds: each round set up, warmed up, measured and removed every scenario in turn, so a change of load on the shared machine falls on all rows alike. Mpps is frames counted at the sink per second of generation, the median of the rounds; min–max and the spread ((max−min)/median) show how far the rounds were apart. A ratio is the median of the per-round ratios (both figures from the same round), rounded down.\n\n")
+	w("Every row ran in the same process on the same lab. The runs were made in rounds: each round set up, warmed up, measured and removed every scenario in turn, so a change of load on the shared machine falls on all rows alike. Mpps is frames counted at the sink per second of generation, the median of the rounds; min–max and the spread ((max−min)/median) show how far the rounds were apart. A ratio is the median of the per-round ratios (both figures from the same round), rounded down.\n\n")
 	w("![packets per second by scenario](%s)\n\n", ppsPNG)
 	w("| Scenario | What | Mpps (median) | min–max | spread | delivered | × MAC swap TX | × XDP_DROP | × nft numgen 32k | × nft jhash 32k | cycles/pkt |\n")
 	w("|---|---|---|---|---|---|---|---|---|---|---|\n")
