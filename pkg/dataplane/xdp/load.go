@@ -335,3 +335,11 @@ func (b *Backend) Close() error {
 	}
 	return err
 }
+
+// Release closes this process's handles and leaves the pinned program and
+// maps exactly as they are, whatever KeepOnClose says: for a halod that
+// fails after New, which must never tear down a data plane that forwards.
+func (b *Backend) Release() error {
+	b.opts.KeepOnClose = true
+	return b.Close()
+}
