@@ -14,11 +14,6 @@ import (
 	"github.com/halo-lb/halo/pkg/dataplane"
 )
 
-const (
-	xdpDrop     = 1
-	xdpRedirect = 4
-)
-
 func loadWith(t *testing.T, o Options) *Backend {
 	t.Helper()
 	lab.RequireRoot(t)

@@ -15,9 +15,12 @@ import (
 	"github.com/halo-lb/halo/pkg/dataplane"
 )
 
+// XDP verdicts, as prog.Run returns them.
 const (
-	xdpPass = 2
-	xdpTX   = 3
+	xdpDrop     = 1
+	xdpPass     = 2
+	xdpTX       = 3
+	xdpRedirect = 4
 )
 
 var (
