@@ -93,6 +93,8 @@ func TestOpsStatusAndMetricsMatchReality(t *testing.T) {
 	pktsKey := `halo_dataplane_packets_total{` + vs + `}`
 	connsKey := `halo_dataplane_connections_total{` + vs + `}`
 	before, beforeConns := metricValue(m, pktsKey), metricValue(m, connsKey)
+	newFlows := `halo_xdp_packets_total{reason="ct_new"}`
+	flowsBefore := metricValue(m, newFlows)
 	checksBefore := metricValue(m, `halo_checks_total{checker="HTTP_GET",result="success"}`)
 	const conns = 40
 	served := map[string]int{}
@@ -108,6 +110,9 @@ func TestOpsStatusAndMetricsMatchReality(t *testing.T) {
 	t.Logf("%d connections: packets %v -> %v, connections %v -> %v, served %v", conns, before, after, beforeConns, afterConns, served)
 	if before < 0 || after-before < 4*conns {
 		t.Errorf("%s grew by %v for %d connections", pktsKey, after-before, conns)
+	}
+	if got := metricValue(m, newFlows); flowsBefore < 0 || got-flowsBefore < conns {
+		t.Errorf("%s grew from %v to %v for %d connections", newFlows, flowsBefore, got, conns)
 	}
 	var realSum float64
 	for i := 0; i < 3; i++ {
