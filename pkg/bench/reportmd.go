@@ -3,6 +3,9 @@ package bench
 import (
 	"fmt"
 	"math"
+	"os"
+	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -85,12 +88,17 @@ func writeHeadline(b *strings.Builder, m map[string]Result, mic *Micro) {
 	goal(b, "prog.Run: flow-table hit ÷ baseline program", floor(rr, 2), "≤ 1.5", rr <= 1.5, !math.IsNaN(rr), whyShort(rr <= 1.5, extra))
 	if mic != nil && mic.SyncSkip == "" {
 		s := mic.SyncWall.Seconds()
-		goal(b, "map sync, 1,000 services × 100 reals", fmt.Sprintf("%.2f s wall (%.2f s CPU)", s, mic.SyncCPU.Seconds()), "≤ 2 s", s <= 2, true, "")
+		goal(b, "map sync, 1,000 services × 100 reals", fmt.Sprintf("%.2f s wall (%.2f s CPU)", s, mic.SyncCPU.Seconds()), "≤ 2 s", s <= 2, true,
+			fmt.Sprintf("wall time on the shared machine (%s); the apply itself used %.2f s of CPU.", loadAvg(), mic.SyncCPU.Seconds()))
 	} else if mic != nil {
 		goal(b, "map sync, 1,000 services × 100 reals", "skipped: "+mic.SyncSkip, "≤ 2 s", false, false, "")
 	}
 	if mic != nil && mic.ChecksSkip == "" {
-		goal(b, "10,000 TCP checks at delay_loop 1 s", fmt.Sprintf("%.3f cores", mic.ChecksCores), "≤ 0.5 core", mic.ChecksCores <= 0.5, true, "")
+		why := ""
+		if f := regexp.MustCompile(`([0-9.]+) checks/s`).FindStringSubmatch(mic.ChecksLine); f != nil && atof(f[1]) < 9500 {
+			why = fmt.Sprintf("%s checks per second were made of the 10,000 asked (%s), so the machine, not only the checker, limited the run.", f[1], loadAvg())
+		}
+		goal(b, "10,000 TCP checks at delay_loop 1 s", fmt.Sprintf("%.3f cores", mic.ChecksCores), "≤ 0.5 core", mic.ChecksCores <= 0.5, true, why)
 	} else if mic != nil {
 		goal(b, "10,000 TCP checks at delay_loop 1 s", "skipped: "+mic.ChecksSkip, "≤ 0.5 core", false, false, "")
 	}
@@ -216,4 +224,20 @@ move from run to run while the ratios of one run hold. Cycle counters are used o
 50,000 frames, no report; the smoke test of `+"`make test`"+` is `+"`go test -run TestQuick ./pkg/bench`"+`),
 `+"`go run ./cmd/halo-bench --only halo-dr,nft --runs 9`"+` for a subset.
 `, o.Packets, o.Batch, o.Runs)
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "load unknown"
+	}
+	return "load average " + strings.Fields(string(b))[0]
+}
+
+func atof(s string) float64 {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return math.NaN()
+	}
+	return v
 }
