@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/halo-lb/halo/pkg/config"
 	"github.com/halo-lb/halo/pkg/dataplane"
 )
 
@@ -40,7 +41,8 @@ func (m *Manager) desiredLocked() []dataplane.Service {
 		}
 		for _, k := range vs.keys {
 			s := dataplane.Service{Key: k, Scheduler: vc.Scheduler, SchedFlags: vc.SchedFlags,
-				Method: dataplane.Method(vc.Method), Persistence: vc.PersistenceTimeout.D(), Reals: reals}
+				Method: dataplane.Method(vc.Method), Persistence: vc.PersistenceTimeout.D(), Reals: reals,
+				OnePacket: vc.OPS, Tunnel: tunnel(vc.Tunnel)}
 			if g := vc.PersistenceGranularity; g != "" {
 				s.PersistenceMask = maskBits(g)
 			}
@@ -51,7 +53,19 @@ func (m *Manager) desiredLocked() []dataplane.Service {
 }
 
 func (m *Manager) real(rs *rsState, w uint32) dataplane.Real {
-	return dataplane.Real{Addr: rs.cfg.Addr, Port: uint16(rs.port), Weight: w, Method: dataplane.Method(rs.cfg.Method)}
+	return dataplane.Real{Addr: rs.cfg.Addr, Port: uint16(rs.port), Weight: w, Method: dataplane.Method(rs.cfg.Method),
+		Tunnel: tunnel(rs.cfg.Tunnel), UpperThreshold: uint32(max(rs.cfg.UThreshold, 0)),
+		LowerThreshold: uint32(max(rs.cfg.LThreshold, 0))}
+}
+
+// tunnel carries keepalived's TUN options into the contract; "nocsum" is
+// the contract's empty default.
+func tunnel(t config.Tunnel) dataplane.Tunnel {
+	c := t.TunChecksum
+	if c == "nocsum" {
+		c = ""
+	}
+	return dataplane.Tunnel{Type: t.TunType, Port: uint16(t.TunPort), Checksum: c}
 }
 
 func maskBits(g string) int {
