@@ -261,3 +261,23 @@ func TestSyncGroupTrackers(t *testing.T) {
 		t.Fatalf("with sync_group_tracking_weight: %v prio %d, want BACKUP 80", a.m.State(), a.m.Priority())
 	}
 }
+
+// The lower-priority GARP bursts stop when the instance leaves MASTER.
+func TestLowerPrioBurstCancelledOnLeavingMaster(t *testing.T) {
+	d, clk := testDaemon(t, inst2("VI_1", 51, " priority 100"))
+	in := d.instances[0]
+	clk.t = in.m.Deadline()
+	d.apply(in, in.m.Tick(clk.t))
+	cs := conn(d)
+	lower := vrrp.Advert{Version: 2, VRID: 51, Priority: 50, Interval: 1, Addrs: []netip.Addr{vipA}}
+	d.receive(clk.t, cs, pkt(t, lower, peer, mgroup, 255, 0))
+	if in.lowerCancel == nil || in.annCancel == nil {
+		t.Fatal("no lower-priority burst / master plan running")
+	}
+	higher := lower
+	higher.Priority = 200
+	d.receive(clk.t, cs, pkt(t, higher, peer, mgroup, 255, 0))
+	if in.m.State() != vrrp.Backup || in.lowerCancel != nil || in.annCancel != nil {
+		t.Fatalf("state %v, bursts still running after leaving MASTER", in.m.State())
+	}
+}
