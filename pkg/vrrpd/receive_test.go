@@ -54,7 +54,7 @@ func testDaemon(t *testing.T, text string) (*Daemon, *fakeClock) {
 			g.queue.Close()
 		}
 	})
-	d.startDue(clk.t)
+	d.start(clk.t)
 	return d, clk
 }
 
@@ -279,5 +279,19 @@ func TestLowerPrioBurstCancelledOnLeavingMaster(t *testing.T) {
 	d.receive(clk.t, cs, pkt(t, higher, peer, mgroup, 255, 0))
 	if in.m.State() != vrrp.Backup || in.lowerCancel != nil || in.annCancel != nil {
 		t.Fatalf("state %v, bursts still running after leaving MASTER", in.m.State())
+	}
+}
+
+// vrrp_startup_delay holds every instance in INIT, then they start.
+func TestStartupDelay(t *testing.T) {
+	d, clk := testDaemon(t, "global_defs {\n vrrp_startup_delay 5\n}\n"+inst2("VI_1", 51, " priority 100"))
+	in := d.instances[0]
+	if in.m.State() != vrrp.Init || d.nextDeadline() != clk.t.Add(5*time.Second) {
+		t.Fatalf("state %v, next wake-up in %v", in.m.State(), d.nextDeadline().Sub(clk.t))
+	}
+	clk.t = clk.t.Add(5 * time.Second)
+	d.startDue(clk.t)
+	if in.m.State() != vrrp.Backup {
+		t.Fatalf("state %v after the delay", in.m.State())
 	}
 }

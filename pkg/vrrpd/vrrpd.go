@@ -172,12 +172,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.startFIFOScripts(wctx)
 
-	now := d.clock.Now()
-	d.startAt = now.Add(d.cfg.Global.VRRPStartupDelay.D())
-	if d.startAt.After(now) {
-		d.log.Info("vrrp_startup_delay: instances start later", "delay", d.cfg.Global.VRRPStartupDelay.D())
-	}
-	d.startDue(now)
+	d.start(d.clock.Now())
 	d.publish()
 
 	timer := time.NewTimer(time.Hour)
@@ -232,6 +227,15 @@ func (d *Daemon) startFIFOScripts(ctx context.Context) {
 			}
 		}()
 	}
+}
+
+// start schedules the instances' start: now, or after vrrp_startup_delay.
+func (d *Daemon) start(now time.Time) {
+	d.startAt = now.Add(d.cfg.Global.VRRPStartupDelay.D())
+	if d.startAt.After(now) {
+		d.log.Info("vrrp_startup_delay: instances start later", "delay", d.cfg.Global.VRRPStartupDelay.D())
+	}
+	d.startDue(now)
 }
 
 // startDue takes instances out of INIT once vrrp_startup_delay is over.
