@@ -13,12 +13,12 @@ func TestDataplaneDefaults(t *testing.T) {
 	}
 	dp := cfg.Dataplane
 	if dp.FlowTableSize != 262144 || dp.TCPTimeout.D() != 900*time.Second || dp.TCPFinTimeout.D() != 120*time.Second ||
-		dp.UDPTimeout.D() != 300*time.Second || dp.SYNFloodThreshold != 0 || dp.MaxServices != 1024 || dp.MaxReals != 16384 {
+		dp.UDPTimeout.D() != 300*time.Second || dp.SYNFloodThreshold != 0 || dp.MaxServices != 1024 || dp.MaxReals != 131072 {
 		t.Fatalf("defaults: %+v", dp)
 	}
 	// The same without the block at all.
 	cfg, _ = load(t, "global_defs {\n router_id r\n}\n")
-	if cfg.Dataplane.FlowTableSize != 262144 || cfg.Dataplane.MaxReals != 16384 {
+	if cfg.Dataplane.FlowTableSize != 262144 || cfg.Dataplane.MaxReals != 131072 {
 		t.Fatalf("defaults without the block: %+v", cfg.Dataplane)
 	}
 }

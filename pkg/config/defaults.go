@@ -54,7 +54,7 @@ const (
 	defTCPFinTimeout = Duration(120 * time.Second)
 	defUDPTimeout    = Duration(300 * time.Second)
 	defMaxServices   = 1024
-	defMaxReals      = 16384
+	defMaxReals      = 131072
 )
 
 // bgp block (halo's extension); a neighbor's port and hold time are BGP's.

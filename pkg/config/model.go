@@ -460,7 +460,8 @@ type Dataplane struct {
 	// 0 = chosen by the data plane.
 	SYNFloodThreshold int `json:"syn_flood_threshold"`
 	// MaxServices and MaxReals size the service and real tables
-	// (defaults 1024 and 16384); the config must fit in them.
+	// (defaults 1024 services and 131072 (service, real) pairs); the
+	// config must fit in them.
 	MaxServices int `json:"max_services"`
 	MaxReals    int `json:"max_reals"`
 

@@ -27,8 +27,7 @@ type BackendFactory func(BackendParams) (dataplane.Backend, error)
 var backends = map[string]BackendFactory{
 	"none": func(BackendParams) (dataplane.Backend, error) { return dataplane.NewNone(), nil },
 	"xdp": func(p BackendParams) (dataplane.Backend, error) {
-		return xdp.New(xdp.Options{Interfaces: p.Dataplane.Interfaces, Mode: p.Dataplane.XDPMode,
-			PinPath: p.BPFFS, KeepOnClose: p.Keep, Log: p.Log})
+		return xdp.New(xdpOptions(p))
 	},
 	"ipvs": func(p BackendParams) (dataplane.Backend, error) {
 		return ipvs.New(ipvs.Options{KeepOnClose: p.Keep, Log: p.Log})
@@ -60,4 +59,17 @@ func openBackend(cfg *config.Config, p BackendParams) (dataplane.Backend, error)
 	p.Dataplane = cfg.Dataplane
 	p.Log = p.Log.With("dataplane", name)
 	return f(p)
+}
+
+// xdpOptions carries the dataplane block into the XDP backend. Zero values
+// stay zero so the backend's own defaults apply (a config loaded by the
+// parser always has them filled).
+func xdpOptions(p BackendParams) xdp.Options {
+	dp := p.Dataplane
+	return xdp.Options{Interfaces: dp.Interfaces, Mode: dp.XDPMode,
+		PinPath: p.BPFFS, KeepOnClose: p.Keep, Log: p.Log,
+		MaxServices: uint32(max(dp.MaxServices, 0)), MaxReals: uint32(max(dp.MaxReals, 0)),
+		FlowTableSize: uint32(max(dp.FlowTableSize, 0)),
+		TCPTimeout:    dp.TCPTimeout.D(), TCPFinTimeout: dp.TCPFinTimeout.D(), UDPTimeout: dp.UDPTimeout.D(),
+		SYNFloodThreshold: dp.SYNFloodThreshold}
 }

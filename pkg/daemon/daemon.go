@@ -147,7 +147,17 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		}
 		d.emptyDP = cfg.Dataplane.Backend != "none" && len(cfg.VirtualServers) == 0
 	}
-	defer d.backend.Close()
+	defer func() {
+		// A halod that fails before it is up must not tear down a data
+		// plane that is forwarding (an upgrade that fails to start, a bad
+		// interface name): it leaves the pinned program in place.
+		if r, ok := d.backend.(interface{ Release() error }); ok && !d.isReady.Load() {
+			d.log.Warn("start-up failed: the data plane is left as it was")
+			r.Release()
+			return
+		}
+		d.backend.Close()
+	}()
 
 	// 2. Metrics registry, so every check from the first is counted.
 	src := metrics.Sources{Status: d.Status, Dataplane: d.backend, VRRPReports: jsonFields(vrrpd.Status{})}

@@ -225,6 +225,9 @@ func (h *harness) installed() string {
 	for _, s := range svcs {
 		var rs []string
 		for _, r := range s.Reals {
+			if r.Down {
+				continue // failed: installed only so its established flows finish
+			}
 			rs = append(rs, fmt.Sprintf("%d/%d", r.Port, r.Weight))
 		}
 		sort.Strings(rs)

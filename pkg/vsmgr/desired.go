@@ -33,6 +33,14 @@ func (m *Manager) desiredLocked() []dataplane.Service {
 				case rs.cfg.Inhibit:
 					// Weight 0: no new flows, established ones drain.
 					reals = append(reals, m.real(rs, 0))
+				default:
+					// Failed: marked Down rather than left out, so the
+					// data plane tells a failed real (its established
+					// flows finish, as IPVS lets them) from one removed
+					// from the config (its flows re-resolve).
+					r := m.real(rs, uint32(rs.weight()))
+					r.Down = true
+					reals = append(reals, r)
 				}
 			}
 		} else {

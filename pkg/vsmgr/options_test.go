@@ -46,3 +46,24 @@ virtual_server 10.0.0.100 53 {
 		t.Errorf("real tunnel not carried: %+v", r)
 	}
 }
+
+// A failed real without inhibit_on_failure stays in the desired set marked
+// Down (no new flows, established ones finish); a real removed from the
+// config is absent (the data plane re-resolves its flows).
+func TestFailedRealIsMarkedDown(t *testing.T) {
+	m, rec := newMgr(t, three)
+	m.SetCheck(0, 0, 0, false, -1, nil)
+	if err := m.Apply(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	svcs, _ := rec.Services(context.Background())
+	var down []string
+	for _, r := range svcs[0].Reals {
+		if r.Down {
+			down = append(down, r.Addr.String())
+		}
+	}
+	if len(down) != 1 || down[0] != "10.0.1.1" {
+		t.Fatalf("down reals %v, want [10.0.1.1]; reals %+v", down, svcs[0].Reals)
+	}
+}

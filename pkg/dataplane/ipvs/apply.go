@@ -57,7 +57,7 @@ func (b *Backend) Apply(_ context.Context, desired []dataplane.Service) error {
 	if err := dataplane.Validate(desired); err != nil {
 		return err
 	}
-	want, err := plan(desired)
+	want, err := plan(withoutDown(desired))
 	if err != nil {
 		return err
 	}
@@ -240,4 +240,17 @@ func (b *Backend) Stats(context.Context) ([]dataplane.ServiceStats, error) {
 func stats(s ipvs.Stats) dataplane.Stats {
 	return dataplane.Stats{Packets: s.IncomingPackets, Bytes: s.IncomingBytes, Conns: s.Connections,
 		PacketsOut: s.OutgoingPackets, BytesOut: s.OutgoingBytes}
+}
+
+// withoutDown drops reals whose checks fail, as keepalived removes them from
+// IPVS: the kernel keeps forwarding their established connections
+// (expire_nodest_conn is 0 by default) and sends them no new ones. A real
+// kept at weight 0 (inhibit_on_failure) arrives with Down unset and stays.
+func withoutDown(in []dataplane.Service) []dataplane.Service {
+	out := make([]dataplane.Service, len(in))
+	for i, s := range in {
+		s.Reals = slices.DeleteFunc(slices.Clone(s.Reals), func(r dataplane.Real) bool { return r.Down })
+		out[i] = s
+	}
+	return out
 }
