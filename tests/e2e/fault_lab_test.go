@@ -1,0 +1,177 @@
+package e2e
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/halo-lb/halo/internal/testkit/lab"
+)
+
+// advertCapture records the arrival time of every VRRP advert (IPv4
+// protocol 112) seen on an interface of an observer namespace, per source
+// address. AF_PACKET sees the frames whether or not the observer joined
+// 224.0.0.18, and nothing in halod's path depends on it.
+type advertCapture struct {
+	mu   sync.Mutex
+	at   map[string][]time.Time
+	fd   int
+	done chan struct{}
+}
+
+func captureAdverts(t *testing.T, ns *lab.NS, ifname string) *advertCapture {
+	t.Helper()
+	c := &advertCapture{at: map[string][]time.Time{}, done: make(chan struct{})}
+	ifi := ns.Link(ifname)
+	proto := int(htons(syscall.ETH_P_IP))
+	if err := ns.Do(func() (err error) {
+		c.fd, err = syscall.Socket(syscall.AF_PACKET, syscall.SOCK_DGRAM, proto)
+		if err != nil {
+			return err
+		}
+		return syscall.Bind(c.fd, &syscall.SockaddrLinklayer{Protocol: uint16(proto), Ifindex: ifi.Index})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tv := syscall.NsecToTimeval(int64(200 * time.Millisecond))
+	syscall.SetsockoptTimeval(c.fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv)
+	go func() {
+		defer close(c.done)
+		buf := make([]byte, 2048)
+		for {
+			n, _, err := syscall.Recvfrom(c.fd, buf, 0)
+			now := time.Now()
+			if err == syscall.EAGAIN || err == syscall.EINTR {
+				continue
+			}
+			if err != nil {
+				return // closed
+			}
+			if n < 20 || buf[0]>>4 != 4 || buf[9] != 112 {
+				continue
+			}
+			src := netip.AddrFrom4([4]byte(buf[12:16])).String()
+			c.mu.Lock()
+			c.at[src] = append(c.at[src], now)
+			c.mu.Unlock()
+		}
+	}()
+	t.Cleanup(c.stop)
+	return c
+}
+
+func (c *advertCapture) stop() {
+	if c.fd >= 0 {
+		syscall.Shutdown(c.fd, syscall.SHUT_RDWR)
+		syscall.Close(c.fd)
+		c.fd = -1
+		<-c.done
+	}
+}
+
+// since returns the arrival times from src after t0.
+func (c *advertCapture) since(src string, t0 time.Time) []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []time.Time
+	for _, at := range c.at[src] {
+		if at.After(t0) {
+			out = append(out, at)
+		}
+	}
+	return out
+}
+
+// maxGap is the longest silence between consecutive adverts in [from, to]
+// (the edges count: no advert at all is one long gap).
+func maxGap(ts []time.Time, from, to time.Time) time.Duration {
+	sort.Slice(ts, func(i, j int) bool { return ts[i].Before(ts[j]) })
+	prev, gap := from, time.Duration(0)
+	for _, at := range ts {
+		if at.After(to) {
+			break
+		}
+		gap = max(gap, at.Sub(prev))
+		prev = at
+	}
+	return max(gap, to.Sub(prev))
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// advertSlack is what the shared 2-core machine is allowed on top of one
+// advert interval before a gap counts as a missed advert: less than one
+// more interval, so a single missed advert always fails.
+func advertSlack(advert time.Duration) time.Duration { return advert * 8 / 10 }
+
+// udpCounter counts distinct sequence numbers received on a UDP port in a
+// namespace (a real server behind the VIP).
+type udpCounter struct {
+	mu   sync.Mutex
+	seen map[uint32]bool
+}
+
+func serveUDPCounter(t *testing.T, ns *lab.NS, port int) *udpCounter {
+	t.Helper()
+	u := &udpCounter{seen: map[uint32]bool{}}
+	var pc net.PacketConn
+	if err := ns.Do(func() (err error) { pc, err = net.ListenPacket("udp4", fmt.Sprintf("0.0.0.0:%d", port)); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if n >= 4 {
+				u.mu.Lock()
+				u.seen[binary.BigEndian.Uint32(buf)] = true
+				u.mu.Unlock()
+			}
+		}
+	}()
+	return u
+}
+
+func (u *udpCounter) count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.seen)
+}
+
+// udpStream sends count datagrams (sequence numbers 0..count-1) to addr
+// from ns at a constant rate; it returns when all are sent. Bounded in
+// count and so in time (count/rate).
+func udpStream(t *testing.T, ns *lab.NS, addr string, count int, every time.Duration) <-chan int {
+	t.Helper()
+	var c net.Conn
+	if err := ns.Do(func() (err error) { c, err = net.Dial("udp4", addr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan int, 1)
+	go func() {
+		defer c.Close()
+		buf := make([]byte, 64)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		sent := 0
+		for i := 0; i < count; i++ {
+			<-tick.C
+			binary.BigEndian.PutUint32(buf, uint32(i))
+			if _, err := c.Write(buf); err == nil {
+				sent++
+			}
+		}
+		done <- sent
+	}()
+	return done
+}
