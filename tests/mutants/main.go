@@ -200,10 +200,9 @@ func runMutant(dir string, m *mutant, full bool, timeout time.Duration) (r resul
 	}()
 	for _, e := range m.edits {
 		p := filepath.Join(dir, e.file)
-		b, ok := saved[e.file]
-		if !ok {
-			var err error
-			if b, err = os.ReadFile(p); err != nil {
+		if _, ok := saved[e.file]; !ok {
+			b, err := os.ReadFile(p)
+			if err != nil {
 				r.verdict, r.detail = "STALE", fmt.Sprintf("%s: %v", e.file, err)
 				return
 			}
