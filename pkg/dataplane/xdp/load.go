@@ -51,6 +51,12 @@ func loadSpec(spec *ebpf.CollectionSpec, opts Options) (*Backend, error) {
 		"vip_stats": opts.MaxServices, "reals": opts.MaxReals, "real_stats": opts.MaxReals, "conntrack": opts.FlowTableSize} {
 		spec.Maps[name].MaxEntries = n
 	}
+	// stageTable creates the inner maps without BTF, so the template must
+	// have none either: before 6.2, bpf_map_meta_equal compares timer_off,
+	// which is -ENOENT for a map created with a struct value's BTF and
+	// -EINVAL for one created without BTF, and the kernel rejects every
+	// table (EINVAL) although sizes and flags agree.
+	spec.Maps["rings"].InnerMap.Key, spec.Maps["rings"].InnerMap.Value = nil, nil
 	var copts ebpf.CollectionOptions
 	if opts.PinPath != "" {
 		if err := ensureBPFFS(opts.PinPath); err != nil {
