@@ -112,7 +112,10 @@ virtual_server 10.186.0.101 8080 {
 		}
 		if i == 1 {
 			// B really runs: the second instance and server are there.
-			if waitFor(5*time.Second, func() bool { st := haloctlStatus(t, sock); return st != nil && len(st.VRRP) == 2 && len(st.VirtualServers) == 2 }) < 0 {
+			if waitFor(5*time.Second, func() bool {
+				st := haloctlStatus(t, sock)
+				return st != nil && len(st.VRRP) == 2 && len(st.VirtualServers) == 2
+			}) < 0 {
 				t.Fatalf("config B not running after reload: %+v", haloctlStatus(t, sock))
 			}
 		}
