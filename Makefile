@@ -84,6 +84,15 @@ FUZZTIME ?= 30s
 fuzz:
 	@FUZZTIME=$(FUZZTIME) scripts/fuzz
 
+# The fault scenarios' long version (docs/reliability.md): repeated master
+# failovers under TCP and UDP for SOAK (default 10m; SOAK_TIMEOUT bounds
+# the whole run), as root.
+SOAK ?= 10m
+SOAK_TIMEOUT ?= 1h
+.PHONY: soak
+soak: deps-test
+	HALO_SOAK=$(SOAK) HALO_REQUIRE_TOOLS=1 $(GO) test -count=1 -v -timeout $(SOAK_TIMEOUT) -run '^TestFaultSoakFailovers$$' ./tests/e2e/
+
 demo: deps-demo
 	$(GO) run ./tests/demo
 
