@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* halo's XDP load balancer: DR (MAC rewrite) forwarding.
+/* halo's XDP load balancer: DR (MAC rewrite) and NAT forwarding.
  *
  * VIP traffic (address, port, protocol) is matched; the real comes from the
  * flow table for a known flow, otherwise from the service's Maglev table by
@@ -11,6 +11,18 @@
  * Anything that is not VIP traffic, or that the program does not handle
  * (fragments, IPv4 options, IPv6 extension headers, truncated headers),
  * leaves with XDP_PASS untouched.
+ *
+ * NAT: the packet to a NAT real also gets its destination address and
+ * port rewritten (checksums updated incrementally, TTL decremented as a
+ * router would). The real's reply comes back through the director: a
+ * packet that is not VIP traffic but comes from a (real address, port,
+ * protocol) of the reverse-NAT index leaves from VIP:vport, towards the
+ * MAC and interface the flow's first packet came from (recorded in the
+ * flow entry) or, for a flow this director never saw (after a failover),
+ * towards the next hop the Go side resolved for the client's network.
+ * bpf_fib_lookup is not used: it refuses (FWD_DISABLED) on an interface
+ * with forwarding off, and the director runs with forwarding off so that
+ * nothing silently falls back to the kernel.
  *
  * The flow table only remembers: entries are written on a flow's first
  * packet (TCP SYN without ACK, a UDP datagram without an entry), at most
@@ -150,6 +162,25 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } if_macs SEC(".maps");
 
+/* Reverse-NAT index: (real address, real port, protocol) -> VIP:vport. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB_MAX_RNAT);
+	__type(key, struct vip_key);
+	__type(value, struct rnat_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rnat SEC(".maps");
+
+/* Next hops towards client networks, for NAT replies without a flow entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, LB_MAX_NEXTHOPS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct nh_key);
+	__type(value, struct nh_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nexthops SEC(".maps");
+
 /* Force BTF for bpf2go's Go mirrors. */
 const enum lb_reason *unused_reason __attribute__((unused));
 const enum lb_flags *unused_flags __attribute__((unused));
@@ -160,6 +191,9 @@ const enum flow_flags *unused_flow_flags __attribute__((unused));
 const struct lb_config *unused_config __attribute__((unused));
 const struct flood_state *unused_flood __attribute__((unused));
 const struct ring_chunk *unused_chunk __attribute__((unused));
+const struct rnat_val *unused_rnat __attribute__((unused));
+const struct nh_key *unused_nh_key __attribute__((unused));
+const struct nh_val *unused_nh_val __attribute__((unused));
 
 static __always_inline void count(void *map, __u32 key, __u64 bytes)
 {
@@ -168,6 +202,137 @@ static __always_inline void count(void *map, __u32 key, __u64 bytes)
 		c->packets++;
 		c->bytes += bytes;
 	}
+}
+
+/* Incremental Internet checksum update (RFC 1624, eqn. 3): HC' = ~(~HC +
+ * ~m + m'). Every 16-bit word is taken as it sits in memory, so byte order
+ * does not matter as long as it is the same for all of them. */
+static __always_inline __u32 csum_add16(__u32 s, __u16 from, __u16 to)
+{
+	return s + (__u16)~from + to;
+}
+
+static __always_inline __u32 csum_add32(__u32 s, __u32 from, __u32 to)
+{
+	s = csum_add16(s, (__u16)from, (__u16)to);
+	return csum_add16(s, (__u16)(from >> 16), (__u16)(to >> 16));
+}
+
+static __always_inline __u16 csum_finish(__u32 s)
+{
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)~s;
+}
+
+/* What a NAT rewrite changes: one address (4 words, IPv4 in [0]) and one
+ * port, on the side named by dst. */
+struct nat_rewrite {
+	__u32 addr[4];
+	__u16 port; /* network order; 0: unchanged */
+};
+
+/* Rewrites the destination (dst != 0) or source address and port of an IP
+ * packet whose L4 header is at l4, with checksums kept right, and
+ * decrements the TTL (hop limit). The caller has checked that l3 and l4
+ * hold full headers and the TTL is above 1. */
+static __always_inline void nat_apply(void *l3, void *l4, void *end, int v6, __u8 proto, int dst, struct nat_rewrite *nr)
+{
+	__u16 *l4sum = NULL;
+	__u16 *portp;
+	if (proto == IPPROTO_TCP) {
+		struct tcphdr *th = l4;
+		if ((void *)(th + 1) > end)
+			return;
+		l4sum = &th->check;
+		portp = dst ? &th->dest : &th->source;
+	} else {
+		struct udphdr *uh = l4;
+		if ((void *)(uh + 1) > end)
+			return;
+		/* IPv4 UDP without a checksum stays without one. */
+		if (v6 || uh->check)
+			l4sum = &uh->check;
+		portp = dst ? &uh->dest : &uh->source;
+	}
+	__u32 ps = 0; /* pseudo-header and port changes, for the L4 checksum */
+	__u16 newport = nr->port ? nr->port : *portp;
+	ps = csum_add16(ps, *portp, newport);
+	*portp = newport;
+	if (!v6) {
+		struct iphdr *ip = l3;
+		if ((void *)(ip + 1) > end)
+			return;
+		__u32 *ap = dst ? &ip->daddr : &ip->saddr;
+		__u32 hs = csum_add32(0, *ap, nr->addr[0]);
+		ps = csum_add32(ps, *ap, nr->addr[0]);
+		*ap = nr->addr[0];
+		__u16 *ttlw = (__u16 *)&ip->ttl; /* TTL and protocol: one word */
+		__u16 oldw = *ttlw;
+		ip->ttl--;
+		hs = csum_add16(hs, oldw, *ttlw);
+		hs += (__u16)~ip->check;
+		ip->check = csum_finish(hs);
+	} else {
+		struct ipv6hdr *ip6 = l3;
+		if ((void *)(ip6 + 1) > end)
+			return;
+		__u32 *ap = dst ? ip6->daddr.in6_u.u6_addr32 : ip6->saddr.in6_u.u6_addr32;
+#pragma unroll
+		for (int i = 0; i < 4; i++) {
+			ps = csum_add32(ps, ap[i], nr->addr[i]);
+			ap[i] = nr->addr[i];
+		}
+		ip6->hop_limit--;
+	}
+	if (l4sum) {
+		ps += (__u16)~*l4sum;
+		__u16 sum = csum_finish(ps);
+		/* A computed 0 goes on the wire as 0xffff for UDP (0 means none). */
+		if (proto == IPPROTO_UDP && sum == 0)
+			sum = 0xffff;
+		*l4sum = sum;
+	}
+}
+
+/* Sends the frame out of oif to dmac: XDP_TX when oif is the ingress
+ * interface (tags kept, our MAC is the old destination), a devmap redirect
+ * otherwise (tags stripped: another interface is another link). */
+static __always_inline int send_to(struct xdp_md *ctx, struct ethhdr *eth, __u32 tags, __u32 oif, __u8 *dmac_in, __u64 len)
+{
+	if (oif == 0 || oif == ctx->ingress_ifindex) {
+		__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
+		__builtin_memcpy(eth->h_dest, dmac_in, ETH_ALEN);
+		count(&reason_stats, R_TX, len);
+		return XDP_TX;
+	}
+	struct real *om = bpf_map_lookup_elem(&if_macs, &oif);
+	if (!om)
+		goto drop;
+	__u8 dmac[ETH_ALEN], smac[ETH_ALEN];
+	__builtin_memcpy(dmac, dmac_in, ETH_ALEN);
+	__builtin_memcpy(smac, om->mac, ETH_ALEN);
+	if (tags) {
+		/* The EtherType after the tags becomes the frame's, in place,
+		 * and the MACs are written in front of it. */
+		if (bpf_xdp_adjust_head(ctx, (int)(tags * sizeof(struct vlan_hdr))))
+			goto drop;
+		void *data = (void *)(long)ctx->data;
+		void *data_end = (void *)(long)ctx->data_end;
+		eth = data;
+		if ((void *)(eth + 1) > data_end)
+			goto drop;
+	}
+	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
+	long ret = bpf_redirect_map(&tx_ports, oif, 0);
+	if (ret != XDP_REDIRECT)
+		goto drop;
+	count(&reason_stats, R_REDIRECT, len);
+	return XDP_REDIRECT;
+drop:
+	count(&reason_stats, R_DROP_NO_TXPORT, len);
+	return XDP_DROP;
 }
 
 static __always_inline __u32 mix32(__u32 h)
@@ -308,6 +473,65 @@ static __always_inline int icmp_error_flow(struct cursor *c, __u8 proto, struct 
 	return 0;
 }
 
+/* A NAT reply: f is the packet's own key (real -> client). Returns the
+ * verdict, or -1 when the packet is not from a NAT real of the index. */
+static __always_inline int nat_reply(struct xdp_md *ctx, struct ethhdr *eth, __u32 tags, void *l3, void *l4,
+				     void *end, int v6, struct flow_key *f, __u64 len)
+{
+	struct vip_key rk = { .port = f->sport, .proto = f->proto, .family = v6 ? 6 : 4 };
+	__builtin_memcpy(rk.addr, f->src, 16);
+	struct rnat_val *rv = bpf_map_lookup_elem(&rnat, &rk);
+	if (!rv)
+		return -1;
+	__u8 ttl;
+	if (v6) {
+		struct ipv6hdr *ip6 = l3;
+		if ((void *)(ip6 + 1) > end)
+			return -1;
+		ttl = ip6->hop_limit;
+	} else {
+		struct iphdr *ip = l3;
+		if ((void *)(ip + 1) > end)
+			return -1;
+		ttl = ip->ttl;
+	}
+	if (ttl <= 1) {
+		count(&reason_stats, R_PASS_TTL, len);
+		return XDP_PASS;
+	}
+	/* The client's flow, as the forward path recorded it. */
+	struct flow_key ck = { .sport = f->dport, .dport = rv->vport, .proto = f->proto };
+	__builtin_memcpy(ck.src, f->dst, 16);
+	__builtin_memcpy(ck.dst, rv->vip, 16);
+	__u32 oif = 0;
+	__u8 mac[ETH_ALEN];
+	struct flow_val *fv = bpf_map_lookup_elem(&conntrack, &ck);
+	if (fv && fv->cifindex) {
+		oif = fv->cifindex;
+		__builtin_memcpy(mac, fv->cmac, ETH_ALEN);
+	} else {
+		struct nh_key nk = { .prefixlen = 128 };
+		if (v6) {
+			__builtin_memcpy(nk.addr, f->dst, 16);
+		} else {
+			nk.addr[2] = bpf_htonl(0xffff);
+			nk.addr[3] = f->dst[0];
+		}
+		struct nh_val *nh = bpf_map_lookup_elem(&nexthops, &nk);
+		if (!nh || !nh->ifindex) {
+			count(&reason_stats, R_PASS_NO_NEXTHOP, len);
+			return XDP_PASS;
+		}
+		oif = nh->ifindex;
+		__builtin_memcpy(mac, nh->mac, ETH_ALEN);
+	}
+	struct nat_rewrite nr = { .port = rv->vport };
+	__builtin_memcpy(nr.addr, rv->vip, 16);
+	nat_apply(l3, l4, end, v6, f->proto, 0, &nr);
+	count(&reason_stats, R_NAT_REPLY, len);
+	return send_to(ctx, eth, tags, oif, mac, len);
+}
+
 SEC("xdp")
 int xdp_lb(struct xdp_md *ctx)
 {
@@ -321,6 +545,10 @@ int xdp_lb(struct xdp_md *ctx)
 	__u32 tags = 0;
 	__u8 tcp_flags = 0;
 	int icmp = 0;
+	int v6 = 0;
+	/* Packet pointers on every path (the verifier cannot null-check
+	 * them); nat_apply checks the bounds it needs. */
+	void *l3 = data, *l4 = data;
 	__u8 proto;
 
 	__be16 ethp = parse_eth_tags(&c, &eth, &tags);
@@ -343,6 +571,7 @@ int xdp_lb(struct xdp_md *ctx)
 			return XDP_PASS;
 		}
 		proto = ip->protocol;
+		l3 = ip;
 		fk.src[0] = ip->saddr;
 		fk.dst[0] = ip->daddr;
 		vk.addr[0] = ip->daddr;
@@ -360,6 +589,8 @@ int xdp_lb(struct xdp_md *ctx)
 			count(&reason_stats, R_PASS_IPV6_EXT, len);
 			return XDP_PASS;
 		}
+		l3 = ip6;
+		v6 = 1;
 		__builtin_memcpy(fk.src, &ip6->saddr, 16);
 		__builtin_memcpy(fk.dst, &ip6->daddr, 16);
 		__builtin_memcpy(vk.addr, &ip6->daddr, 16);
@@ -375,6 +606,7 @@ int xdp_lb(struct xdp_md *ctx)
 			count(&reason_stats, R_PASS_TRUNCATED, len);
 			return XDP_PASS;
 		}
+		l4 = th;
 		fk.sport = th->source;
 		fk.dport = th->dest;
 		tcp_flags = ((__u8 *)th)[13];
@@ -384,6 +616,7 @@ int xdp_lb(struct xdp_md *ctx)
 			count(&reason_stats, R_PASS_TRUNCATED, len);
 			return XDP_PASS;
 		}
+		l4 = uh;
 		fk.sport = uh->source;
 		fk.dport = uh->dest;
 	} else if (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6) {
@@ -412,6 +645,11 @@ int xdp_lb(struct xdp_md *ctx)
 
 	struct vip_meta *vm = bpf_map_lookup_elem(&vips, &vk);
 	if (!vm) {
+		if (!icmp) {
+			int verdict = nat_reply(ctx, eth, tags, l3, l4, data_end, v6, &fk, len);
+			if (verdict >= 0)
+				return verdict;
+		}
 		count(&reason_stats, R_PASS_NOT_VIP, len);
 		return XDP_PASS;
 	}
@@ -501,7 +739,9 @@ int xdp_lb(struct xdp_md *ctx)
 		}
 		if ((syn || proto == IPPROTO_UDP) && !rst && !icmp) {
 			if (flood_budget(cfg, now)) {
-				struct flow_val nv = { .real_id = rid, .gen = rs->gen, .last_seen = now };
+				struct flow_val nv = { .real_id = rid, .gen = rs->gen, .last_seen = now,
+						       .cifindex = ctx->ingress_ifindex };
+				__builtin_memcpy(nv.cmac, eth->h_source, ETH_ALEN);
 				bpf_map_update_elem(&conntrack, &fk, &nv, BPF_ANY);
 				if (ptimeout && !pinned) {
 					struct persist_val np = { .real_id = rid, .gen = rs->gen, .last_seen = now };
@@ -520,6 +760,31 @@ int xdp_lb(struct xdp_md *ctx)
 		count(&reason_stats, R_PASS_NO_MAC, len);
 		return XDP_PASS;
 	}
+	int nat = rs->method == METHOD_NAT;
+	if (nat) {
+		/* ICMP errors about NAT flows are not translated (yet): the
+		 * stack gets them rather than a real that does not own the VIP. */
+		if (icmp) {
+			count(&reason_stats, R_PASS_NOT_VIP, len);
+			return XDP_PASS;
+		}
+		__u8 ttl;
+		if (v6) {
+			struct ipv6hdr *ip6 = l3;
+			if ((void *)(ip6 + 1) > data_end)
+				return XDP_PASS;
+			ttl = ip6->hop_limit;
+		} else {
+			struct iphdr *ip = l3;
+			if ((void *)(ip + 1) > data_end)
+				return XDP_PASS;
+			ttl = ip->ttl;
+		}
+		if (ttl <= 1) {
+			count(&reason_stats, R_PASS_TTL, len);
+			return XDP_PASS;
+		}
+	}
 	if (icmp)
 		count(&reason_stats, R_ICMP_TO_REAL, len);
 	if (rst && fv) {
@@ -531,47 +796,16 @@ int xdp_lb(struct xdp_md *ctx)
 	count(&vip_stats, svc, len);
 	count(&real_stats, rid, len);
 
+	if (nat) {
+		struct nat_rewrite nr = { .port = rs->port };
+		__builtin_memcpy(nr.addr, rs->addr, 16);
+		nat_apply(l3, l4, data_end, v6, proto, 1, &nr);
+		count(&reason_stats, R_NAT_DNAT, len);
+	}
 	/* DR: the IP packet is untouched; only the frame is re-addressed. */
-	if (rs->ifindex == 0 || rs->ifindex == ctx->ingress_ifindex) {
-		/* Back out of the ingress interface, on the same VLAN (its tags
-		 * stay as they came): our MAC is the old destination. */
-		__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
-		__builtin_memcpy(eth->h_dest, rs->mac, ETH_ALEN);
-		count(&reason_stats, R_TX, len);
-		return XDP_TX;
-	}
-	__u32 oif = rs->ifindex;
-	struct real *om = bpf_map_lookup_elem(&if_macs, &oif);
-	if (!om) {
-		count(&reason_stats, R_DROP_NO_TXPORT, len);
-		return XDP_DROP;
-	}
-	__u8 dmac[ETH_ALEN], smac[ETH_ALEN];
+	__u8 dmac[ETH_ALEN];
 	__builtin_memcpy(dmac, rs->mac, ETH_ALEN);
-	__builtin_memcpy(smac, om->mac, ETH_ALEN);
-	if (tags) {
-		/* Another interface is another link: the ingress VLAN tags mean
-		 * nothing there, and the route to the real names an untagged
-		 * interface. Strip them: the EtherType after the tags becomes the
-		 * frame's, in place, and the MACs are written in front of it. */
-		if (bpf_xdp_adjust_head(ctx, (int)(tags * sizeof(struct vlan_hdr))))
-			goto drop;
-		data = (void *)(long)ctx->data;
-		data_end = (void *)(long)ctx->data_end;
-		eth = data;
-		if ((void *)(eth + 1) > data_end)
-			goto drop;
-	}
-	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
-	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
-	long ret = bpf_redirect_map(&tx_ports, oif, 0);
-	if (ret != XDP_REDIRECT)
-		goto drop;
-	count(&reason_stats, R_REDIRECT, len);
-	return XDP_REDIRECT;
-drop:
-	count(&reason_stats, R_DROP_NO_TXPORT, len);
-	return XDP_DROP;
+	return send_to(ctx, eth, tags, rs->ifindex, dmac, len);
 }
 
 char _license[] SEC("license") = "GPL";

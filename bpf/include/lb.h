@@ -12,7 +12,7 @@
  * the maps in a directory named after the layout version and the sizes, so
  * a halod with another layout builds fresh maps beside the running ones. */
 enum lb_limits {
-	LB_LAYOUT_VERSION = 2, /* bump whenever a pinned map's key, value or type changes */
+	LB_LAYOUT_VERSION = 3, /* bump whenever a pinned map's key, value or type changes */
 	LB_MAX_SERVICES = 1024,
 	LB_MAX_REALS = 131072, /* (service, real) entries: a real in 3 services takes 3 */
 	LB_RING_SIZE = 16381,  /* largest per-service Maglev table; prime (pkg/maglev) */
@@ -22,6 +22,8 @@ enum lb_limits {
 	LB_PERSIST_SIZE = 65536, /* persistence pins (client or client network, service) */
 	LB_MAX_IFACES = 64,
 	LB_MAX_VLAN_TAGS = 2, /* 802.1Q, or 802.1ad outer + 802.1Q inner (QinQ) */
+	LB_MAX_RNAT = 131072, /* reverse-NAT index: one per (real address, port, protocol) */
+	LB_MAX_NEXTHOPS = 1024, /* routes towards clients for NAT replies of unseen flows */
 };
 
 enum lb_flags {
@@ -35,8 +37,9 @@ enum real_flags {
 	REAL_NEW_FLOWS = 1 << 2, /* weight > 0, up, MAC known: may take new flows (and persistence pins) */
 };
 
-/* How a real is reached. Only DR is implemented; the field is here so NAT
- * and TUN (and a reverse-NAT index) fit the same slot. */
+/* How a real is reached: DR (MAC rewrite) and NAT (DNAT, replies
+ * translated back through the reverse-NAT index) are implemented; TUN is
+ * refused by the Go side. */
 enum lb_method {
 	METHOD_DR = 0,
 	METHOD_NAT = 1,
@@ -70,6 +73,10 @@ enum lb_reason {
 	R_CT_CLOSED,     /* RST: entry removed after forwarding */
 	R_DROP_NO_TXPORT, /* redirect target not in the devmap: dropped, not counted as a redirect */
 	R_ICMP_TO_REAL,   /* ICMP error about a VIP flow, sent to that flow's real */
+	R_NAT_DNAT,       /* client -> VIP:vport rewritten to client -> real:rport */
+	R_NAT_REPLY,      /* real:rport -> client rewritten to VIP:vport -> client */
+	R_PASS_NO_NEXTHOP, /* NAT reply whose client has no known next hop: untouched */
+	R_PASS_TTL,       /* NAT packet whose TTL/hop limit would expire: the stack answers */
 	R_MAX,
 };
 
@@ -125,7 +132,32 @@ struct flow_val {
 	__u32 gen;
 	__u64 last_seen; /* bpf_ktime_get_ns, refreshed at most every LB_TOUCH_NS */
 	__u32 flags;     /* enum flow_flags */
-	__u32 pad;
+	__u32 cifindex;  /* NAT: interface the client's first packet came in on */
+	__u8 cmac[6];    /* NAT: that packet's source MAC (the client's next hop) */
+	__u16 pad;
+};
+
+/* Reverse-NAT index value: a reply from (real address, real port,
+ * protocol), the key being a struct vip_key, leaves from VIP:vport. Only
+ * written when exactly one NAT service uses that real address and port. */
+struct rnat_val {
+	__u32 vip[4];
+	__u16 vport; /* network order */
+	__u8 family;
+	__u8 pad;
+	__u32 svc;
+};
+
+/* Next hop towards a client network (LPM key: IPv4 as ::ffff:a.b.c.d). */
+struct nh_key {
+	__u32 prefixlen;
+	__u32 addr[4];
+};
+
+struct nh_val {
+	__u32 ifindex;
+	__u8 mac[6];
+	__u16 pad;
 };
 
 /* A persistence pin: a client (source masked by the granularity) of a

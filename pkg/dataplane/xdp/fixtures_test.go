@@ -84,3 +84,135 @@ func goldenCases() []golden {
 		{"truncated ipv6 tcp header", full6[:14+40+10], xdpPass, nil, PassTruncated, false},
 	}
 }
+
+// NAT fixtures: vport differs from rport everywhere, so every case maps the
+// port as well as the address.
+var (
+	natReal4, natReal6 = netip.MustParseAddr("10.1.0.13"), netip.MustParseAddr("fd00:1::13")
+	// otherClient4 sent nothing through this director: its replies have no
+	// flow entry (a failover) and no next hop is configured for it.
+	otherClient4 = netip.MustParseAddr("198.51.100.9")
+)
+
+// goldenNATServices are the NAT services of the golden configuration. They
+// are kept apart from goldenServices, whose DR-only configuration the fuzz
+// test's properties (nothing but the MACs rewritten) are written for.
+func goldenNATServices() []dataplane.Service {
+	nat := func(vip netip.Addr, vport uint16, proto dataplane.Protocol, real netip.Addr, rport uint16) dataplane.Service {
+		return dataplane.Service{Key: dataplane.ServiceKey{Addr: vip, Port: vport, Proto: proto}, Scheduler: "rr",
+			Method: dataplane.NAT, Reals: []dataplane.Real{{Addr: real, Port: rport, Weight: 1}}}
+	}
+	// A DR service whose real is also a NAT real: its replies are not
+	// translated (only NAT reals are in the reverse index).
+	perReal := svc(vip4, 8000, dataplane.TCP, "rr", "10.1.0.12")
+	perReal.Reals[0].Method = dataplane.NAT
+	perReal.Reals[0].Port = 8001
+	return []dataplane.Service{
+		nat(vip4, 443, dataplane.TCP, natReal4, 8443),
+		nat(vip4, 5353, dataplane.UDP, natReal4, 53),
+		nat(vip6, 8443, dataplane.TCP, natReal6, 80),
+		nat(vip6, 5353, dataplane.UDP, natReal6, 53),
+		perReal,
+	}
+}
+
+// natFrame builds a client <-> real frame for the NAT cases.
+type natFrame struct {
+	src, dst     netip.Addr
+	sport, dport uint16
+	udp, noCsum  bool
+	ttl          uint8
+	smac, dmac   string
+}
+
+func (n natFrame) frame() *packet.Frame {
+	f := &packet.Frame{Dst: packet.MustMAC(n.dmac), Src: packet.MustMAC(n.smac), Payload: []byte("GET / HTTP/1.0\r\n\r\n")}
+	if n.src.Is4() {
+		f.IPv4 = &packet.IPv4{Src: n.src, Dst: n.dst, TTL: n.ttl, ID: 0x1234}
+	} else {
+		f.IPv6 = &packet.IPv6{Src: n.src, Dst: n.dst, HopLimit: n.ttl}
+	}
+	if n.udp {
+		f.UDP = &packet.UDP{SrcPort: n.sport, DstPort: n.dport, NoCsum: n.noCsum}
+	} else {
+		f.TCP = &packet.TCP{SrcPort: n.sport, DstPort: n.dport, Flags: packet.TCPSyn, Seq: 7}
+	}
+	return f
+}
+
+// natCases: the forward DNAT, the reply it gets back, and the packets
+// that must pass untouched. Forward cases come before their replies (the
+// reply of a seen flow goes to the MAC the flow came from).
+func natCases() []golden {
+	const cm, dm = "02:00:00:00:00:01", "02:00:00:00:00:02"
+	r4, r6 := realMACs["10.1.0.13"].String(), realMACs["fd00:1::13"].String()
+	type pair struct {
+		name             string
+		in, out          natFrame
+		reason           Reason
+		verdict          uint32
+		bench, untouched bool
+	}
+	ps := []pair{
+		{name: "nat tcp4 client to vip:443 -> real:8443",
+			in:  natFrame{src: client4, dst: vip4, sport: 1000, dport: 443, ttl: 64, smac: cm, dmac: dm},
+			out: natFrame{src: client4, dst: natReal4, sport: 1000, dport: 8443, ttl: 63, smac: dm, dmac: r4}, reason: NATDNAT, verdict: xdpTX, bench: true},
+		{name: "nat tcp4 reply real:8443 -> vip:443",
+			in:  natFrame{src: natReal4, dst: client4, sport: 8443, dport: 1000, ttl: 64, smac: r4, dmac: dm},
+			out: natFrame{src: vip4, dst: client4, sport: 443, dport: 1000, ttl: 63, smac: dm, dmac: cm}, reason: NATReply, verdict: xdpTX, bench: true},
+		{name: "nat udp4 client to vip:5353 -> real:53",
+			in:  natFrame{src: client4, dst: vip4, sport: 3000, dport: 5353, udp: true, ttl: 64, smac: cm, dmac: dm},
+			out: natFrame{src: client4, dst: natReal4, sport: 3000, dport: 53, udp: true, ttl: 63, smac: dm, dmac: r4}, reason: NATDNAT, verdict: xdpTX},
+		{name: "nat udp4 reply real:53 -> vip:5353",
+			in:  natFrame{src: natReal4, dst: client4, sport: 53, dport: 3000, udp: true, ttl: 64, smac: r4, dmac: dm},
+			out: natFrame{src: vip4, dst: client4, sport: 5353, dport: 3000, udp: true, ttl: 63, smac: dm, dmac: cm}, reason: NATReply, verdict: xdpTX},
+		{name: "nat udp4 without checksum keeps none",
+			in:  natFrame{src: client4, dst: vip4, sport: 3001, dport: 5353, udp: true, noCsum: true, ttl: 64, smac: cm, dmac: dm},
+			out: natFrame{src: client4, dst: natReal4, sport: 3001, dport: 53, udp: true, noCsum: true, ttl: 63, smac: dm, dmac: r4}, reason: NATDNAT, verdict: xdpTX},
+		{name: "nat udp4 reply without checksum keeps none",
+			in:  natFrame{src: natReal4, dst: client4, sport: 53, dport: 3001, udp: true, noCsum: true, ttl: 64, smac: r4, dmac: dm},
+			out: natFrame{src: vip4, dst: client4, sport: 5353, dport: 3001, udp: true, noCsum: true, ttl: 63, smac: dm, dmac: cm}, reason: NATReply, verdict: xdpTX},
+		{name: "nat tcp6 client to vip:8443 -> real:80",
+			in:  natFrame{src: client6, dst: vip6, sport: 1000, dport: 8443, ttl: 64, smac: cm, dmac: dm},
+			out: natFrame{src: client6, dst: natReal6, sport: 1000, dport: 80, ttl: 63, smac: dm, dmac: r6}, reason: NATDNAT, verdict: xdpTX},
+		{name: "nat tcp6 reply real:80 -> vip:8443",
+			in:  natFrame{src: natReal6, dst: client6, sport: 80, dport: 1000, ttl: 64, smac: r6, dmac: dm},
+			out: natFrame{src: vip6, dst: client6, sport: 8443, dport: 1000, ttl: 63, smac: dm, dmac: cm}, reason: NATReply, verdict: xdpTX},
+		{name: "nat udp6 client to vip:5353 -> real:53",
+			in:  natFrame{src: client6, dst: vip6, sport: 4000, dport: 5353, udp: true, ttl: 64, smac: cm, dmac: dm},
+			out: natFrame{src: client6, dst: natReal6, sport: 4000, dport: 53, udp: true, ttl: 63, smac: dm, dmac: r6}, reason: NATDNAT, verdict: xdpTX},
+		{name: "nat udp6 reply real:53 -> vip:5353",
+			in:  natFrame{src: natReal6, dst: client6, sport: 53, dport: 4000, udp: true, ttl: 64, smac: r6, dmac: dm},
+			out: natFrame{src: vip6, dst: client6, sport: 5353, dport: 4000, udp: true, ttl: 63, smac: dm, dmac: cm}, reason: NATReply, verdict: xdpTX},
+		{name: "per-real lvs_method NAT in a DR service",
+			in:  natFrame{src: client4, dst: vip4, sport: 1001, dport: 8000, ttl: 64, smac: cm, dmac: dm},
+			out: natFrame{src: client4, dst: netip.MustParseAddr("10.1.0.12"), sport: 1001, dport: 8001, ttl: 63, smac: dm, dmac: realMACs["10.1.0.12"].String()}, reason: NATDNAT, verdict: xdpTX},
+		{name: "nat ttl 1 left to the stack",
+			in:     natFrame{src: client4, dst: vip4, sport: 1002, dport: 443, ttl: 1, smac: cm, dmac: dm},
+			reason: PassTTL, verdict: xdpPass, untouched: true},
+		{name: "nat reply of an unseen flow without a next hop",
+			in:     natFrame{src: natReal4, dst: otherClient4, sport: 8443, dport: 2000, ttl: 64, smac: r4, dmac: dm},
+			reason: PassNoNextHop, verdict: xdpPass, untouched: true},
+		{name: "from a nat real's unknown port",
+			in:     natFrame{src: natReal4, dst: client4, sport: 9999, dport: 1000, ttl: 64, smac: r4, dmac: dm},
+			reason: PassNotVIP, verdict: xdpPass, untouched: true},
+		{name: "from a non-real",
+			in:     natFrame{src: netip.MustParseAddr("10.1.0.99"), dst: client4, sport: 8443, dport: 1000, ttl: 64, smac: r4, dmac: dm},
+			reason: PassNotVIP, verdict: xdpPass, untouched: true},
+		{name: "udp from a nat real's tcp port",
+			in:     natFrame{src: natReal4, dst: client4, sport: 8443, dport: 1000, udp: true, ttl: 64, smac: r4, dmac: dm},
+			reason: PassNotVIP, verdict: xdpPass, untouched: true},
+		{name: "from a dr real",
+			in:     natFrame{src: netip.MustParseAddr("10.1.0.11"), dst: client4, sport: 80, dport: 1000, ttl: 64, smac: r4, dmac: dm},
+			reason: PassNotVIP, verdict: xdpPass, untouched: true},
+	}
+	var out []golden
+	for _, p := range ps {
+		g := golden{name: p.name, in: p.in.frame().Bytes(), verdict: p.verdict, reason: p.reason, bench: p.bench}
+		if !p.untouched {
+			g.out = p.out.frame().Bytes()
+		}
+		out = append(out, g)
+	}
+	return out
+}

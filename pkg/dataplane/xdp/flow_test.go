@@ -304,11 +304,11 @@ func TestApplyAtServiceLimit(t *testing.T) {
 // other service is applied.
 func TestApplySkipsBadService(t *testing.T) {
 	b := loadWith(t, Options{})
-	nat := svc(vip4, 81, dataplane.TCP, "rr", "10.1.0.11")
-	nat.Method = dataplane.NAT
+	tun := svc(vip4, 81, dataplane.TCP, "rr", "10.1.0.11")
+	tun.Method = dataplane.TUN
 	sctp := svc(vip4, 82, dataplane.SCTP, "rr", "10.1.0.11")
 	dup := svc(vip4, 83, dataplane.TCP, "rr", "10.1.0.11", "10.1.0.11")
-	err := b.Apply(context.Background(), []dataplane.Service{svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11"), nat, sctp, dup,
+	err := b.Apply(context.Background(), []dataplane.Service{svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11"), tun, sctp, dup,
 		svc(vip4, 53, dataplane.UDP, "mh", "10.1.0.12")})
 	var sk *dataplane.SkippedError
 	if !errors.As(err, &sk) || len(sk.Skipped) != 3 {

@@ -29,7 +29,9 @@ var (
 	realMACs  = map[string]net.HardwareAddr{
 		"10.1.0.11":  packet.MustMAC("02:00:00:00:11:11"),
 		"10.1.0.12":  packet.MustMAC("02:00:00:00:12:12"),
+		"10.1.0.13":  packet.MustMAC("02:00:00:00:13:13"),
 		"fd00:1::11": packet.MustMAC("02:00:00:00:61:11"),
+		"fd00:1::13": packet.MustMAC("02:00:00:00:61:13"),
 	}
 	client4, vip4 = netip.MustParseAddr("192.0.2.7"), netip.MustParseAddr("10.1.0.100")
 	client6, vip6 = netip.MustParseAddr("2001:db8::7"), netip.MustParseAddr("fd00:1::100")
@@ -90,14 +92,16 @@ func rewritten(f *packet.Frame, real string) []byte {
 }
 
 // The golden table (fixtures_test.go): input frame → verdict → exact output
-// frame → reason counter.
+// frame → reason counter. Every frame that leaves has its checksums
+// recomputed from scratch (rfc1071Valid), independently of the program's
+// incremental updates and of the builder that made the expected frame.
 func TestGoldenPackets(t *testing.T) {
 	b := loadTest(t)
 	ctx := context.Background()
-	if err := b.Apply(ctx, goldenServices()); err != nil {
+	if err := b.Apply(ctx, append(goldenServices(), goldenNATServices()...)); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range goldenCases() {
+	for _, c := range append(goldenCases(), natCases()...) {
 		t.Run(c.name, func(t *testing.T) {
 			before := b.Reasons()[c.reason]
 			verdict, out := run(t, b, c.in)
@@ -110,6 +114,11 @@ func TestGoldenPackets(t *testing.T) {
 			}
 			if !bytes.Equal(out, want) {
 				t.Fatalf("output frame\n got %x\nwant %x", out, want)
+			}
+			if c.verdict == xdpTX || c.verdict == xdpRedirect {
+				if err := rfc1071Valid(out); err != nil {
+					t.Fatalf("transmitted frame: %v\n%x", err, out)
+				}
 			}
 			if after := b.Reasons()[c.reason]; after != before+1 {
 				t.Fatalf("reason %d counter %d -> %d", c.reason, before, after)
@@ -228,10 +237,15 @@ func TestRoundRobinFollowsWeights(t *testing.T) {
 
 func TestRejectsWhatPart1CannotDo(t *testing.T) {
 	b := loadTest(t)
-	nat := svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11")
-	nat.Method = dataplane.NAT
-	if err := b.Apply(context.Background(), []dataplane.Service{nat}); err == nil {
-		t.Fatal("NAT service accepted")
+	tun := svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11")
+	tun.Method = dataplane.TUN
+	if err := b.Apply(context.Background(), []dataplane.Service{tun}); err == nil {
+		t.Fatal("TUN service accepted")
+	}
+	mixed := svc(vip4, 80, dataplane.TCP, "rr", "fd00:1::11")
+	mixed.Method = dataplane.NAT
+	if err := b.Apply(context.Background(), []dataplane.Service{mixed}); err == nil {
+		t.Fatal("NAT from an IPv4 VIP to an IPv6 real accepted")
 	}
 	if got, _ := b.Services(context.Background()); len(got) != 0 {
 		t.Fatal("a rejected set was half-applied")

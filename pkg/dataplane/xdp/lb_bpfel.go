@@ -47,7 +47,9 @@ type lbFlowVal struct {
 	Gen      uint32
 	LastSeen uint64
 	Flags    uint32
-	Pad      uint32
+	Cifindex uint32
+	Cmac     [6]uint8
+	Pad      uint16
 }
 
 type lbLbConfig struct {
@@ -69,7 +71,7 @@ const (
 type lbLbLimits uint32
 
 const (
-	lbLbLimitsLB_LAYOUT_VERSION lbLbLimits = 2
+	lbLbLimitsLB_LAYOUT_VERSION lbLbLimits = 3
 	lbLbLimitsLB_MAX_SERVICES   lbLbLimits = 1024
 	lbLbLimitsLB_MAX_REALS      lbLbLimits = 131072
 	lbLbLimitsLB_RING_SIZE      lbLbLimits = 16381
@@ -79,6 +81,8 @@ const (
 	lbLbLimitsLB_PERSIST_SIZE   lbLbLimits = 65536
 	lbLbLimitsLB_MAX_IFACES     lbLbLimits = 64
 	lbLbLimitsLB_MAX_VLAN_TAGS  lbLbLimits = 2
+	lbLbLimitsLB_MAX_RNAT       lbLbLimits = 131072
+	lbLbLimitsLB_MAX_NEXTHOPS   lbLbLimits = 1024
 )
 
 type lbLbMethod uint32
@@ -111,8 +115,25 @@ const (
 	lbLbReasonR_CT_CLOSED       lbLbReason = 16
 	lbLbReasonR_DROP_NO_TXPORT  lbLbReason = 17
 	lbLbReasonR_ICMP_TO_REAL    lbLbReason = 18
-	lbLbReasonR_MAX             lbLbReason = 19
+	lbLbReasonR_NAT_DNAT        lbLbReason = 19
+	lbLbReasonR_NAT_REPLY       lbLbReason = 20
+	lbLbReasonR_PASS_NO_NEXTHOP lbLbReason = 21
+	lbLbReasonR_PASS_TTL        lbLbReason = 22
+	lbLbReasonR_MAX             lbLbReason = 23
 )
+
+type lbNhKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      [4]uint32
+}
+
+type lbNhVal struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Mac     [6]uint8
+	Pad     uint16
+}
 
 type lbPersistKey struct {
 	_   structs.HostLayout
@@ -154,6 +175,15 @@ type lbRingChunk struct {
 	Id [16]uint32
 }
 
+type lbRnatVal struct {
+	_      structs.HostLayout
+	Vip    [4]uint32
+	Vport  uint16
+	Family uint8
+	Pad    uint8
+	Svc    uint32
+}
+
 type lbVipKey struct {
 	_      structs.HostLayout
 	Addr   [4]uint32
@@ -179,11 +209,13 @@ const (
 	lbMapConntrack       = "conntrack"
 	lbMapFlood           = "flood"
 	lbMapIfMacs          = "if_macs"
+	lbMapNexthops        = "nexthops"
 	lbMapPersist         = "persist"
 	lbMapRealStats       = "real_stats"
 	lbMapReals           = "reals"
 	lbMapReasonStats     = "reason_stats"
 	lbMapRings           = "rings"
+	lbMapRnat            = "rnat"
 	lbMapTxPorts         = "tx_ports"
 	lbMapVipStats        = "vip_stats"
 	lbMapVips            = "vips"
@@ -195,8 +227,11 @@ const (
 	lbVarUnusedFlowFlags = "unused_flow_flags"
 	lbVarUnusedLimits    = "unused_limits"
 	lbVarUnusedMethod    = "unused_method"
+	lbVarUnusedNhKey     = "unused_nh_key"
+	lbVarUnusedNhVal     = "unused_nh_val"
 	lbVarUnusedRealFlags = "unused_real_flags"
 	lbVarUnusedReason    = "unused_reason"
+	lbVarUnusedRnat      = "unused_rnat"
 )
 
 // loadLb returns the embedded CollectionSpec for lb.
@@ -252,11 +287,13 @@ type lbMapSpecs struct {
 	Conntrack   *ebpf.MapSpec `ebpf:"conntrack"`
 	Flood       *ebpf.MapSpec `ebpf:"flood"`
 	IfMacs      *ebpf.MapSpec `ebpf:"if_macs"`
+	Nexthops    *ebpf.MapSpec `ebpf:"nexthops"`
 	Persist     *ebpf.MapSpec `ebpf:"persist"`
 	RealStats   *ebpf.MapSpec `ebpf:"real_stats"`
 	Reals       *ebpf.MapSpec `ebpf:"reals"`
 	ReasonStats *ebpf.MapSpec `ebpf:"reason_stats"`
 	Rings       *ebpf.MapSpec `ebpf:"rings"`
+	Rnat        *ebpf.MapSpec `ebpf:"rnat"`
 	TxPorts     *ebpf.MapSpec `ebpf:"tx_ports"`
 	VipStats    *ebpf.MapSpec `ebpf:"vip_stats"`
 	Vips        *ebpf.MapSpec `ebpf:"vips"`
@@ -273,8 +310,11 @@ type lbVariableSpecs struct {
 	UnusedFlowFlags *ebpf.VariableSpec `ebpf:"unused_flow_flags"`
 	UnusedLimits    *ebpf.VariableSpec `ebpf:"unused_limits"`
 	UnusedMethod    *ebpf.VariableSpec `ebpf:"unused_method"`
+	UnusedNhKey     *ebpf.VariableSpec `ebpf:"unused_nh_key"`
+	UnusedNhVal     *ebpf.VariableSpec `ebpf:"unused_nh_val"`
 	UnusedRealFlags *ebpf.VariableSpec `ebpf:"unused_real_flags"`
 	UnusedReason    *ebpf.VariableSpec `ebpf:"unused_reason"`
+	UnusedRnat      *ebpf.VariableSpec `ebpf:"unused_rnat"`
 }
 
 // lbObjects contains all objects after they have been loaded into the kernel.
@@ -301,11 +341,13 @@ type lbMaps struct {
 	Conntrack   *ebpf.Map `ebpf:"conntrack"`
 	Flood       *ebpf.Map `ebpf:"flood"`
 	IfMacs      *ebpf.Map `ebpf:"if_macs"`
+	Nexthops    *ebpf.Map `ebpf:"nexthops"`
 	Persist     *ebpf.Map `ebpf:"persist"`
 	RealStats   *ebpf.Map `ebpf:"real_stats"`
 	Reals       *ebpf.Map `ebpf:"reals"`
 	ReasonStats *ebpf.Map `ebpf:"reason_stats"`
 	Rings       *ebpf.Map `ebpf:"rings"`
+	Rnat        *ebpf.Map `ebpf:"rnat"`
 	TxPorts     *ebpf.Map `ebpf:"tx_ports"`
 	VipStats    *ebpf.Map `ebpf:"vip_stats"`
 	Vips        *ebpf.Map `ebpf:"vips"`
@@ -317,11 +359,13 @@ func (m *lbMaps) Close() error {
 		m.Conntrack,
 		m.Flood,
 		m.IfMacs,
+		m.Nexthops,
 		m.Persist,
 		m.RealStats,
 		m.Reals,
 		m.ReasonStats,
 		m.Rings,
+		m.Rnat,
 		m.TxPorts,
 		m.VipStats,
 		m.Vips,
@@ -339,8 +383,11 @@ type lbVariables struct {
 	UnusedFlowFlags *ebpf.Variable `ebpf:"unused_flow_flags"`
 	UnusedLimits    *ebpf.Variable `ebpf:"unused_limits"`
 	UnusedMethod    *ebpf.Variable `ebpf:"unused_method"`
+	UnusedNhKey     *ebpf.Variable `ebpf:"unused_nh_key"`
+	UnusedNhVal     *ebpf.Variable `ebpf:"unused_nh_val"`
 	UnusedRealFlags *ebpf.Variable `ebpf:"unused_real_flags"`
 	UnusedReason    *ebpf.Variable `ebpf:"unused_reason"`
+	UnusedRnat      *ebpf.Variable `ebpf:"unused_rnat"`
 }
 
 // lbPrograms contains all programs after they have been loaded into the kernel.

@@ -41,7 +41,9 @@ type lbpercpuFlowVal struct {
 	Gen      uint32
 	LastSeen uint64
 	Flags    uint32
-	Pad      uint32
+	Cifindex uint32
+	Cmac     [6]uint8
+	Pad      uint16
 }
 
 type lbpercpuLbConfig struct {
@@ -51,6 +53,19 @@ type lbpercpuLbConfig struct {
 	UdpTimeoutNs    uint64
 	FloodThreshold  uint32
 	Pad             uint32
+}
+
+type lbpercpuNhKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      [4]uint32
+}
+
+type lbpercpuNhVal struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Mac     [6]uint8
+	Pad     uint16
 }
 
 type lbpercpuPersistKey struct {
@@ -80,6 +95,15 @@ type lbpercpuReal struct {
 	Pad     uint8
 }
 
+type lbpercpuRnatVal struct {
+	_      structs.HostLayout
+	Vip    [4]uint32
+	Vport  uint16
+	Family uint8
+	Pad    uint8
+	Svc    uint32
+}
+
 type lbpercpuVipKey struct {
 	_      structs.HostLayout
 	Addr   [4]uint32
@@ -105,11 +129,13 @@ const (
 	lbpercpuMapConntrack       = "conntrack"
 	lbpercpuMapFlood           = "flood"
 	lbpercpuMapIfMacs          = "if_macs"
+	lbpercpuMapNexthops        = "nexthops"
 	lbpercpuMapPersist         = "persist"
 	lbpercpuMapRealStats       = "real_stats"
 	lbpercpuMapReals           = "reals"
 	lbpercpuMapReasonStats     = "reason_stats"
 	lbpercpuMapRings           = "rings"
+	lbpercpuMapRnat            = "rnat"
 	lbpercpuMapTxPorts         = "tx_ports"
 	lbpercpuMapVipStats        = "vip_stats"
 	lbpercpuMapVips            = "vips"
@@ -121,8 +147,11 @@ const (
 	lbpercpuVarUnusedFlowFlags = "unused_flow_flags"
 	lbpercpuVarUnusedLimits    = "unused_limits"
 	lbpercpuVarUnusedMethod    = "unused_method"
+	lbpercpuVarUnusedNhKey     = "unused_nh_key"
+	lbpercpuVarUnusedNhVal     = "unused_nh_val"
 	lbpercpuVarUnusedRealFlags = "unused_real_flags"
 	lbpercpuVarUnusedReason    = "unused_reason"
+	lbpercpuVarUnusedRnat      = "unused_rnat"
 )
 
 // loadLbpercpu returns the embedded CollectionSpec for lbpercpu.
@@ -178,11 +207,13 @@ type lbpercpuMapSpecs struct {
 	Conntrack   *ebpf.MapSpec `ebpf:"conntrack"`
 	Flood       *ebpf.MapSpec `ebpf:"flood"`
 	IfMacs      *ebpf.MapSpec `ebpf:"if_macs"`
+	Nexthops    *ebpf.MapSpec `ebpf:"nexthops"`
 	Persist     *ebpf.MapSpec `ebpf:"persist"`
 	RealStats   *ebpf.MapSpec `ebpf:"real_stats"`
 	Reals       *ebpf.MapSpec `ebpf:"reals"`
 	ReasonStats *ebpf.MapSpec `ebpf:"reason_stats"`
 	Rings       *ebpf.MapSpec `ebpf:"rings"`
+	Rnat        *ebpf.MapSpec `ebpf:"rnat"`
 	TxPorts     *ebpf.MapSpec `ebpf:"tx_ports"`
 	VipStats    *ebpf.MapSpec `ebpf:"vip_stats"`
 	Vips        *ebpf.MapSpec `ebpf:"vips"`
@@ -199,8 +230,11 @@ type lbpercpuVariableSpecs struct {
 	UnusedFlowFlags *ebpf.VariableSpec `ebpf:"unused_flow_flags"`
 	UnusedLimits    *ebpf.VariableSpec `ebpf:"unused_limits"`
 	UnusedMethod    *ebpf.VariableSpec `ebpf:"unused_method"`
+	UnusedNhKey     *ebpf.VariableSpec `ebpf:"unused_nh_key"`
+	UnusedNhVal     *ebpf.VariableSpec `ebpf:"unused_nh_val"`
 	UnusedRealFlags *ebpf.VariableSpec `ebpf:"unused_real_flags"`
 	UnusedReason    *ebpf.VariableSpec `ebpf:"unused_reason"`
+	UnusedRnat      *ebpf.VariableSpec `ebpf:"unused_rnat"`
 }
 
 // lbpercpuObjects contains all objects after they have been loaded into the kernel.
@@ -227,11 +261,13 @@ type lbpercpuMaps struct {
 	Conntrack   *ebpf.Map `ebpf:"conntrack"`
 	Flood       *ebpf.Map `ebpf:"flood"`
 	IfMacs      *ebpf.Map `ebpf:"if_macs"`
+	Nexthops    *ebpf.Map `ebpf:"nexthops"`
 	Persist     *ebpf.Map `ebpf:"persist"`
 	RealStats   *ebpf.Map `ebpf:"real_stats"`
 	Reals       *ebpf.Map `ebpf:"reals"`
 	ReasonStats *ebpf.Map `ebpf:"reason_stats"`
 	Rings       *ebpf.Map `ebpf:"rings"`
+	Rnat        *ebpf.Map `ebpf:"rnat"`
 	TxPorts     *ebpf.Map `ebpf:"tx_ports"`
 	VipStats    *ebpf.Map `ebpf:"vip_stats"`
 	Vips        *ebpf.Map `ebpf:"vips"`
@@ -243,11 +279,13 @@ func (m *lbpercpuMaps) Close() error {
 		m.Conntrack,
 		m.Flood,
 		m.IfMacs,
+		m.Nexthops,
 		m.Persist,
 		m.RealStats,
 		m.Reals,
 		m.ReasonStats,
 		m.Rings,
+		m.Rnat,
 		m.TxPorts,
 		m.VipStats,
 		m.Vips,
@@ -265,8 +303,11 @@ type lbpercpuVariables struct {
 	UnusedFlowFlags *ebpf.Variable `ebpf:"unused_flow_flags"`
 	UnusedLimits    *ebpf.Variable `ebpf:"unused_limits"`
 	UnusedMethod    *ebpf.Variable `ebpf:"unused_method"`
+	UnusedNhKey     *ebpf.Variable `ebpf:"unused_nh_key"`
+	UnusedNhVal     *ebpf.Variable `ebpf:"unused_nh_val"`
 	UnusedRealFlags *ebpf.Variable `ebpf:"unused_real_flags"`
 	UnusedReason    *ebpf.Variable `ebpf:"unused_reason"`
+	UnusedRnat      *ebpf.Variable `ebpf:"unused_rnat"`
 }
 
 // lbpercpuPrograms contains all programs after they have been loaded into the kernel.

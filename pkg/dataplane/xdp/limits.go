@@ -54,6 +54,10 @@ const (
 	CTClosed      = lbLbReasonR_CT_CLOSED
 	DropNoTxPort  = lbLbReasonR_DROP_NO_TXPORT
 	ICMPToReal    = lbLbReasonR_ICMP_TO_REAL
+	NATDNAT       = lbLbReasonR_NAT_DNAT
+	NATReply      = lbLbReasonR_NAT_REPLY
+	PassNoNextHop = lbLbReasonR_PASS_NO_NEXTHOP
+	PassTTL       = lbLbReasonR_PASS_TTL
 	numReasons    = lbLbReasonR_MAX
 )
 
@@ -62,4 +66,5 @@ var reasonNames = map[Reason]string{PassNotIP: "pass_not_ip", PassNotVIP: "pass_
 	PassIPOptions: "pass_ip_options", PassIPv6Ext: "pass_ipv6_ext", PassTruncated: "pass_truncated",
 	PassNoReal: "pass_no_real", PassNoMAC: "pass_no_mac", TX: "tx", Redirect: "redirect", CTHit: "ct_hit",
 	CTNew: "ct_new", CTMiss: "ct_miss", CTFlood: "ct_flood", CTExpired: "ct_expired", CTStale: "ct_stale",
-	CTClosed: "ct_closed", DropNoTxPort: "drop_no_txport", ICMPToReal: "icmp_to_real"}
+	CTClosed: "ct_closed", DropNoTxPort: "drop_no_txport", ICMPToReal: "icmp_to_real",
+	NATDNAT: "nat_dnat", NATReply: "nat_reply", PassNoNextHop: "pass_no_nexthop", PassTTL: "pass_ttl"}

@@ -167,7 +167,7 @@ func (b *Backend) attach(ifname string) error {
 				b.pending[ifname] = l
 				b.log.Info("pinned XDP program has another map layout; it keeps forwarding until the first apply, then is replaced",
 					"interface", ifname, "layout", layoutDir(b.opts))
-				return nil
+				return b.egress(ifi.Index)
 			}
 			// Same maps: replace the program in one step, without a
 			// moment of no program.
@@ -177,7 +177,7 @@ func (b *Backend) attach(ifname string) error {
 			}
 			b.links[ifname] = l
 			b.log.Info("adopted pinned XDP link; program replaced atomically", "interface", ifname)
-			return nil
+			return b.egress(ifi.Index)
 		}
 	}
 	var modes []link.XDPAttachFlags
@@ -205,7 +205,7 @@ func (b *Backend) attach(ifname string) error {
 		b.links[ifname] = l
 		b.created[ifname] = true
 		b.log.Info("XDP program attached", "interface", ifname, "mode", modeName(m))
-		return nil
+		return b.egress(ifi.Index)
 	}
 	return fmt.Errorf("attach XDP to %s: %w", ifname, errors.Join(errs...))
 }

@@ -124,8 +124,16 @@ func (b *Backend) writeSlot(id, svcID uint32, real dataplane.Real) error {
 func (b *Backend) slotEntry(id, svcID uint32, real dataplane.Real) (lbReal, error) {
 	rk := real.Key()
 	w, fam := addrWords(rk.Addr)
+	port := rk.Port
+	if port == 0 {
+		port = b.slots.owners[id].svc.Port // 0: the service's port
+	}
+	method := lbLbMethodMETHOD_DR
+	if real.Method == dataplane.NAT {
+		method = lbLbMethodMETHOD_NAT
+	}
 	r := lbReal{Addr: w, Family: fam, Flags: uint8(lbRealFlagsREAL_VALID), Gen: b.slots.gens[id], Svc: svcID,
-		Port: htons(rk.Port), Method: uint8(lbLbMethodMETHOD_DR)}
+		Port: htons(port), Method: uint8(method)}
 	if n, ok := b.neigh.known[rk.Addr]; ok {
 		copy(r.Mac[:], n.mac)
 		r.Ifindex = uint32(n.ifindex)
@@ -159,10 +167,11 @@ func (b *Backend) freeSlot(id uint32) {
 	b.slots.ids.put(id)
 }
 
-// egress registers a real's egress interface when it is not an ingress
-// one: the devmap must hold it and the program needs its MAC as source.
+// egress registers an egress interface (a real's, or one the program is
+// attached to, where NAT replies and reals on another dataplane interface
+// go): the devmap must hold it and the program needs its MAC as source.
 func (b *Backend) egress(ifindex int) error {
-	if ifindex == 0 || b.ingress(ifindex) {
+	if ifindex == 0 {
 		return nil
 	}
 	ifi, err := netInterfaceByIndex(ifindex)
@@ -179,18 +188,4 @@ func (b *Backend) egress(ifindex int) error {
 		return fmt.Errorf("devmap %s: %w", ifi.Name, err)
 	}
 	return nil
-}
-
-func (b *Backend) ingress(ifindex int) bool {
-	for name := range b.links {
-		if ifi, err := netInterfaceByName(name); err == nil && ifi.Index == ifindex {
-			return true
-		}
-	}
-	for name := range b.pending {
-		if ifi, err := netInterfaceByName(name); err == nil && ifi.Index == ifindex {
-			return true
-		}
-	}
-	return false
 }

@@ -31,6 +31,9 @@ func (b *Backend) Apply(ctx context.Context, desired []dataplane.Service) error 
 
 	b.mu.Lock()
 	err := b.install(accepted)
+	if err == nil {
+		err = b.syncRNAT(accepted)
+	}
 	b.mu.Unlock()
 	if err == nil && len(b.pending) > 0 {
 		err = b.swapPending()
@@ -110,15 +113,25 @@ func supported(s dataplane.Service) error {
 		return fmt.Errorf("%d reals, a service holds at most %d", len(s.Reals), RingSize)
 	}
 	for _, r := range s.Reals {
-		m := r.Method
-		if m == "" {
-			m = s.Method
-		}
-		if m != dataplane.DR {
-			return fmt.Errorf("real %s: lb_kind %s is not supported by the XDP data plane yet (DR only)", r.Key(), m)
+		switch m := methodOf(s, r); m {
+		case dataplane.DR:
+		case dataplane.NAT:
+			if r.Addr.Is4() != s.Key.Addr.Is4() {
+				return fmt.Errorf("real %s: NAT between IPv4 and IPv6 is not supported", r.Key())
+			}
+		default:
+			return fmt.Errorf("real %s: lb_kind %s is not supported by the XDP data plane yet (DR and NAT)", r.Key(), m)
 		}
 	}
 	return nil
+}
+
+// methodOf is the real's lvs_method, or the service's lb_kind.
+func methodOf(s dataplane.Service, r dataplane.Real) dataplane.Method {
+	if r.Method != "" {
+		return r.Method
+	}
+	return s.Method
 }
 
 // install makes the maps hold exactly accepted. Order: services that go
@@ -289,6 +302,7 @@ func (b *Backend) installSlots(s dataplane.Service) (staged, error) {
 			}
 			st.reals[r.Key()] = id
 		}
+		r.Method = methodOf(s, r)
 		b.slots.owners[id] = slotOwner{svc: s.Key, real: r.Key(), state: r}
 		v, err := b.slotEntry(id, st.id, r)
 		if err != nil {
