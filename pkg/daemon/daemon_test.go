@@ -49,7 +49,8 @@ func (f *fakeVRRP) Status() []vrrpd.Status {
 	defer f.mu.Unlock()
 	var out []vrrpd.Status
 	for _, in := range f.cfg.Instances {
-		out = append(out, vrrpd.Status{Name: in.Name, VRID: in.VRID, State: "BACKUP", Priority: in.Priority})
+		out = append(out, vrrpd.Status{Name: in.Name, VRID: in.VRID, State: "BACKUP", Priority: in.Priority,
+			AdvertsReceived: 3, Trackers: []vrrpd.Tracker{{Name: "lo", Kind: "interface", Up: true}}})
 	}
 	return out
 }
@@ -330,7 +331,10 @@ func TestStartReloadDrainStop(t *testing.T) {
 	for _, want := range []string{"halo_config_last_reload_successful 0", `halo_config_reloads_total{result="failure"} 2`,
 		`halo_config_reloads_total{result="success"} 2`, `halo_vrrp_state{instance="VI_1",state="BACKUP"} 1`,
 		fmt.Sprintf(`halo_real_server_up{real_server="127.0.0.1:%d",virtual_server="tcp:10.0.0.1:80"} 0`, p2),
-		`halo_checks_total{checker="TCP_CHECK",result="failure"} `} {
+		`halo_checks_total{checker="TCP_CHECK",result="failure"} `,
+		// The VRRP side reports these (vrrpd.Status), so they exist from start-up.
+		`halo_vrrp_adverts_sent_total{instance="VI_1"} 0`, `halo_vrrp_adverts_received_total{instance="VI_1"} 3`,
+		`halo_vrrp_gratuitous_sent_total{instance="VI_1"} 0`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)
 		}

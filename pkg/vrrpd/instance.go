@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/halo-lb/halo/pkg/announce"
@@ -46,6 +48,10 @@ type instance struct {
 	order       []string
 	drops       map[string]int
 	transitions int
+
+	advertsSent     uint64        // event loop only
+	advertsReceived uint64        // event loop only
+	garpSent        atomic.Uint64 // announcement goroutines add to it
 
 	lastMaster netip.Addr // for skip_check_adv_addr
 
@@ -434,7 +440,9 @@ func (in *instance) sendAdvert(prio int) {
 		}
 		if err := in.conn.SendTTL(in.src, dst, msg, ttl); err != nil {
 			in.log.Warn("send advert", "to", dst, "err", err)
+			continue
 		}
+		in.advertsSent++
 	}
 }
 
@@ -539,7 +547,7 @@ func (in *instance) announceVIPs(p garpPlan, master bool, vips []vip.Addr) {
 		}
 		log := in.log.With("interface", dev)
 		burst := func(n int) {
-			if err := ann.Burst(ctx, ips, n, g.Interval.D(), g.GNAInterval.D()); err != nil && ctx.Err() == nil {
+			if err := burst(ctx, ann, ips, n, g.Interval.D(), g.GNAInterval.D(), &in.garpSent); err != nil && ctx.Err() == nil {
 				log.Warn("announce VIPs", "err", err)
 			}
 		}
@@ -571,6 +579,54 @@ func (in *instance) announceVIPs(p garpPlan, master bool, vips []vip.Addr) {
 			}()
 		}
 	}
+}
+
+// burst is announce.Announcer.Burst counting each packet the kernel
+// accepted, so halo_vrrp_gratuitous_sent_total says what really left.
+func burst(ctx context.Context, ann *announce.Announcer, ips []netip.Addr, repeat int, interval4, interval6 time.Duration,
+	sent *atomic.Uint64) error {
+	var firstErr error
+	for range repeat {
+		for _, ip := range ips {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err := ann.Send(ip); err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+			} else {
+				sent.Add(1)
+			}
+			d := interval4
+			if ip.Is6() {
+				d = interval6
+			}
+			if d > 0 {
+				select {
+				case <-time.After(d):
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+		}
+	}
+	return firstErr
+}
+
+// trackerStatus lists the configured trackers in config order (the
+// internal socket-binding tracker is not one).
+func (in *instance) trackerStatus() []Tracker {
+	out := []Tracker{}
+	for _, k := range in.order {
+		kind, _, _ := strings.Cut(k, "/")
+		if kind+"/" == bindKey {
+			continue
+		}
+		it := in.trackers[k]
+		out = append(out, Tracker{Name: it.Name, Kind: kind, Up: it.OK && !it.Unknown, Weight: it.Weight})
+	}
+	return out
 }
 
 func (in *instance) stopAnnounce() {

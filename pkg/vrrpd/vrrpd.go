@@ -48,6 +48,27 @@ type Status struct {
 	MasterAddr        string         `json:"master,omitempty"`
 	Drops             map[string]int `json:"drops,omitempty"`
 	Transitions       int            `json:"transitions"`
+	// AdvertsSent counts adverts the kernel accepted (one per destination:
+	// each unicast peer is one); AdvertsReceived those that passed every
+	// check and reached the state machine.
+	AdvertsSent     uint64 `json:"adverts_sent"`
+	AdvertsReceived uint64 `json:"adverts_received"`
+	// GratuitousSent counts gratuitous ARPs and unsolicited neighbour
+	// advertisements actually sent for the instance's VIPs.
+	GratuitousSent uint64 `json:"gratuitous_sent"`
+	// AdvertInterval is the one in use: a v3 backup follows its master's.
+	AdvertInterval string    `json:"advert_interval"`
+	Trackers       []Tracker `json:"trackers"`
+}
+
+// Tracker is one tracked object of an instance as it stands: Up is the
+// object's own status (a script that exits 0, an interface that is up),
+// before reverse or weight are applied.
+type Tracker struct {
+	Name   string `json:"name"`
+	Kind   string `json:"kind"` // script, interface, file
+	Up     bool   `json:"up"`
+	Weight int    `json:"weight"`
 }
 
 // Daemon runs all VRRP instances of a config.
@@ -431,6 +452,7 @@ func (d *Daemon) receive(now time.Time, cs *connState, p vrrpnet.Packet) {
 		}
 		return
 	}
+	target.advertsReceived++
 	if a.Priority == 0 {
 		target.drops["priority_zero_received"]++ // counted, not dropped
 	}
@@ -618,6 +640,9 @@ func (d *Daemon) publish() {
 		for k, v := range in.drops {
 			s.Drops[k] = v
 		}
+		s.AdvertsSent, s.AdvertsReceived, s.GratuitousSent = in.advertsSent, in.advertsReceived, in.garpSent.Load()
+		s.AdvertInterval = in.m.MasterAdverInterval().String()
+		s.Trackers = in.trackerStatus()
 		st = append(st, s)
 	}
 	ifd := map[string]map[string]int{}

@@ -129,6 +129,20 @@ func TestOpsStatusAndMetricsMatchReality(t *testing.T) {
 	if metricValue(d.scrape(t), `halo_check_duration_seconds_count{checker="HTTP_GET"}`) < 3 {
 		t.Errorf("halo_check_duration_seconds has no HTTP_GET observations")
 	}
+	// The master sends an advert every advert_int (1 s) and announced its
+	// VIP when it took over: the counters say so, and status agrees.
+	sentKey := `halo_vrrp_adverts_sent_total{instance="VI_1"}`
+	sentBefore := metricValue(m, sentKey)
+	if waitFor(5*time.Second, func() bool { return metricValue(d.scrape(t), sentKey) >= sentBefore+2 }) < 0 || sentBefore < 0 {
+		t.Errorf("%s stayed at %v (was %v) on the master", sentKey, metricValue(d.scrape(t), sentKey), sentBefore)
+	}
+	if g := metricValue(d.scrape(t), `halo_vrrp_gratuitous_sent_total{instance="VI_1"}`); g < 1 {
+		t.Errorf("halo_vrrp_gratuitous_sent_total = %v after becoming master", g)
+	}
+	if st := haloctlStatus(t, d.sock); st.VRRP[0].AdvertsSent < uint64(sentBefore)+2 || st.VRRP[0].AdvertInterval != "1s" {
+		t.Errorf("status adverts_sent %d (metric was %v), advert_interval %q", st.VRRP[0].AdvertsSent, sentBefore,
+			st.VRRP[0].AdvertInterval)
+	}
 
 	// A stopped real: status, metrics and dump agree it is down.
 	d.reals[2].stop()
