@@ -173,6 +173,13 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 			return n
 		}
 	}
+	// The VRRP side is built below, before anything can scrape.
+	src.InterfaceDrops = func() map[string]map[string]int {
+		if v, ok := d.vrrp.(interface{ InterfaceDrops() map[string]map[string]int }); ok {
+			return v.InterfaceDrops()
+		}
+		return nil
+	}
 	d.metrics = metrics.New(d.o.Version, src)
 	d.metrics.SetScripts(scriptNames(cfg))
 

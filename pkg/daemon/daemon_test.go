@@ -55,6 +55,10 @@ func (f *fakeVRRP) Status() []vrrpd.Status {
 	return out
 }
 
+func (f *fakeVRRP) InterfaceDrops() map[string]map[string]int {
+	return map[string]map[string]int{"lo": {"unknown_vrid": 2}}
+}
+
 func (f *fakeVRRP) Reload(cfg *config.Config) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -334,7 +338,8 @@ func TestStartReloadDrainStop(t *testing.T) {
 		`halo_checks_total{checker="TCP_CHECK",result="failure"} `,
 		// The VRRP side reports these (vrrpd.Status), so they exist from start-up.
 		`halo_vrrp_adverts_sent_total{instance="VI_1"} 0`, `halo_vrrp_adverts_received_total{instance="VI_1"} 3`,
-		`halo_vrrp_gratuitous_sent_total{instance="VI_1"} 0`} {
+		`halo_vrrp_gratuitous_sent_total{instance="VI_1"} 0`,
+		`halo_vrrp_unknown_vrid_adverts_total{family="inet",interface="lo"} 2`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)
 		}

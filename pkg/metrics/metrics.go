@@ -40,6 +40,9 @@ type Sources struct {
 	// ("adverts_sent", "trackers", …); series built from a field it does
 	// not fill are left out rather than exported as a false 0. Nil: all.
 	VRRPReports map[string]bool
+	// InterfaceDrops are the adverts no instance claimed, per receiving
+	// socket ("eth0", "eth0/inet6") and reason (vrrpd.Daemon.InterfaceDrops).
+	InterfaceDrops func() map[string]map[string]int
 }
 
 func (s Sources) reports(field string) bool { return s.VRRPReports == nil || s.VRRPReports[field] }
@@ -52,6 +55,11 @@ var VRRPStates = []string{"INIT", "BACKUP", "MASTER", "FAULT", "STOP"}
 var AdvertErrors = []string{"bad_length", "bad_version", "bad_type", "bad_family", "malformed", "bad_ttl",
 	"auth_type_mismatch", "auth_failure", "interval_mismatch", "bad_checksum", "expected_unicast",
 	"expected_multicast", "vip_mismatch", "unknown_unicast_source"}
+
+// InterfaceErrors are the reasons an advert no instance can claim is
+// dropped on an interface (it did not parse); unknown_vrid has its own
+// counter.
+var InterfaceErrors = []string{"bad_length", "bad_version", "bad_type", "bad_family", "malformed"}
 
 // CheckerTypes are the values of the checker label.
 var CheckerTypes = []string{"TCP_CHECK", "HTTP_GET", "SSL_GET", "MISC_CHECK", "PING_CHECK", "UDP_CHECK", "DNS_CHECK", "SMTP_CHECK"}
@@ -69,18 +77,22 @@ var (
 	vrrpReceived    = desc("halo_vrrp_adverts_received_total", "VRRP adverts received for the instance.", "instance")
 	vrrpErrors      = desc("halo_vrrp_advert_errors_total", "Received VRRP adverts dropped, by reason.", "instance", "reason")
 	vrrpGratuitous  = desc("halo_vrrp_gratuitous_sent_total", "Gratuitous ARPs and unsolicited neighbour advertisements sent.", "instance")
-	trackUp         = desc("halo_track_script_up", "1 while the vrrp_script succeeds.", "script")
-	realUp          = desc("halo_real_server_up", "1 when every checker of the real server passes.", "virtual_server", "real_server")
-	realWeight      = desc("halo_real_server_weight", "Weight the real server has in the data plane now (0 when drained).", "virtual_server", "real_server")
-	quorum          = desc("halo_virtual_server_quorum_up", "1 while the virtual server has quorum.", "virtual_server")
-	dpPackets       = desc("halo_dataplane_packets_total", "Packets the data plane forwarded for the virtual server.", "virtual_server")
-	dpBytes         = desc("halo_dataplane_bytes_total", "Bytes the data plane forwarded for the virtual server.", "virtual_server")
-	dpConns         = desc("halo_dataplane_connections_total", "Connections (new flows) the data plane scheduled for the virtual server.", "virtual_server")
-	dpRealPackets   = desc("halo_dataplane_real_packets_total", "Packets the data plane sent to the real server.", "virtual_server", "real_server")
-	dpRealBytes     = desc("halo_dataplane_real_bytes_total", "Bytes the data plane sent to the real server.", "virtual_server", "real_server")
-	dpRealConns     = desc("halo_dataplane_real_connections_total", "Connections (new flows) the data plane scheduled to the real server.", "virtual_server", "real_server")
-	xdpVerdicts     = desc("halo_xdp_packets_total", "Packets the XDP program handled, by verdict and reason.", "reason")
-	xdpFlows        = desc("halo_xdp_flow_table_entries", "Entries in the XDP connection table.")
+	vrrpUnknownVRID = desc("halo_vrrp_unknown_vrid_adverts_total",
+		"VRRP adverts received on an interface for a VRID no instance there runs.", "interface", "family")
+	vrrpIfErrors = desc("halo_vrrp_interface_advert_errors_total",
+		"VRRP packets received on an interface that did not parse, by reason.", "interface", "family", "reason")
+	trackUp       = desc("halo_track_script_up", "1 while the vrrp_script succeeds.", "script")
+	realUp        = desc("halo_real_server_up", "1 when every checker of the real server passes.", "virtual_server", "real_server")
+	realWeight    = desc("halo_real_server_weight", "Weight the real server has in the data plane now (0 when drained).", "virtual_server", "real_server")
+	quorum        = desc("halo_virtual_server_quorum_up", "1 while the virtual server has quorum.", "virtual_server")
+	dpPackets     = desc("halo_dataplane_packets_total", "Packets the data plane forwarded for the virtual server.", "virtual_server")
+	dpBytes       = desc("halo_dataplane_bytes_total", "Bytes the data plane forwarded for the virtual server.", "virtual_server")
+	dpConns       = desc("halo_dataplane_connections_total", "Connections (new flows) the data plane scheduled for the virtual server.", "virtual_server")
+	dpRealPackets = desc("halo_dataplane_real_packets_total", "Packets the data plane sent to the real server.", "virtual_server", "real_server")
+	dpRealBytes   = desc("halo_dataplane_real_bytes_total", "Bytes the data plane sent to the real server.", "virtual_server", "real_server")
+	dpRealConns   = desc("halo_dataplane_real_connections_total", "Connections (new flows) the data plane scheduled to the real server.", "virtual_server", "real_server")
+	xdpVerdicts   = desc("halo_xdp_packets_total", "Packets the XDP program handled, by verdict and reason.", "reason")
+	xdpFlows      = desc("halo_xdp_flow_table_entries", "Entries in the XDP connection table.")
 )
 
 // Metrics is halod's registry.
@@ -196,7 +208,7 @@ type collector struct {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{vrrpState, vrrpPrio, vrrpEffPrio, vrrpTransitions, vrrpSent, vrrpReceived,
-		vrrpErrors, vrrpGratuitous, trackUp, realUp, realWeight, quorum, dpPackets, dpBytes, dpConns,
+		vrrpErrors, vrrpGratuitous, vrrpUnknownVRID, vrrpIfErrors, trackUp, realUp, realWeight, quorum, dpPackets, dpBytes, dpConns,
 		dpRealPackets, dpRealBytes, dpRealConns, xdpVerdicts, xdpFlows} {
 		ch <- d
 	}
@@ -268,6 +280,18 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for n, up := range scripts {
 		gauge(trackUp, b2f(up), n)
+	}
+	if c.s.InterfaceDrops != nil {
+		for k, drops := range c.s.InterfaceDrops() {
+			ifname, fam := k, "inet"
+			if i := strings.LastIndexByte(k, '/'); i > 0 {
+				ifname, fam = k[:i], k[i+1:]
+			}
+			counter(vrrpUnknownVRID, float64(drops["unknown_vrid"]), ifname, fam)
+			for _, r := range InterfaceErrors {
+				counter(vrrpIfErrors, float64(drops[r]), ifname, fam, r)
+			}
+		}
 	}
 
 	stats := map[string]dataplane.ServiceStats{}

@@ -49,6 +49,9 @@ func sources() Sources {
 		Dataplane:   rec,
 		Verdicts:    func() map[string]uint64 { return map[string]uint64{"tx": 5, "pass_not_vip": 0} },
 		FlowEntries: func() int { return 4 },
+		InterfaceDrops: func() map[string]map[string]int {
+			return map[string]map[string]int{"eth0": {"unknown_vrid": 4, "bad_length": 1}, "eth0/inet6": {}}
+		},
 	}
 }
 
@@ -100,6 +103,20 @@ func TestScrape(t *testing.T) {
 	}
 	if strings.Contains(b, `state=`) && strings.Contains(b, `_total{instance="VI_1",state`) {
 		t.Error("a counter carries a state label")
+	}
+}
+
+// Adverts no instance claims are counted per interface and family, every
+// reason from start-up.
+func TestInterfaceDrops(t *testing.T) {
+	b := scrape(t, New("dev", sources()))
+	for _, want := range []string{`halo_vrrp_unknown_vrid_adverts_total{family="inet",interface="eth0"} 4`,
+		`halo_vrrp_unknown_vrid_adverts_total{family="inet6",interface="eth0"} 0`,
+		`halo_vrrp_interface_advert_errors_total{family="inet",interface="eth0",reason="bad_length"} 1`,
+		`halo_vrrp_interface_advert_errors_total{family="inet6",interface="eth0",reason="malformed"} 0`} {
+		if !strings.Contains(b, want+"\n") {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }
 
