@@ -1,12 +1,14 @@
 package xdp
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"testing"
 
+	"github.com/halo-lb/halo/internal/testkit/packet"
 	"github.com/halo-lb/halo/pkg/dataplane"
 )
 
@@ -166,5 +168,70 @@ func TestReverseNATMapFollowsApply(t *testing.T) {
 	}
 	if n := count(); n != 0 {
 		t.Fatalf("%d reverse-NAT entries with DR only, want 0", n)
+	}
+}
+
+// A reply of a flow this director never saw (a failover) is translated by
+// the reverse index alone and goes to the next hop of the client's
+// network; a NAT real's answer to the director itself (a health check) is
+// no reply and reaches the stack untouched.
+func TestNATReplyOfUnseenFlow(t *testing.T) {
+	b := loadTest(t)
+	if err := b.Apply(context.Background(), goldenNATServices()); err != nil {
+		t.Fatal(err)
+	}
+	gw := "02:00:00:00:0a:0a"
+	hops := []hop{
+		{prefix: netip.MustParsePrefix("0.0.0.0/0"), ifindex: 1, mac: packet.MustMAC(gw)}, // prog.Run's ingress: lo
+		{prefix: netip.MustParsePrefix("10.1.0.0/24")},
+		{prefix: netip.MustParsePrefix("10.1.0.1/32")},
+	}
+	if err := b.writeHops(hops); err != nil {
+		t.Fatal(err)
+	}
+	const dm = "02:00:00:00:00:02"
+	r4 := realMACs["10.1.0.13"].String()
+	in := natFrame{src: natReal4, dst: otherClient4, sport: 8443, dport: 2000, ttl: 64, smac: r4, dmac: dm}
+	want := natFrame{src: vip4, dst: otherClient4, sport: 443, dport: 2000, ttl: 63, smac: dm, dmac: gw}
+	verdict, out := run(t, b, in.frame().Bytes())
+	if verdict != xdpTX || !bytes.Equal(out, want.frame().Bytes()) {
+		t.Fatalf("verdict %d\n got %x\nwant %x", verdict, out, want.frame().Bytes())
+	}
+	if err := rfc1071Valid(out); err != nil {
+		t.Fatal(err)
+	}
+	for _, dst := range []string{"10.1.0.1", "10.1.0.77"} {
+		hc := natFrame{src: natReal4, dst: netip.MustParseAddr(dst), sport: 8443, dport: 40000, ttl: 64, smac: r4, dmac: dm}.frame().Bytes()
+		before := b.Reasons()[PassNoNextHop]
+		verdict, out = run(t, b, hc)
+		if verdict != xdpPass || !bytes.Equal(out, hc) || b.Reasons()[PassNoNextHop] != before+1 {
+			t.Fatalf("reply to %s: verdict %d, changed %v", dst, verdict, !bytes.Equal(out, hc))
+		}
+	}
+	// Without NAT services the next hops go away with the index.
+	if err := b.Apply(context.Background(), goldenServices()); err != nil {
+		t.Fatal(err)
+	}
+	var k lbNhKey
+	var v lbNhVal
+	if b.objs.Nexthops.Iterate().Next(&k, &v) {
+		t.Fatalf("next hop %+v left without NAT services", k)
+	}
+}
+
+func TestNextHopKeys(t *testing.T) {
+	e := nextHopEntries([]hop{
+		{prefix: netip.MustParsePrefix("192.0.2.0/24"), ifindex: 3, mac: packet.MustMAC("02:00:00:00:00:09")},
+		{prefix: netip.MustParsePrefix("2001:db8::/32"), ifindex: 4}, // no MAC: no next hop
+	})
+	k4 := lbNhKey{Prefixlen: 96 + 24}
+	k4.Addr, _ = addrWords(netip.MustParseAddr("::ffff:192.0.2.0"))
+	if v, ok := e[k4]; !ok || v.Ifindex != 3 || v.Mac[5] != 9 {
+		t.Fatalf("IPv4 entry %+v %v in %+v", v, ok, e)
+	}
+	k6 := lbNhKey{Prefixlen: 32}
+	k6.Addr, _ = addrWords(netip.MustParseAddr("2001:db8::"))
+	if v, ok := e[k6]; !ok || v.Ifindex != 0 {
+		t.Fatalf("IPv6 entry %+v %v", v, ok)
 	}
 }

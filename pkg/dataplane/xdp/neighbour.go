@@ -220,6 +220,12 @@ func (b *Backend) maintain() {
 			b.retryFailed()
 		case <-refresh.C:
 			b.refresh()
+			// Routes and client neighbours move too.
+			b.applyMu.Lock()
+			if err := b.syncHops(); err != nil {
+				b.log.Warn("NAT next hops", "err", err)
+			}
+			b.applyMu.Unlock()
 		}
 	}
 }

@@ -35,6 +35,9 @@ func (b *Backend) Apply(ctx context.Context, desired []dataplane.Service) error 
 		err = b.syncRNAT(accepted)
 	}
 	b.mu.Unlock()
+	if err == nil {
+		err = b.syncHops()
+	}
 	if err == nil && len(b.pending) > 0 {
 		err = b.swapPending()
 	}

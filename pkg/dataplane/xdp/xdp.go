@@ -119,6 +119,8 @@ type Backend struct {
 	warned      map[string]bool
 	// rnat mirrors the reverse-NAT map (nil until the first sync reads it).
 	rnat map[lbVipKey]lbRnatVal
+	// nh mirrors the next-hop map (nil until the first write reads it).
+	nh   map[lbNhKey]lbNhVal
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
