@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 func runHalod(t *testing.T, args ...string) (int, string, string) {
@@ -139,5 +141,18 @@ func TestBadFlags(t *testing.T) {
 	}
 	if code, _, _ := runHalod(t, "--no-such-flag"); code != 2 {
 		t.Fatalf("exit %d", code)
+	}
+}
+
+func TestNotifyTimeoutFlag(t *testing.T) {
+	o, _, err := parseFlags(nil, io.Discard)
+	if err != nil || o.notifyTimeout != 30*time.Second {
+		t.Fatalf("default --notify-timeout %v (%v), want 30s", o.notifyTimeout, err)
+	}
+	if o, _, err = parseFlags([]string{"--notify-timeout", "5s"}, io.Discard); err != nil || o.notifyTimeout != 5*time.Second {
+		t.Fatalf("--notify-timeout 5s: %v (%v)", o, err)
+	}
+	if code, _, _ := runHalod(t, "--notify-timeout", "0s"); code != 2 {
+		t.Fatalf("--notify-timeout 0s: exit %d, want 2", code)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/halo-lb/halo/pkg/bgp"
 	"github.com/halo-lb/halo/pkg/config"
@@ -41,6 +42,7 @@ type options struct {
 	logSyslog       bool
 	showVersion     bool
 	man             bool
+	notifyTimeout   time.Duration
 }
 
 const defaultMetricsAddr = "127.0.0.1:9650"
@@ -66,6 +68,8 @@ func flagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.pidFile, "pid-file", "", "write the process id to `file` (removed on exit)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.BoolVar(&o.logSyslog, "log-syslog", false, "also log to syslog (facility daemon)")
+	fs.DurationVar(&o.notifyTimeout, "notify-timeout", daemon.DefaultNotifyTimeout,
+		"`duration` a notify script (notify*, quorum_up/down, notify_up/down) may run before it is killed")
 	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
 	fs.BoolVar(&o.man, "man", false, "print this manual page (troff) and exit")
 	return fs
@@ -91,6 +95,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, *flag.FlagSet, error
 	}
 	if o.dataplane != "" && !contains(daemon.Backends(), o.dataplane) {
 		return nil, fs, fmt.Errorf("--dataplane %q: want one of %s", o.dataplane, strings.Join(daemon.Backends(), ", "))
+	}
+	if o.notifyTimeout <= 0 {
+		return nil, fs, fmt.Errorf("--notify-timeout %v: want a positive duration", o.notifyTimeout)
 	}
 	switch o.logFormat {
 	case "text", "json":
@@ -194,7 +201,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	d := daemon.New(cfg, daemon.Options{ConfigFile: o.configFile, Load: load, Strict: o.strict, Dataplane: o.dataplane,
 		BPFFS: o.bpffs, KeepDataplane: o.keepDataplane, Control: o.control, MetricsAddr: metricsAddr,
 		DumpFile: o.dumpFile, StatsFile: o.statsFile, PIDFile: o.pidFile, Version: version, Log: log,
-		Notifier: sdnotify.FromEnv(), Signals: sigs,
+		Notifier: sdnotify.FromEnv(), Signals: sigs, NotifyTimeout: o.notifyTimeout,
 		NewAnnouncer: func(c *config.Config, l *slog.Logger) (daemon.Announcer, error) {
 			a, err := bgp.NewAnnouncer(context.Background(), c, l, len(pins) > 0)
 			if a == nil {

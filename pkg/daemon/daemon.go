@@ -70,6 +70,9 @@ type Options struct {
 	// SIGINT. The caller subscribes it as early as it can, so a HUP during
 	// start-up waits in the channel instead of killing the process.
 	Signals <-chan os.Signal
+	// NotifyTimeout bounds each notify script, VRRP's and the virtual
+	// servers'; zero means DefaultNotifyTimeout.
+	NotifyTimeout time.Duration
 
 	// Backend, when set, is used instead of the factory (tests).
 	Backend dataplane.Backend
@@ -77,6 +80,24 @@ type Options struct {
 	NewVRRP func(cfg *config.Config, log *slog.Logger, onTransition func(string, vrrp.State)) VRRP
 	// NewAnnouncer, when set, builds the route announcer (BGP).
 	NewAnnouncer AnnouncerFactory
+}
+
+// DefaultNotifyTimeout is how long a notify script may run (--notify-timeout).
+const DefaultNotifyTimeout = vrrpd.DefaultNotifyTimeout
+
+func (o Options) notifyTimeout() time.Duration {
+	if o.NotifyTimeout > 0 {
+		return o.NotifyTimeout
+	}
+	return DefaultNotifyTimeout
+}
+
+// newVRRPD is the default VRRP side.
+func newVRRPD(cfg *config.Config, log *slog.Logger, on func(string, vrrp.State), notifyTimeout time.Duration) *vrrpd.Daemon {
+	v := vrrpd.New(cfg, log)
+	v.OnTransition = on
+	v.NotifyTimeout = notifyTimeout
+	return v
 }
 
 // Daemon is one running halod.
@@ -175,7 +196,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}
 	// The VRRP side is built below, before anything can scrape.
 	src.InterfaceDrops = func() map[string]map[string]int {
-		if v, ok := d.vrrp.(interface{ InterfaceDrops() map[string]map[string]int }); ok {
+		if v, ok := d.vrrp.(interface {
+			InterfaceDrops() map[string]map[string]int
+		}); ok {
 			return v.InterfaceDrops()
 		}
 		return nil
@@ -184,10 +207,12 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	d.metrics.SetScripts(scriptNames(cfg))
 
 	// 3. Virtual servers and their checkers.
-	d.mgr, err = vsmgr.New(cfg, d.backend, script.NewRunner(&cfg.Global), d.log)
+	runner := script.NewRunner(&cfg.Global)
+	d.mgr, err = vsmgr.New(cfg, d.backend, runner, d.log)
 	if err != nil {
 		return err
 	}
+	d.mgr.SetNotifyTimeout(d.o.notifyTimeout())
 	d.mgr.OnResult = d.metrics.ObserveCheck
 	d.mgr.OnChange = d.poke
 	lvsCtx, stopLVS := context.WithCancel(context.Background())
@@ -196,6 +221,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		stopLVS()
 		return err
 	}
+	// lvs_notify_fifo_script is the checker side's; notify_fifo_script and
+	// vrrp_notify_fifo_script are pkg/vrrpd's, started there once.
+	startFIFOScript(lvsCtx, cfg.Global.LVSNotifyFIFO, runner, d.log)
 	lvsStopped := false
 	stopChecks := func(omega bool) {
 		if lvsStopped {
@@ -216,9 +244,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	newVRRP := d.o.NewVRRP
 	if newVRRP == nil {
 		newVRRP = func(cfg *config.Config, log *slog.Logger, on func(string, vrrp.State)) VRRP {
-			v := vrrpd.New(cfg, log)
-			v.OnTransition = on
-			return v
+			return newVRRPD(cfg, log, on, d.o.notifyTimeout())
 		}
 	}
 	d.vrrp = newVRRP(cfg, d.log, d.onTransition)

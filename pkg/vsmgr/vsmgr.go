@@ -44,6 +44,8 @@ type Manager struct {
 	lastErr error
 	ctx     context.Context // set by Start; jobs run under it
 	sched   *check.Scheduler
+
+	notifyTimeout time.Duration // bounds each notify script; 0: none
 }
 
 type vsState struct {
@@ -95,7 +97,20 @@ func New(cfg *config.Config, backend dataplane.Backend, runner *script.Runner, l
 }
 
 func (m *Manager) newQueue(vs *vsState) *script.Queue {
-	return script.NewQueue(m.runner, m.log.With("virtual_server", vs.name), 0)
+	return script.NewQueue(m.runner, m.log.With("virtual_server", vs.name), m.notifyTimeout)
+}
+
+// SetNotifyTimeout bounds each notify script (notify_up/down, quorum_up/
+// down), as --notify-timeout does VRRP's: a hung script must not hold
+// back the ones queued after it forever. Call it before Start.
+func (m *Manager) SetNotifyTimeout(d time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.notifyTimeout = d
+	for _, vs := range m.vss {
+		vs.queue.Close() // idle: nothing runs before Start
+		vs.queue = m.newQueue(vs)
+	}
 }
 
 // build turns the config into fresh state (no queues, no running jobs).
