@@ -142,12 +142,6 @@ func serveUDPCounter(t *testing.T, ns *lab.NS, port int) *udpCounter {
 	return u
 }
 
-func (u *udpCounter) count() int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return len(u.seen)
-}
-
 // udpStream sends count datagrams (sequence numbers 0..count-1) to addr
 // from ns at a constant rate; it returns when all are sent. Bounded in
 // count and so in time (count/rate).

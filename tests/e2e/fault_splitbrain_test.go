@@ -79,7 +79,7 @@ vrrp_instance VI_1 {
 	if len(capt.since("10.184.0.2", cut)) == 0 || len(capt.since("10.184.0.1", cut)) == 0 {
 		t.Fatal("the client did not see adverts from both masters during the split")
 	}
-	t.Logf("split brain: both master after %v; client neighbour on n2 %v later", time.Since(cut).Round(time.Millisecond)-moved, moved.Round(time.Millisecond))
+	t.Logf("split brain: both master after %v; client neighbour on n2 %v later", (time.Since(cut) - moved).Round(time.Millisecond), moved.Round(time.Millisecond))
 
 	isolate("off")
 	healed := time.Now()
