@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/http"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/halo-lb/halo/internal/testkit/lab"
 )
@@ -46,6 +49,21 @@ func TestXDPNAT(t *testing.T) {
 	for i := 0; i < clients; i++ {
 		cl.Addr("eth0", fmt.Sprintf("10.95.0.%d/24", 20+i))
 	}
+	// A remote client behind a router: the director reaches its network
+	// through a gateway route (where most clients of a real director are).
+	rt, rc := l.NS("rt"), l.NS("rc")
+	front.Plug(rt, "eth0")
+	l.Veth(rt, "eth1", rc, "eth0")
+	rt.Addr("eth0", "10.95.0.254/24")
+	rt.Addr("eth1", "10.95.9.1/24")
+	rt.Sysctl("net.ipv4.ip_forward", "1")
+	rc.Addr("eth0", "10.95.9.2/24")
+	rc.Route("default", "10.95.9.1")
+	for _, n := range []*lab.NS{rt, rc} {
+		n.TxOff("eth0")
+	}
+	rt.TxOff("eth1")
+	dir.Route("10.95.9.0/24", "10.95.0.254")
 
 	names := []string{"real1", "real2", "real3"}
 	var rsConf strings.Builder
@@ -129,7 +147,8 @@ dataplane {
 }
 `, vip, vip, rsConf.String(), vip))
 	sock := filepath.Join(t.TempDir(), "halod.sock")
-	p := startHalod(t, dir, conf, "--dataplane", "xdp", "--bpffs", filepath.Join(l.BPFFS(), "halo"), "--control", sock,
+	bpffs := filepath.Join(l.BPFFS(), "halo")
+	p := startHalod(t, dir, conf, "--dataplane", "xdp", "--bpffs", bpffs, "--control", sock,
 		"--metrics-addr", "127.0.0.1:9650")
 	get := func(src string) (string, error) {
 		var c net.Conn
@@ -221,6 +240,62 @@ dataplane {
 	}
 	if len(udpReals) < 2 {
 		t.Errorf("UDP answers all came from %v", udpReals)
+	}
+
+	// A director that never saw a flow still translates its replies (the
+	// backup after a failover): with a keep-alive connection open from the
+	// remote client, the flow table and persistence pins are wiped; the
+	// next request on it must be forwarded by the table and answered
+	// through the reverse-NAT index and the next hop of the client's
+	// network (the gateway route, mirrored into the next-hop map).
+	var held net.Conn
+	if err := rc.Do(func() (err error) {
+		held, err = net.DialTimeout("tcp", vip+":443", 2*time.Second)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	heldReal := request(t, held)
+	if heldReal == "" {
+		t.Fatal("no answer on the held connection")
+	}
+	pinned := func(name string) *ebpf.Map {
+		paths, _ := filepath.Glob(filepath.Join(bpffs, "maps-v*", name))
+		if len(paths) != 1 {
+			t.Fatalf("pinned %s: %v", name, paths)
+		}
+		m, err := ebpf.LoadPinnedMap(paths[0], nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		return m
+	}
+	nexthops := pinned("nexthops")
+	key := make([]byte, 20) // prefixlen, then ::ffff:10.95.9.2
+	binary.NativeEndian.PutUint32(key, 128)
+	copy(key[4:], net.ParseIP("10.95.9.2").To16())
+	val := make([]byte, 12)
+	if err := nexthops.Lookup(key, val); err != nil || binary.NativeEndian.Uint32(val) != uint32(dir.Link("eth0").Index) ||
+		net.HardwareAddr(val[4:10]).String() != rt.Link("eth0").HardwareAddr.String() {
+		t.Fatalf("next hop of the remote client: %x %v (want eth0 and the router's MAC)", val, err)
+	}
+	before := grepLines((&drLab{dir: dir}).scrape(t), "halo_xdp_packets")
+	for _, name := range []string{"conntrack", "persist"} {
+		m := pinned(name)
+		var keys [][]byte
+		k := make([]byte, m.KeySize())
+		for it := m.Iterate(); it.Next(&k, new([]byte)); {
+			keys = append(keys, append([]byte(nil), k...))
+		}
+		for _, k := range keys {
+			m.Delete(k)
+		}
+	}
+	if got := request(t, held); got != heldReal {
+		t.Fatalf("after the flow table was wiped the held connection answered %q, want %q\n%s\n%s", got, heldReal, before,
+			grepLines((&drLab{dir: dir}).scrape(t), "halo_xdp"))
 	}
 
 	// It was XDP: the kernel forwards nothing, and the counters saw both
