@@ -51,7 +51,7 @@ func printStatus(w io.Writer, st *api.Status) {
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VIRTUAL SERVER\tSCHED\tMETHOD\tREAL SERVER\tWEIGHT\tSTATE\tLAST ERROR")
+	fmt.Fprintln(tw, "VIRTUAL SERVER\tSCHED\tMETHOD\tREAL SERVER\tWEIGHT\tSTATE\tLAST ERROR\tDATA PLANE")
 	for _, vs := range st.VirtualServers {
 		name := vs.ID
 		if !vs.QuorumUp {
@@ -69,8 +69,19 @@ func printStatus(w io.Writer, st *api.Status) {
 			if i > 0 {
 				first = ""
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s:%d\t%d\t%s\t%s\n", first, vs.Scheduler, vs.Method, r.Address, r.Port, r.Weight, state, r.LastError)
+			dp := r.DataplaneState
+			if dp == "" {
+				dp = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s:%d\t%d\t%s\t%s\t%s\n", first, vs.Scheduler, vs.Method, r.Address, r.Port, r.Weight,
+				state, r.LastError, dp)
 		}
 	}
 	tw.Flush()
+	if len(st.Skipped) > 0 {
+		fmt.Fprintln(w, "\nSkipped by the data plane (every other service is applied):")
+		for _, s := range st.Skipped {
+			fmt.Fprintf(w, "  %s: %s\n", s.Service, s.Reason)
+		}
+	}
 }

@@ -181,7 +181,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}()
 
 	// 2. Metrics registry, so every check from the first is counted.
-	src := metrics.Sources{Status: d.Status, Dataplane: d.backend, VRRPReports: jsonFields(vrrpd.Status{})}
+	src := metrics.Sources{Status: d.status, Dataplane: d.backend, VRRPReports: jsonFields(vrrpd.Status{})}
 	if v, ok := d.backend.(interface{ ReasonNames() map[string]uint64 }); ok {
 		src.Verdicts = v.ReasonNames
 	}
@@ -427,7 +427,7 @@ func (d *Daemon) announce(last []netip.Prefix) []netip.Prefix {
 	if d.ann == nil {
 		return last
 	}
-	want := DesiredPrefixes(d.Status(), d.config().Instances)
+	want := DesiredPrefixes(d.status(), d.config().Instances)
 	if last != nil && equalPrefixes(last, want) {
 		return last
 	}

@@ -14,8 +14,42 @@ import (
 	"github.com/halo-lb/halo/pkg/vsmgr"
 )
 
-// Status implements control.Handler.
+// Status implements control.Handler: status plus what the data plane
+// says of each real (asked here only, not at every scrape).
 func (d *Daemon) Status() api.Status {
+	st := d.status()
+	if rs, ok := d.backend.(dataplane.RealStater); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		states, err := rs.RealStates(ctx)
+		cancel()
+		if err == nil {
+			applyRealStates(st.VirtualServers, states)
+		}
+	}
+	return st
+}
+
+// applyRealStates marks the reals the data plane cannot send new flows
+// to. Virtual-server groups span several keys and are left unmarked.
+func applyRealStates(vss []api.VirtualServer, states []dataplane.RealState) {
+	for i := range vss {
+		key := serviceKeyOf(vss[i])
+		for _, s := range states {
+			if s.Ready || s.Service.String() != key {
+				continue
+			}
+			for j := range vss[i].Reals {
+				r := &vss[i].Reals[j]
+				if s.Real.Addr.String() == r.Address && (int(s.Real.Port) == r.Port || s.Real.Port == 0) {
+					r.DataplaneState = s.Reason
+				}
+			}
+		}
+	}
+}
+
+// status is the snapshot metrics and the announcer read.
+func (d *Daemon) status() api.Status {
 	d.mu.Lock()
 	st := api.Status{Version: d.o.Version, PID: os.Getpid(), Ready: d.isReady.Load(), StartedAt: d.started,
 		Dataplane: d.cfg.Dataplane.Backend,
@@ -47,6 +81,12 @@ func (d *Daemon) Status() api.Status {
 		}
 	}
 	st.BGP = d.bgpStatus()
+	if d.mgr != nil {
+		for k, reason := range d.mgr.Skipped() {
+			st.Skipped = append(st.Skipped, api.SkippedService{Service: k, Reason: reason})
+		}
+		sort.Slice(st.Skipped, func(i, j int) bool { return st.Skipped[i].Service < st.Skipped[j].Service })
+	}
 	return st
 }
 

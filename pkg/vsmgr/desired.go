@@ -2,7 +2,9 @@ package vsmgr
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 
 	"github.com/halo-lb/halo/pkg/config"
@@ -100,20 +102,54 @@ func (m *Manager) markDirty() {
 	}
 }
 
-// Apply hands the current desired state to the backend once.
+// Apply hands the current desired state to the backend once. Services
+// the backend skipped (a *dataplane.SkippedError alone: the rest is
+// applied) are a partial success: they are reported by Skipped and logged
+// once per distinct reason, and retrying would only skip them again, so
+// the set is not marked for retry; the next change or reload re-offers them.
 func (m *Manager) Apply(ctx context.Context) error {
 	m.mu.Lock()
 	desired := m.desiredLocked()
 	m.dirty = false
 	m.mu.Unlock()
 	err := m.backend.Apply(ctx, desired)
+	skipped := map[string]string{}
+	var sk *dataplane.SkippedError
+	if errors.As(err, &sk) {
+		for k, e := range sk.Skipped {
+			skipped[k.String()] = e.Error()
+		}
+	}
+	partial := err != nil && err == error(sk)
 	m.mu.Lock()
+	for k, reason := range skipped {
+		if m.skipped[k] != reason {
+			m.log.Warn("data plane skipped a service; the others are applied", "service", k, "reason", reason)
+		}
+	}
+	for k := range m.skipped {
+		if _, still := skipped[k]; !still {
+			m.log.Info("data plane no longer skips the service", "service", k)
+		}
+	}
+	m.skipped = skipped
+	if partial {
+		err = nil
+	}
 	m.lastErr = err
 	if err != nil {
 		m.dirty = true
 	}
 	m.mu.Unlock()
 	return err
+}
+
+// Skipped lists the services the backend left out at the latest Apply
+// (data-plane key, as dataplane.ServiceKey.String, to reason).
+func (m *Manager) Skipped() map[string]string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.skipped)
 }
 
 // LastApplyError is the error of the latest Apply (nil when it worked).

@@ -42,7 +42,8 @@ type Manager struct {
 	dirty   bool
 	applyCh chan struct{}
 	lastErr error
-	ctx     context.Context // set by Start; jobs run under it
+	skipped map[string]string // service key -> why the backend skipped it
+	ctx     context.Context   // set by Start; jobs run under it
 	sched   *check.Scheduler
 
 	notifyTimeout time.Duration // bounds each notify script; 0: none

@@ -24,6 +24,15 @@ type Status struct {
 	VRRP           []Instance      `json:"vrrp"`
 	VirtualServers []VirtualServer `json:"virtual_servers"`
 	BGP            *BGP            `json:"bgp,omitempty"` // nil without a bgp block
+	// Skipped are the services the data plane left out at its latest
+	// apply (every other one is applied), with the reason.
+	Skipped []SkippedService `json:"dataplane_skipped,omitempty"`
+}
+
+// SkippedService is a service the data plane could not install.
+type SkippedService struct {
+	Service string `json:"service"` // data-plane key: tcp:10.0.0.1:80, fwmark:7
+	Reason  string `json:"reason"`
 }
 
 // BGP is the embedded BGP speaker (pkg/bgp): sessions and what is
@@ -122,6 +131,10 @@ type Real struct {
 	LastError        string    `json:"last_error"`
 	Checkers         []Checker `json:"checkers,omitempty"`
 	Counters         *Counts   `json:"counters,omitempty"`
+	// DataplaneState says why the data plane cannot send new flows to
+	// the real now (the XDP backend: "MAC not resolved"); empty when it
+	// can or the backend does not tell.
+	DataplaneState string `json:"dataplane_state,omitempty"`
 }
 
 // Checker is one health checker with its last attempt.
