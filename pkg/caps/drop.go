@@ -22,6 +22,19 @@ func KernelHasCapBPF() bool {
 	return err == nil && n >= int(BPF)
 }
 
+var errCgo = errors.New("caps: cannot change every thread's capabilities in a cgo binary; build halod with CGO_ENABLED=0")
+
+// allThreads is one system call on every thread of the process.
+func allThreads(trap, a1, a2, a3 uintptr) error {
+	if _, _, e := syscall.AllThreadsSyscall(trap, a1, a2, a3); e != 0 {
+		if e == syscall.ENOTSUP {
+			return errCgo
+		}
+		return e
+	}
+	return nil
+}
+
 // Drop applies p to every thread of the process: the bounding set first
 // (it needs CAP_SETPCAP, which is then dropped), then effective, permitted
 // and inheritable. Capabilities are per thread and the Go runtime runs
@@ -40,30 +53,32 @@ func Drop(p Plan) error {
 			if p.Bounding.Has(c) {
 				continue
 			}
-			if _, _, e := syscall.AllThreadsSyscall(syscall.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c), 0); e != 0 {
-				if e == syscall.EINVAL {
+			if err := allThreads(syscall.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c), 0); err != nil {
+				if err == syscall.EINVAL {
 					break // past the kernel's last capability
 				}
-				return fmt.Errorf("caps: drop %s from the bounding set: %w", c, e)
+				if err == errCgo {
+					return err
+				}
+				return fmt.Errorf("caps: drop %s from the bounding set: %w", c, err)
 			}
 		}
 	}
 	// Ambient capabilities would survive exec for non-root scripts.
-	if _, _, e := syscall.AllThreadsSyscall(syscall.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0); e != 0 && e != syscall.EINVAL {
-		return fmt.Errorf("caps: clear ambient: %w", e)
+	if err := allThreads(syscall.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0); err == errCgo {
+		return err
+	} else if err != nil && err != syscall.EINVAL {
+		return fmt.Errorf("caps: clear ambient: %w", err)
 	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
 	data[0].Effective, data[0].Permitted = uint32(p.Keep), uint32(p.Keep)
 	data[1].Effective, data[1].Permitted = uint32(p.Keep>>32), uint32(p.Keep>>32)
-	_, _, e := syscall.AllThreadsSyscall(syscall.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0)
-	if e == syscall.ENOTSUP {
-		return errors.New("caps: cannot change every thread's capabilities in a cgo binary; build halod with CGO_ENABLED=0")
+	err := allThreads(syscall.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0)
+	if err != nil && err != errCgo {
+		return fmt.Errorf("caps: capset: %w", err)
 	}
-	if e != 0 {
-		return fmt.Errorf("caps: capset: %w", e)
-	}
-	return nil
+	return err
 }
 
 // Current reads the calling thread's effective, permitted and bounding sets
