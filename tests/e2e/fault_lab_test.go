@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ type advertCapture struct {
 	mu   sync.Mutex
 	at   map[string][]time.Time
 	fd   int
+	quit atomic.Bool
 	done chan struct{}
 }
 
@@ -41,11 +43,14 @@ func captureAdverts(t *testing.T, ns *lab.NS, ifname string) *advertCapture {
 	}
 	tv := syscall.NsecToTimeval(int64(200 * time.Millisecond))
 	syscall.SetsockoptTimeval(c.fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv)
-	go func() {
+	// The reader owns the socket and closes it when told to quit (within
+	// one receive timeout), so no other file can take its number meanwhile.
+	go func(fd int) {
 		defer close(c.done)
+		defer syscall.Close(fd)
 		buf := make([]byte, 2048)
-		for {
-			n, _, err := syscall.Recvfrom(c.fd, buf, 0)
+		for !c.quit.Load() {
+			n, _, err := syscall.Recvfrom(fd, buf, 0)
 			now := time.Now()
 			if err == syscall.EAGAIN || err == syscall.EINTR {
 				continue
@@ -61,18 +66,14 @@ func captureAdverts(t *testing.T, ns *lab.NS, ifname string) *advertCapture {
 			c.at[src] = append(c.at[src], now)
 			c.mu.Unlock()
 		}
-	}()
+	}(c.fd)
 	t.Cleanup(c.stop)
 	return c
 }
 
 func (c *advertCapture) stop() {
-	if c.fd >= 0 {
-		syscall.Shutdown(c.fd, syscall.SHUT_RDWR)
-		syscall.Close(c.fd)
-		c.fd = -1
-		<-c.done
-	}
+	c.quit.Store(true)
+	<-c.done
 }
 
 // since returns the arrival times from src after t0.
