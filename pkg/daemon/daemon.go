@@ -185,14 +185,11 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if v, ok := d.backend.(interface{ ReasonNames() map[string]uint64 }); ok {
 		src.Verdicts = v.ReasonNames
 	}
+	if f, ok := d.backend.(interface{ FlowEntries() int }); ok {
+		src.FlowEntries = f.FlowEntries
+	}
 	if f, ok := d.backend.(interface{ RealFlows() map[netip.Addr]int }); ok {
-		src.FlowEntries = func() int {
-			n := 0
-			for _, c := range f.RealFlows() {
-				n += c
-			}
-			return n
-		}
+		src.RealFlows = f.RealFlows
 	}
 	// The VRRP side is built below, before anything can scrape.
 	src.InterfaceDrops = func() map[string]map[string]int {

@@ -32,7 +32,13 @@ func (p *partialBackend) Apply(ctx context.Context, desired []dataplane.Service)
 	return &dataplane.SkippedError{Skipped: map[dataplane.ServiceKey]error{p.skip: errors.New("too many reals")}}
 }
 
-func (p *partialBackend) RealStates(context.Context) ([]dataplane.RealState, error) { return p.states, nil }
+func (p *partialBackend) RealFlows() map[netip.Addr]int {
+	return map[netip.Addr]int{netip.MustParseAddr("127.0.0.1"): 3}
+}
+
+func (p *partialBackend) RealStates(context.Context) ([]dataplane.RealState, error) {
+	return p.states, nil
+}
 
 // haloctl status shows the services the data plane skipped and why a real
 // cannot take new flows; the rest is applied.
@@ -66,6 +72,14 @@ func TestStatusShowsSkippedAndRealStates(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("real state not shown: %+v", st.VirtualServers)
+	}
+	// The dump shows the flows the data plane holds per real address.
+	for _, v := range h.d.Dump().VirtualServers {
+		for _, r := range v.Reals {
+			if r.FlowEntries == nil || *r.FlowEntries != 3 {
+				t.Errorf("dump: real %s:%d flow_entries %v, want 3", r.Address, r.Port, r.FlowEntries)
+			}
+		}
 	}
 	if got := h.installed(); !strings.HasPrefix(got, "tcp:10.0.0.1:80=") || strings.Contains(got, "10.0.0.2") {
 		t.Fatalf("installed %q", got)

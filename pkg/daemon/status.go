@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"os"
 	"sort"
 	"time"
@@ -175,6 +176,18 @@ func (d *Daemon) Dump() api.Dump {
 	}
 	if v, ok := d.backend.(interface{ ReasonNames() map[string]uint64 }); ok {
 		out.DataplaneVerdicts = v.ReasonNames()
+	}
+	if f, ok := d.backend.(interface{ RealFlows() map[netip.Addr]int }); ok {
+		flows := f.RealFlows()
+		for i := range out.VirtualServers {
+			for j := range out.VirtualServers[i].Reals {
+				r := &out.VirtualServers[i].Reals[j]
+				if a, err := netip.ParseAddr(r.Address); err == nil {
+					n := flows[a]
+					r.FlowEntries = &n
+				}
+			}
+		}
 	}
 	return out
 }

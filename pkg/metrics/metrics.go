@@ -13,6 +13,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime"
 	"sort"
 	"strconv"
@@ -36,6 +37,10 @@ type Sources struct {
 	Verdicts func() map[string]uint64
 	// FlowEntries is the connection-table occupancy (XDP).
 	FlowEntries func() int
+	// RealFlows is the connection-table occupancy per real address (XDP:
+	// its tables key flows by real address, so a real serving several
+	// virtual servers has one count).
+	RealFlows func() map[netip.Addr]int
 	// VRRPReports names the api.Instance JSON fields the VRRP side fills
 	// ("adverts_sent", "trackers", …); series built from a field it does
 	// not fill are left out rather than exported as a false 0. Nil: all.
@@ -87,12 +92,13 @@ var (
 	quorum        = desc("halo_virtual_server_quorum_up", "1 while the virtual server has quorum.", "virtual_server")
 	dpPackets     = desc("halo_dataplane_packets_total", "Packets the data plane forwarded for the virtual server.", "virtual_server")
 	dpBytes       = desc("halo_dataplane_bytes_total", "Bytes the data plane forwarded for the virtual server.", "virtual_server")
-	dpConns       = desc("halo_dataplane_connections_total", "Connections (new flows) the data plane scheduled for the virtual server.", "virtual_server")
+	dpConns       = desc("halo_dataplane_connections_total", "Connections (new flows) the data plane scheduled for the virtual server (IPVS; XDP does not count them per service: see halo_xdp_packets_total{reason=\"ct_new\"}).", "virtual_server")
 	dpRealPackets = desc("halo_dataplane_real_packets_total", "Packets the data plane sent to the real server.", "virtual_server", "real_server")
 	dpRealBytes   = desc("halo_dataplane_real_bytes_total", "Bytes the data plane sent to the real server.", "virtual_server", "real_server")
-	dpRealConns   = desc("halo_dataplane_real_connections_total", "Connections (new flows) the data plane scheduled to the real server.", "virtual_server", "real_server")
+	dpRealConns   = desc("halo_dataplane_real_connections_total", "Connections (new flows) the data plane scheduled to the real server (IPVS; XDP does not count them: see halo_xdp_real_flow_table_entries).", "virtual_server", "real_server")
 	xdpVerdicts   = desc("halo_xdp_packets_total", "Packets the XDP program handled, by verdict and reason.", "reason")
 	xdpFlows      = desc("halo_xdp_flow_table_entries", "Entries in the XDP connection table.")
+	xdpRealFlows  = desc("halo_xdp_real_flow_table_entries", "Entries in the XDP connection table that lead to the real server address.", "real_address")
 )
 
 // Metrics is halod's registry.
@@ -209,7 +215,7 @@ type collector struct {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{vrrpState, vrrpPrio, vrrpEffPrio, vrrpTransitions, vrrpSent, vrrpReceived,
 		vrrpErrors, vrrpGratuitous, vrrpUnknownVRID, vrrpIfErrors, trackUp, realUp, realWeight, quorum, dpPackets, dpBytes, dpConns,
-		dpRealPackets, dpRealBytes, dpRealConns, xdpVerdicts, xdpFlows} {
+		dpRealPackets, dpRealBytes, dpRealConns, xdpVerdicts, xdpFlows, xdpRealFlows} {
 		ch <- d
 	}
 }
@@ -365,5 +371,25 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.s.FlowEntries != nil {
 		gauge(xdpFlows, float64(c.s.FlowEntries()))
+	}
+	if c.s.RealFlows != nil {
+		// Every real address of the config has a series from start-up.
+		flows := c.s.RealFlows()
+		addrs := map[netip.Addr]bool{}
+		for _, vs := range st.VirtualServers {
+			for _, r := range vs.Reals {
+				if a, err := netip.ParseAddr(r.Address); err == nil {
+					addrs[a] = true
+				}
+			}
+		}
+		for a := range flows {
+			if a.IsValid() {
+				addrs[a] = true
+			}
+		}
+		for a := range addrs {
+			gauge(xdpRealFlows, float64(flows[a]), a.String())
+		}
 	}
 }

@@ -106,6 +106,26 @@ func TestScrape(t *testing.T) {
 	}
 }
 
+// Flow-table entries per real address (XDP): every configured real has a
+// series, entries for addresses no longer configured are shown too.
+func TestRealFlows(t *testing.T) {
+	src := sources()
+	src.RealFlows = func() map[netip.Addr]int {
+		return map[netip.Addr]int{netip.MustParseAddr("10.0.1.1"): 5, netip.MustParseAddr("10.0.7.7"): 1, {}: 2}
+	}
+	b := scrape(t, New("dev", src))
+	for _, want := range []string{`halo_xdp_real_flow_table_entries{real_address="10.0.1.1"} 5`,
+		`halo_xdp_real_flow_table_entries{real_address="10.0.1.2"} 0`,
+		`halo_xdp_real_flow_table_entries{real_address="10.0.7.7"} 1`} {
+		if !strings.Contains(b, want+"\n") {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(b, `real_address="invalid IP"`) {
+		t.Error("flows of an unknown real exported under an invalid address")
+	}
+}
+
 // Adverts no instance claims are counted per interface and family, every
 // reason from start-up.
 func TestInterfaceDrops(t *testing.T) {

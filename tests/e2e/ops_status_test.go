@@ -121,6 +121,14 @@ func TestOpsStatusAndMetricsMatchReality(t *testing.T) {
 	if realSum < after-before-float64(conns) {
 		t.Errorf("real-server packet counters sum to %v, the service's grew by %v", realSum, after-before)
 	}
+	// The flow table holds the connections just made, per real address.
+	var flowSum float64
+	for i := 0; i < 3; i++ {
+		flowSum += metricValue(m, fmt.Sprintf(`halo_xdp_real_flow_table_entries{real_address="10.141.0.%d"}`, 11+i))
+	}
+	if flowTable := metricValue(m, `halo_xdp_flow_table_entries`); flowSum < 1 || flowSum > flowTable {
+		t.Errorf("per-real flow entries sum to %v after %d connections (table holds %v)", flowSum, conns, flowTable)
+	}
 	// Checks run every delay_loop (1 s): within a few seconds they count.
 	checksKey := `halo_checks_total{checker="HTTP_GET",result="success"}`
 	if waitFor(5*time.Second, func() bool { return metricValue(d.scrape(t), checksKey) >= checksBefore+3 }) < 0 {

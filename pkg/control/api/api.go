@@ -135,6 +135,11 @@ type Real struct {
 	// the real now (the XDP backend: "MAC not resolved"); empty when it
 	// can or the backend does not tell.
 	DataplaneState string `json:"dataplane_state,omitempty"`
+	// FlowEntries (dump, XDP) counts the connection-table entries leading
+	// to the real's address, over every virtual server it serves: the XDP
+	// data plane counts no new connections per real (counters.connections
+	// stays 0), only the flows it holds.
+	FlowEntries *int `json:"flow_entries,omitempty"`
 }
 
 // Checker is one health checker with its last attempt.
