@@ -81,8 +81,12 @@ func FuzzProgram(f *testing.F) {
 			if len(out) != len(orig) {
 				t.Fatalf("DR changed the frame length %d -> %d", len(orig), len(out))
 			}
-			if !reals[net.HardwareAddr(out[0:6]).String()] {
-				t.Fatalf("transmitted to %s, not a configured real's MAC", net.HardwareAddr(out[0:6]))
+			to := net.HardwareAddr(out[0:6]).String()
+			if !reals[to] {
+				t.Fatalf("transmitted to %s, not a configured real's MAC", to)
+			}
+			if want, ok := serviceReal(orig); ok && to != realMACs[want].String() {
+				t.Fatalf("transmitted to %s; the service's only real is %s (%s)", to, want, realMACs[want])
 			}
 			if !bytes.Equal(out[6:12], orig[0:6]) {
 				t.Fatalf("source MAC %x, want the old destination %x", out[6:12], orig[0:6])
@@ -123,4 +127,41 @@ func ipDst(b []byte) (netip.Addr, bool) {
 		return netip.AddrFrom16([16]byte(b[off+24 : off+40])), true
 	}
 	return netip.Addr{}, false
+}
+
+// serviceReal is the one real of the golden service a TCP or UDP frame is
+// for (every golden service has a single real); ok is false for anything
+// else (ICMP errors are steered by the packet they quote).
+func serviceReal(b []byte) (string, bool) {
+	off := 12
+	et := binary.BigEndian.Uint16(b[off:])
+	for tags := 0; (et == 0x8100 || et == 0x88a8) && tags < 2; tags++ {
+		off += 4
+		et = binary.BigEndian.Uint16(b[off:])
+	}
+	off += 2
+	var proto byte
+	var l4 int
+	switch et {
+	case 0x0800:
+		proto, l4 = b[off+9], off+int(b[off]&0xf)*4
+	case 0x86dd:
+		proto, l4 = b[off+6], off+40
+	default:
+		return "", false
+	}
+	if (proto != 6 && proto != 17) || len(b) < l4+4 {
+		return "", false
+	}
+	dst, _ := ipDst(b)
+	port := binary.BigEndian.Uint16(b[l4+2:])
+	switch {
+	case dst == vip4 && proto == 6 && port == 80:
+		return "10.1.0.11", true
+	case dst == vip4 && proto == 17 && port == 53:
+		return "10.1.0.12", true
+	case dst == vip6 && ((proto == 6 && port == 443) || (proto == 17 && port == 53)):
+		return "fd00:1::11", true
+	}
+	return "", false
 }
