@@ -93,6 +93,7 @@ func TestFaultHalodRestartNoLoss(t *testing.T) {
 		t.Fatal("d1 never became master")
 	}
 	const count = 4000 // 8 s at 500/s
+	rst := countResets(t, f.cl, "eth0")
 	udp := udpStream(t, f.cl, fmt.Sprintf("%s:%d", f.vip, faultUDPPort), count, faultUDPEvery)
 	streams, reals := f.openStreams(t, faultStreams, faultSize)
 	time.Sleep(time.Second)
@@ -108,7 +109,11 @@ func TestFaultHalodRestartNoLoss(t *testing.T) {
 	sent := waitUDP(t, udp, count)
 	f.finish(t, streams, reals, faultSize)
 	got, hole := f.received(sent)
-	t.Logf("UDP: sent %d, received %d, lost %d (longest hole %d datagrams)", sent, got, sent-got, hole)
+	rst.stop()
+	t.Logf("UDP: sent %d, received %d, lost %d (longest hole %d datagrams); TCP resets seen by the client: %d", sent, got, sent-got, hole, rst.n.Load())
+	if rst.n.Load() != 0 {
+		t.Fatalf("%d TCP resets across a halod restart", rst.n.Load())
+	}
 	if sent != count || got != sent {
 		t.Fatalf("UDP lost %d of %d datagrams across a halod restart (longest hole %d)", sent-got, sent, hole)
 	}
@@ -133,6 +138,7 @@ func TestFaultMasterKilledBackupTakesOver(t *testing.T) {
 		t.Fatal("d1 never became master")
 	}
 	const count = 4000
+	rst := countResets(t, f.cl, "eth0")
 	udp := udpStream(t, f.cl, fmt.Sprintf("%s:%d", f.vip, faultUDPPort), count, faultUDPEvery)
 	streams, reals := f.openStreams(t, faultStreams, faultSize)
 	time.Sleep(time.Second)
@@ -149,8 +155,12 @@ func TestFaultMasterKilledBackupTakesOver(t *testing.T) {
 	sent := waitUDP(t, udp, count)
 	f.finish(t, streams, reals, faultSize)
 	got, hole := f.received(sent)
+	rst.stop()
+	if rst.n.Load() != 0 {
+		t.Fatalf("%d TCP resets across the failover", rst.n.Load())
+	}
 	window := time.Duration(hole) * faultUDPEvery
-	t.Logf("VIP on d2 %v after the kill; client neighbour on d2 after %v more; UDP sent %d received %d lost %d (one hole of %d datagrams ≈ %v)",
+	t.Logf("VIP on d2 %v after the kill; client neighbour on d2 after %v more; UDP sent %d received %d lost %d (one hole of %d datagrams ≈ %v); TCP resets 0",
 		took.Round(time.Millisecond), follow.Round(time.Millisecond), sent, got, sent-got, hole, window)
 	if follow < 0 {
 		t.Fatalf("client neighbour entry for the VIP is %q, not d2's %s", neighMAC(f.cl, f.vip), d2mac)

@@ -170,3 +170,60 @@ func udpStream(t *testing.T, ns *lab.NS, addr string, count int, every time.Dura
 	}()
 	return done
 }
+
+// rstCounter counts TCP segments with RST set that a namespace's
+// interface sees in either direction (AF_PACKET, so the client's own
+// resets count too): resets = 0 is measured, not inferred.
+type rstCounter struct {
+	n    atomic.Int64
+	quit atomic.Bool
+	done chan struct{}
+}
+
+func countResets(t *testing.T, ns *lab.NS, ifname string) *rstCounter {
+	t.Helper()
+	r := &rstCounter{done: make(chan struct{})}
+	ifi := ns.Link(ifname)
+	proto := int(htons(syscall.ETH_P_IP))
+	var fd int
+	if err := ns.Do(func() (err error) {
+		fd, err = syscall.Socket(syscall.AF_PACKET, syscall.SOCK_DGRAM, proto)
+		if err != nil {
+			return err
+		}
+		return syscall.Bind(fd, &syscall.SockaddrLinklayer{Protocol: uint16(proto), Ifindex: ifi.Index})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tv := syscall.NsecToTimeval(int64(200 * time.Millisecond))
+	syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv)
+	go func() {
+		defer close(r.done)
+		defer syscall.Close(fd)
+		buf := make([]byte, 128)
+		for !r.quit.Load() {
+			n, _, err := syscall.Recvfrom(fd, buf, syscall.MSG_TRUNC)
+			if err == syscall.EAGAIN || err == syscall.EINTR {
+				continue
+			}
+			if err != nil {
+				return
+			}
+			n = min(n, len(buf))
+			if n < 20 || buf[0]>>4 != 4 || buf[9] != 6 {
+				continue
+			}
+			l4 := int(buf[0]&0xf) * 4
+			if n >= l4+14 && buf[l4+13]&0x04 != 0 {
+				r.n.Add(1)
+			}
+		}
+	}()
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *rstCounter) stop() {
+	r.quit.Store(true)
+	<-r.done
+}

@@ -30,6 +30,7 @@ func TestFaultSoakFailovers(t *testing.T) {
 		t.Fatal("d1 never became master")
 	}
 	const count = 1500 // 3 s at 500/s
+	rst := countResets(t, f.cl, "eth0")
 	deadline := time.Now().Add(d)
 	var rounds, lostTotal, sentTotal int
 	var worstTake, worstHole time.Duration
@@ -76,6 +77,10 @@ func TestFaultSoakFailovers(t *testing.T) {
 		f.start(t, m)
 		f.waitServing(t, m)
 	}
-	t.Logf("soak %v: %d failovers, every TCP stream byte-exact; UDP sent %d lost %d; worst takeover %v, worst UDP hole %v",
-		d, rounds, sentTotal, lostTotal, worstTake.Round(time.Millisecond), worstHole)
+	rst.stop()
+	t.Logf("soak %v: %d failovers, every TCP stream byte-exact, %d TCP resets; UDP sent %d lost %d; worst takeover %v, worst UDP hole %v",
+		d, rounds, rst.n.Load(), sentTotal, lostTotal, worstTake.Round(time.Millisecond), worstHole)
+	if rst.n.Load() != 0 {
+		t.Fatalf("%d TCP resets during the soak", rst.n.Load())
+	}
 }
