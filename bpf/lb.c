@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* halo's XDP load balancer: DR (MAC rewrite) and NAT forwarding.
+/* halo's XDP load balancer: DR (MAC rewrite), NAT and TUN (ipip) forwarding.
  *
  * VIP traffic (address, port, protocol) is matched; the real comes from the
  * flow table for a known flow, otherwise from the service's Maglev table by
@@ -473,6 +473,96 @@ static __always_inline int icmp_error_flow(struct cursor *c, __u8 proto, struct 
 	return 0;
 }
 
+/* TUN (ipip): the whole IP packet goes to the real inside an outer IPv4
+ * (IPv6) header, protocol 4 (41). The outer source is chosen per flow
+ * (172.16.0.0/16, or 100::/64, the low 16 bits from the client's port and
+ * address, as Katran does) so that a real's NIC spreads the flows of one
+ * director over its queues. Returns the verdict; the frame is rebuilt in
+ * front of the untouched inner packet. */
+static __always_inline int tun_send(struct xdp_md *ctx, int v6, struct real *rs, struct flow_key *f, __u64 len)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return XDP_PASS;
+	__u32 oif = rs->ifindex;
+	int tx = oif == 0 || oif == ctx->ingress_ifindex;
+	__u8 dmac[ETH_ALEN], smac[ETH_ALEN];
+	__builtin_memcpy(dmac, rs->mac, ETH_ALEN);
+	if (tx) {
+		__builtin_memcpy(smac, eth->h_dest, ETH_ALEN);
+	} else {
+		struct real *om = bpf_map_lookup_elem(&if_macs, &oif);
+		if (!om) {
+			count(&reason_stats, R_DROP_NO_TXPORT, len);
+			return XDP_DROP;
+		}
+		__builtin_memcpy(smac, om->mac, ETH_ALEN);
+	}
+	__u32 inner_len = (__u32)(data_end - data) - sizeof(struct ethhdr);
+	__u16 spread = bpf_ntohs(f->sport) ^ (__u16)bpf_ntohl(v6 ? f->src[3] : f->src[0]);
+	int hdr = v6 ? (int)sizeof(struct ipv6hdr) : (int)sizeof(struct iphdr);
+	if (bpf_xdp_adjust_head(ctx, -hdr))
+		return XDP_PASS; /* nothing changed yet */
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > data_end)
+		goto drop;
+	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
+	if (!v6) {
+		struct iphdr *o = (void *)(eth + 1);
+		if ((void *)(o + 1) > data_end)
+			goto drop;
+		eth->h_proto = bpf_htons(ETH_P_IP);
+		o->version = 4;
+		o->ihl = 5;
+		o->tos = 0;
+		o->tot_len = bpf_htons(inner_len + sizeof(*o));
+		o->id = 0;
+		o->frag_off = bpf_htons(0x4000); /* DF: the tunnel never fragments */
+		o->ttl = 64;
+		o->protocol = IPPROTO_IPIP;
+		o->check = 0;
+		o->saddr = bpf_htonl(0xac100000 | spread);
+		o->daddr = rs->addr[0];
+		__u16 *w = (__u16 *)o;
+		__u32 sum = 0;
+#pragma unroll
+		for (int i = 0; i < 10; i++)
+			sum += w[i];
+		o->check = csum_finish(sum);
+	} else {
+		struct ipv6hdr *o = (void *)(eth + 1);
+		if ((void *)(o + 1) > data_end)
+			goto drop;
+		eth->h_proto = bpf_htons(ETH_P_IPV6);
+		*(__u32 *)o = bpf_htonl(6 << 28);
+		o->payload_len = bpf_htons(inner_len);
+		o->nexthdr = IPPROTO_IPV6;
+		o->hop_limit = 64;
+		o->saddr.in6_u.u6_addr32[0] = bpf_htonl(0x01000000);
+		o->saddr.in6_u.u6_addr32[1] = 0;
+		o->saddr.in6_u.u6_addr32[2] = 0;
+		o->saddr.in6_u.u6_addr32[3] = bpf_htonl(spread);
+		__builtin_memcpy(o->daddr.in6_u.u6_addr32, rs->addr, 16);
+	}
+	count(&reason_stats, R_TUN_ENCAP, len);
+	if (tx) {
+		count(&reason_stats, R_TX, len);
+		return XDP_TX;
+	}
+	if (bpf_redirect_map(&tx_ports, oif, 0) != XDP_REDIRECT)
+		goto drop;
+	count(&reason_stats, R_REDIRECT, len);
+	return XDP_REDIRECT;
+drop:
+	count(&reason_stats, R_DROP_NO_TXPORT, len);
+	return XDP_DROP;
+}
+
 /* A NAT reply: f is the packet's own key (real -> client). Returns the
  * verdict, or -1 when the packet is not from a NAT real of the index. */
 static __always_inline int nat_reply(struct xdp_md *ctx, struct ethhdr *eth, __u32 tags, void *l3, void *l4,
@@ -761,6 +851,13 @@ int xdp_lb(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 	int nat = rs->method == METHOD_NAT;
+	int tun = rs->method == METHOD_TUN;
+	if (tun && tags) {
+		/* The encapsulated frame is built behind an untagged Ethernet
+		 * header; tagged ingress is left to the stack. */
+		count(&reason_stats, R_PASS_NOT_VIP, len);
+		return XDP_PASS;
+	}
 	if (nat) {
 		/* ICMP errors about NAT flows are not translated (yet): the
 		 * stack gets them rather than a real that does not own the VIP. */
@@ -796,6 +893,8 @@ int xdp_lb(struct xdp_md *ctx)
 	count(&vip_stats, svc, len);
 	count(&real_stats, rid, len);
 
+	if (tun)
+		return tun_send(ctx, v6, rs, &fk, len);
 	if (nat) {
 		struct nat_rewrite nr = { .port = rs->port };
 		__builtin_memcpy(nr.addr, rs->addr, 16);

@@ -37,9 +37,8 @@ enum real_flags {
 	REAL_NEW_FLOWS = 1 << 2, /* weight > 0, up, MAC known: may take new flows (and persistence pins) */
 };
 
-/* How a real is reached: DR (MAC rewrite) and NAT (DNAT, replies
- * translated back through the reverse-NAT index) are implemented; TUN is
- * refused by the Go side. */
+/* How a real is reached: DR (MAC rewrite), NAT (DNAT, replies translated
+ * back through the reverse-NAT index) and TUN (ipip / ip6ip6). */
 enum lb_method {
 	METHOD_DR = 0,
 	METHOD_NAT = 1,
@@ -77,6 +76,7 @@ enum lb_reason {
 	R_NAT_REPLY,      /* real:rport -> client rewritten to VIP:vport -> client */
 	R_PASS_NO_NEXTHOP, /* NAT reply whose client has no known next hop: untouched */
 	R_PASS_TTL,       /* NAT packet whose TTL/hop limit would expire: the stack answers */
+	R_TUN_ENCAP,      /* encapsulated (ipip / ip6ip6) to a TUN real */
 	R_MAX,
 };
 

@@ -42,7 +42,7 @@ func BenchmarkGolden(b *testing.B) {
 	if err := be.Apply(context.Background(), append(goldenServices(), goldenNATServices()...)); err != nil {
 		b.Fatal(err)
 	}
-	cases := append(goldenCases(), natCases()...)
+	cases := append(append(goldenCases(), natCases()...), tunCases()...)
 	// Every case once, in table order: NAT replies then find the flow
 	// their forward case recorded.
 	for _, fr := range cases {
@@ -101,6 +101,7 @@ func natVersusDR(b *testing.B, be *Backend, cases []golden) {
 		{"dr", "vip tcp4"},
 		{"nat-forward", "nat tcp4 client to vip:443 -> real:8443"},
 		{"nat-reply", "nat tcp4 reply real:8443 -> vip:443"},
+		{"tun", "tun ipip v4-in-v4"},
 		{"pass", "other address"},
 	}
 	const rounds, runs = 11, 2000
@@ -123,8 +124,9 @@ func natVersusDR(b *testing.B, be *Backend, cases []golden) {
 		b.ReportMetric(med[p.label], p.label+"-ns/pkt")
 	}
 	fmt.Fprintf(os.Stderr, "\nprogram run time (bpf_stats), median of %d interleaved rounds x %d single runs: DR %.0f ns, "+
-		"NAT forward %.0f ns (%.2fx DR), NAT reply %.0f ns (%.2fx DR), non-VIP pass %.0f ns\n", rounds, runs,
-		med["dr"], med["nat-forward"], med["nat-forward"]/med["dr"], med["nat-reply"], med["nat-reply"]/med["dr"], med["pass"])
+		"NAT forward %.0f ns (%.2fx DR), NAT reply %.0f ns (%.2fx DR), TUN %.0f ns (%.2fx DR), non-VIP pass %.0f ns\n", rounds, runs,
+		med["dr"], med["nat-forward"], med["nat-forward"]/med["dr"], med["nat-reply"], med["nat-reply"]/med["dr"],
+		med["tun"], med["tun"]/med["dr"], med["pass"])
 }
 
 // singleRuns runs in that many times, each on a fresh copy, and returns the

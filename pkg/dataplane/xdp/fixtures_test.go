@@ -113,6 +113,8 @@ func goldenNATServices() []dataplane.Service {
 		nat(vip6, 8443, dataplane.TCP, natReal6, 80),
 		nat(vip6, 5353, dataplane.UDP, natReal6, 53),
 		perReal,
+		tunSvc(vip4, 8081, "10.1.0.14"),
+		tunSvc(vip6, 8081, "fd00:1::14"),
 	}
 }
 
@@ -215,4 +217,39 @@ func natCases() []golden {
 		out = append(out, g)
 	}
 	return out
+}
+
+func tunSvc(vip netip.Addr, port uint16, real string) dataplane.Service {
+	s := svc(vip, port, dataplane.TCP, "rr", real)
+	s.Method = dataplane.TUN
+	return s
+}
+
+// tunCases: the client's IP packet, byte for byte, inside an outer header
+// to the real, from a per-flow source (172.16.0.0/16 or 100::/64, low 16
+// bits = client port XOR the low 16 bits of the client's address).
+func tunCases() []golden {
+	spread := func(src netip.Addr, sport uint16) uint16 {
+		b := src.As16()
+		return sport ^ (uint16(b[14])<<8 | uint16(b[15]))
+	}
+	in4 := tcp4(vip4, 8081, 1000)
+	s4 := spread(client4, 1000)
+	out4 := &packet.Frame{Dst: realMACs["10.1.0.14"], Src: dirMAC, IPv4: &packet.IPv4{Flags: 2, TTL: 64, Protocol: 4,
+		Src: netip.AddrFrom4([4]byte{172, 16, byte(s4 >> 8), byte(s4)}), Dst: netip.MustParseAddr("10.1.0.14")},
+		Payload: in4.Bytes()[14:]}
+	in6 := &packet.Frame{Dst: dirMAC, Src: clientMAC, IPv6: &packet.IPv6{Src: client6, Dst: vip6},
+		TCP: &packet.TCP{SrcPort: 2000, DstPort: 8081, Flags: packet.TCPSyn}, Payload: []byte("GET /")}
+	s6 := spread(client6, 2000)
+	var src6 [16]byte
+	src6[0], src6[1], src6[14], src6[15] = 0x01, 0x00, byte(s6>>8), byte(s6)
+	out6 := &packet.Frame{Dst: realMACs["fd00:1::14"], Src: dirMAC, IPv6: &packet.IPv6{NextHeader: 41, HopLimit: 64,
+		Src: netip.AddrFrom16(src6), Dst: netip.MustParseAddr("fd00:1::14")}, Payload: in6.Bytes()[14:]}
+	tagged := tcp4(vip4, 8081, 1001)
+	tagged.VLAN = 42
+	return []golden{
+		{"tun ipip v4-in-v4", in4.Bytes(), xdpTX, out4.Bytes(), TUNEncap, true},
+		{"tun ip6ip6 v6-in-v6", in6.Bytes(), xdpTX, out6.Bytes(), TUNEncap, false},
+		{"tun vlan-tagged left to the stack", tagged.Bytes(), xdpPass, nil, PassNotVIP, false},
+	}
 }

@@ -30,6 +30,8 @@ var (
 		"10.1.0.11":  packet.MustMAC("02:00:00:00:11:11"),
 		"10.1.0.12":  packet.MustMAC("02:00:00:00:12:12"),
 		"10.1.0.13":  packet.MustMAC("02:00:00:00:13:13"),
+		"10.1.0.14":  packet.MustMAC("02:00:00:00:14:14"),
+		"fd00:1::14": packet.MustMAC("02:00:00:00:61:14"),
 		"fd00:1::11": packet.MustMAC("02:00:00:00:61:11"),
 		"fd00:1::13": packet.MustMAC("02:00:00:00:61:13"),
 	}
@@ -101,7 +103,7 @@ func TestGoldenPackets(t *testing.T) {
 	if err := b.Apply(ctx, append(goldenServices(), goldenNATServices()...)); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range append(goldenCases(), natCases()...) {
+	for _, c := range append(append(goldenCases(), natCases()...), tunCases()...) {
 		t.Run(c.name, func(t *testing.T) {
 			before := b.Reasons()[c.reason]
 			verdict, out := run(t, b, c.in)
@@ -239,8 +241,9 @@ func TestRejectsWhatPart1CannotDo(t *testing.T) {
 	b := loadTest(t)
 	tun := svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11")
 	tun.Method = dataplane.TUN
+	tun.Tunnel.Type = "gue"
 	if err := b.Apply(context.Background(), []dataplane.Service{tun}); err == nil {
-		t.Fatal("TUN service accepted")
+		t.Fatal("TUN service with GUE accepted")
 	}
 	mixed := svc(vip4, 80, dataplane.TCP, "rr", "fd00:1::11")
 	mixed.Method = dataplane.NAT

@@ -119,7 +119,8 @@ const (
 	lbLbReasonR_NAT_REPLY       lbLbReason = 20
 	lbLbReasonR_PASS_NO_NEXTHOP lbLbReason = 21
 	lbLbReasonR_PASS_TTL        lbLbReason = 22
-	lbLbReasonR_MAX             lbLbReason = 23
+	lbLbReasonR_TUN_ENCAP       lbLbReason = 23
+	lbLbReasonR_MAX             lbLbReason = 24
 )
 
 type lbNhKey struct {

@@ -129,8 +129,11 @@ func (b *Backend) slotEntry(id, svcID uint32, real dataplane.Real) (lbReal, erro
 		port = b.slots.owners[id].svc.Port // 0: the service's port
 	}
 	method := lbLbMethodMETHOD_DR
-	if real.Method == dataplane.NAT {
+	switch real.Method {
+	case dataplane.NAT:
 		method = lbLbMethodMETHOD_NAT
+	case dataplane.TUN:
+		method = lbLbMethodMETHOD_TUN
 	}
 	r := lbReal{Addr: w, Family: fam, Flags: uint8(lbRealFlagsREAL_VALID), Gen: b.slots.gens[id], Svc: svcID,
 		Port: htons(port), Method: uint8(method)}

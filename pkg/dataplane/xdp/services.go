@@ -122,8 +122,19 @@ func supported(s dataplane.Service) error {
 			if r.Addr.Is4() != s.Key.Addr.Is4() {
 				return fmt.Errorf("real %s: NAT between IPv4 and IPv6 is not supported", r.Key())
 			}
+		case dataplane.TUN:
+			tt := r.Tunnel.Type
+			if tt == "" {
+				tt = s.Tunnel.Type
+			}
+			if tt != "" && tt != "ipip" {
+				return fmt.Errorf("real %s: tunnel type %s is not supported by the XDP data plane yet (ipip)", r.Key(), tt)
+			}
+			if r.Addr.Is4() != s.Key.Addr.Is4() {
+				return fmt.Errorf("real %s: TUN between IPv4 and IPv6 is not supported (ipip in IPv4, ip6ip6 in IPv6)", r.Key())
+			}
 		default:
-			return fmt.Errorf("real %s: lb_kind %s is not supported by the XDP data plane yet (DR and NAT)", r.Key(), m)
+			return fmt.Errorf("real %s: lb_kind %s is not supported by the XDP data plane", r.Key(), m)
 		}
 	}
 	return nil
