@@ -19,13 +19,14 @@ import (
 //     Both failing leave it at 90: keepalived discards n1's adverts and takes
 //     the VIP after Master_Down_Interval (about 3.6 s), and n1 preempts it
 //     back once the scripts pass again (150 > 100).
-//   - init_fail: n1 at 150, weight -60, init_fail joins a running keepalived
-//     master. Its script takes 5 s to pass (`sleep 5`), so n1 counts as
-//     failed (90) until that first run ends, then is 150 and preempts a
-//     Master_Down_Interval later (about 8.4 s after start). Without init_fail
-//     the script counts as passing from the start and n1 would preempt after
-//     about 3.4 s. (keepalived 2.2.7, measured: with init_fail an instance
-//     waits for the script's first result; one passing run is enough.)
+//   - init_fail: n1 at 150, weight -60, fall 6, init_fail joins a running
+//     keepalived master with a script that fails. init_fail starts the script
+//     failed, so n1 is 90 from its first result and never preempts. Without
+//     init_fail the script would start OK and need 6 failures (about 5 s) to
+//     fail, long enough for n1 at 150 to preempt (about 3.4 s). Once the
+//     script passes (rise 1), n1 is 150 and preempts. (keepalived 2.2.7
+//     keeps an init_fail script's counter one pass short of rise, a normal
+//     one at rise + fall - 1: docs/keepalived.md#init_fail-measured.)
 func TestWiringTrackScript(t *testing.T) {
 	for i, c := range []string{"weight", "init_fail"} {
 		t.Run(c, func(t *testing.T) {
@@ -89,7 +90,7 @@ func runTrackScript(t *testing.T, subnet int, variant string) {
 		halodConf = wGlobal("n1") + script("chk", "") +
 			wInstance("VI_1", 51, 90, vip, "  track_script {\n    chk weight -60 reverse\n  }")
 	case "init_fail":
-		halodConf = wGlobal("n1") + "vrrp_script chk {\n  script \"/bin/sleep 5\"\n  interval 10\n  timeout 8\n  init_fail\n}\n" +
+		halodConf = wGlobal("n1") + script("chk", "  fall 6\n  init_fail\n") +
 			wInstance("VI_1", 51, 150, vip, "  track_script {\n    chk weight -60\n  }")
 	}
 	keepConf := wGlobal("n2") + wInstance("VI_1", 51, 100, vip, "")
@@ -132,15 +133,17 @@ func runTrackScript(t *testing.T, subnet int, variant string) {
 		waitHolder(t, 10*time.Second, vip, "n1", variant+", script failing again: n1 must preempt", n1, n2)
 
 	case "init_fail":
+		setFlag(false) // the script fails
 		startKeepalivedPeer(t, n2, writeFile(t, "n2.conf", keepConf))
 		waitHolder(t, 10*time.Second, vip, "n2", "keepalived alone", n1, n2)
 		startHalod(t, n1, writeFile(t, "n1.conf", halodConf))
+		// Failed from the start: 90, no preemption. Without init_fail n1
+		// would be 150 for about 5 s and preempt after about 3.4 s.
+		holdFor(t, 8*time.Second, vip, "n2", "init_fail: a failing script starts failed (n1 at 90)", n1, n2)
+		setFlag(true)
 		start := time.Now()
-		// Until the first run ends (5 s) n1 is 90: no preemption. Without
-		// init_fail it would preempt about 3.4 s after start.
-		holdFor(t, 5500*time.Millisecond, vip, "n2", "init_fail: n1 starts failed at 90", n1, n2)
-		waitHolder(t, 15*time.Second, vip, "n1", "init_fail: once the script has passed n1 is 150 and preempts", n1, n2)
-		t.Logf("init_fail: halod preempted %v after it started", time.Since(start).Round(100*time.Millisecond))
+		waitHolder(t, 10*time.Second, vip, "n1", "init_fail: once the script passes n1 is 150 and preempts", n1, n2)
+		t.Logf("init_fail: halod preempted %v after the script started passing", time.Since(start).Round(100*time.Millisecond))
 	}
 }
 
