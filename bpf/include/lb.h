@@ -77,6 +77,7 @@ enum lb_reason {
 	R_PASS_NO_NEXTHOP, /* NAT reply whose client has no known next hop: untouched */
 	R_PASS_TTL,       /* NAT packet whose TTL/hop limit would expire: the stack answers */
 	R_TUN_ENCAP,      /* encapsulated (ipip / ip6ip6) to a TUN real */
+	R_TUN_TOO_BIG,    /* too big once encapsulated: ICMP frag-needed / packet-too-big sent back */
 	R_MAX,
 };
 

@@ -120,7 +120,8 @@ const (
 	lbLbReasonR_PASS_NO_NEXTHOP lbLbReason = 21
 	lbLbReasonR_PASS_TTL        lbLbReason = 22
 	lbLbReasonR_TUN_ENCAP       lbLbReason = 23
-	lbLbReasonR_MAX             lbLbReason = 24
+	lbLbReasonR_TUN_TOO_BIG     lbLbReason = 24
+	lbLbReasonR_MAX             lbLbReason = 25
 )
 
 type lbNhKey struct {

@@ -59,6 +59,7 @@ const (
 	PassNoNextHop = lbLbReasonR_PASS_NO_NEXTHOP
 	PassTTL       = lbLbReasonR_PASS_TTL
 	TUNEncap      = lbLbReasonR_TUN_ENCAP
+	TUNTooBig     = lbLbReasonR_TUN_TOO_BIG
 	numReasons    = lbLbReasonR_MAX
 )
 
@@ -68,4 +69,4 @@ var reasonNames = map[Reason]string{PassNotIP: "pass_not_ip", PassNotVIP: "pass_
 	PassNoReal: "pass_no_real", PassNoMAC: "pass_no_mac", TX: "tx", Redirect: "redirect", CTHit: "ct_hit",
 	CTNew: "ct_new", CTMiss: "ct_miss", CTFlood: "ct_flood", CTExpired: "ct_expired", CTStale: "ct_stale",
 	CTClosed: "ct_closed", DropNoTxPort: "drop_no_txport", ICMPToReal: "icmp_to_real",
-	NATDNAT: "nat_dnat", NATReply: "nat_reply", PassNoNextHop: "pass_no_nexthop", PassTTL: "pass_ttl", TUNEncap: "tun_encap"}
+	NATDNAT: "nat_dnat", NATReply: "nat_reply", PassNoNextHop: "pass_no_nexthop", PassTTL: "pass_ttl", TUNEncap: "tun_encap", TUNTooBig: "tun_too_big"}
