@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The maps of halo's XDP load balancer (bpf/lb.c) and the counter helper
+ * every part of it uses. Included once, by lb.c. */
+#pragma once
+
+#include "parse.h"
+#include "lb.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB_MAX_SERVICES);
+	__type(key, struct vip_key);
+	__type(value, struct vip_meta);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vips SEC(".maps");
+
+/* A service's Maglev table is a map of its own: memory follows the
+ * services installed, a table is replaced in one update of the outer slot
+ * (no moment without a table), and tables may differ in size. */
+struct ring {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LB_RING_CHUNKS);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__type(key, __u32);
+	__type(value, struct ring_chunk);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, LB_MAX_SERVICES);
+	__type(key, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct ring);
+} rings SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LB_MAX_REALS);
+	__type(key, __u32);
+	__type(value, struct real);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} reals SEC(".maps");
+
+/* One global LRU: veth and multi-queue NICs may move a flow between CPUs,
+ * and a per-CPU table would then forget it. CT_PERCPU builds the per-CPU
+ * variant that BenchmarkConntrack measures against this one. */
+struct {
+#ifdef CT_PERCPU
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+#else
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+#endif
+	__uint(max_entries, LB_CT_SIZE);
+	__type(key, struct flow_key);
+	__type(value, struct flow_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} conntrack SEC(".maps");
+
+/* Persistence pins, with expiry checked on use (the LRU bounds them). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LB_PERSIST_SIZE);
+	__type(key, struct persist_key);
+	__type(value, struct persist_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} persist SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LB_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vip_stats SEC(".maps");
+
+/* Per (service, real) entry, so per-real counters are per service. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LB_MAX_REALS);
+	__type(key, __u32);
+	__type(value, struct counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} real_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, R_MAX);
+	__type(key, __u32);
+	__type(value, struct counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} reason_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lb_config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} config SEC(".maps");
+
+/* New-entry budget per CPU and second (Katran's flood guard, per CPU so
+ * that counting costs no shared write). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct flood_state);
+} flood SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, LB_MAX_IFACES);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tx_ports SEC(".maps");
+
+/* Egress interface MACs, for frames redirected to another interface. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB_MAX_IFACES);
+	__type(key, __u32);
+	__type(value, struct real);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} if_macs SEC(".maps");
+
+/* Reverse-NAT index: (real address, real port, protocol) -> VIP:vport. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB_MAX_RNAT);
+	__type(key, struct vip_key);
+	__type(value, struct rnat_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rnat SEC(".maps");
+
+/* Next hops towards client networks, for NAT replies without a flow entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, LB_MAX_NEXTHOPS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct nh_key);
+	__type(value, struct nh_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nexthops SEC(".maps");
+
+/* Force BTF for bpf2go's Go mirrors. */
+const enum lb_reason *unused_reason __attribute__((unused));
+const enum lb_flags *unused_flags __attribute__((unused));
+const enum lb_limits *unused_limits __attribute__((unused));
+const enum real_flags *unused_real_flags __attribute__((unused));
+const enum lb_method *unused_method __attribute__((unused));
+const enum flow_flags *unused_flow_flags __attribute__((unused));
+const struct lb_config *unused_config __attribute__((unused));
+const struct flood_state *unused_flood __attribute__((unused));
+const struct ring_chunk *unused_chunk __attribute__((unused));
+const struct rnat_val *unused_rnat __attribute__((unused));
+const struct nh_key *unused_nh_key __attribute__((unused));
+const struct nh_val *unused_nh_val __attribute__((unused));
+
+static __always_inline void count(void *map, __u32 key, __u64 bytes)
+{
+	struct counter *c = bpf_map_lookup_elem(map, &key);
+	if (c) {
+		c->packets++;
+		c->bytes += bytes;
+	}
+}
+
+struct icmp_hdr {
+	__u8 type;
+	__u8 code;
+	__u16 csum;
+	__u32 rest;
+};
+

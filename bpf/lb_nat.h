@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: GPL-2.0
+/* NAT in halo's XDP load balancer: incremental checksums, the rewrite
+ * both ways, the reply path through the reverse-NAT index, and sending a
+ * frame out of an interface. Included once, by lb.c. */
+#pragma once
+
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include "lb_maps.h"
+
+/* Incremental Internet checksum update (RFC 1624, eqn. 3): HC' = ~(~HC +
+ * ~m + m'). Every 16-bit word is taken as it sits in memory, so byte order
+ * does not matter as long as it is the same for all of them. */
+static __always_inline __u32 csum_add16(__u32 s, __u16 from, __u16 to)
+{
+	return s + (__u16)~from + to;
+}
+
+static __always_inline __u32 csum_add32(__u32 s, __u32 from, __u32 to)
+{
+	s = csum_add16(s, (__u16)from, (__u16)to);
+	return csum_add16(s, (__u16)(from >> 16), (__u16)(to >> 16));
+}
+
+static __always_inline __u16 csum_finish(__u32 s)
+{
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)~s;
+}
+
+/* What a NAT rewrite changes: one address (4 words, IPv4 in [0]) and one
+ * port, on the side named by dst. */
+struct nat_rewrite {
+	__u32 addr[4];
+	__u16 port; /* network order; 0: unchanged */
+};
+
+/* Rewrites the destination (dst != 0) or source address and port of an IP
+ * packet whose L4 header is at l4, with checksums kept right, and
+ * decrements the TTL (hop limit). The caller has checked that l3 and l4
+ * hold full headers and the TTL is above 1. */
+static __always_inline void nat_apply(void *l3, void *l4, void *end, int v6, __u8 proto, int dst, struct nat_rewrite *nr)
+{
+	__u16 *l4sum = NULL;
+	__u16 *portp;
+	if (proto == IPPROTO_TCP) {
+		struct tcphdr *th = l4;
+		if ((void *)(th + 1) > end)
+			return;
+		l4sum = &th->check;
+		portp = dst ? &th->dest : &th->source;
+	} else {
+		struct udphdr *uh = l4;
+		if ((void *)(uh + 1) > end)
+			return;
+		/* IPv4 UDP without a checksum stays without one. */
+		if (v6 || uh->check)
+			l4sum = &uh->check;
+		portp = dst ? &uh->dest : &uh->source;
+	}
+	__u32 ps = 0; /* pseudo-header and port changes, for the L4 checksum */
+	__u16 newport = nr->port ? nr->port : *portp;
+	ps = csum_add16(ps, *portp, newport);
+	*portp = newport;
+	if (!v6) {
+		struct iphdr *ip = l3;
+		if ((void *)(ip + 1) > end)
+			return;
+		__u32 *ap = dst ? &ip->daddr : &ip->saddr;
+		__u32 hs = csum_add32(0, *ap, nr->addr[0]);
+		ps = csum_add32(ps, *ap, nr->addr[0]);
+		*ap = nr->addr[0];
+		__u16 *ttlw = (__u16 *)&ip->ttl; /* TTL and protocol: one word */
+		__u16 oldw = *ttlw;
+		ip->ttl--;
+		hs = csum_add16(hs, oldw, *ttlw);
+		hs += (__u16)~ip->check;
+		ip->check = csum_finish(hs);
+	} else {
+		struct ipv6hdr *ip6 = l3;
+		if ((void *)(ip6 + 1) > end)
+			return;
+		__u32 *ap = dst ? ip6->daddr.in6_u.u6_addr32 : ip6->saddr.in6_u.u6_addr32;
+#pragma unroll
+		for (int i = 0; i < 4; i++) {
+			ps = csum_add32(ps, ap[i], nr->addr[i]);
+			ap[i] = nr->addr[i];
+		}
+		ip6->hop_limit--;
+	}
+	if (l4sum) {
+		ps += (__u16)~*l4sum;
+		__u16 sum = csum_finish(ps);
+		/* A computed 0 goes on the wire as 0xffff for UDP (0 means none). */
+		if (proto == IPPROTO_UDP && sum == 0)
+			sum = 0xffff;
+		*l4sum = sum;
+	}
+}
+
+/* Sends the frame out of oif to dmac: XDP_TX when oif is the ingress
+ * interface (tags kept, our MAC is the old destination), a devmap redirect
+ * otherwise (tags stripped: another interface is another link). */
+static __always_inline int send_to(struct xdp_md *ctx, struct ethhdr *eth, __u32 tags, __u32 oif, __u8 *dmac_in, __u64 len)
+{
+	if (oif == 0 || oif == ctx->ingress_ifindex) {
+		__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
+		__builtin_memcpy(eth->h_dest, dmac_in, ETH_ALEN);
+		count(&reason_stats, R_TX, len);
+		return XDP_TX;
+	}
+	struct real *om = bpf_map_lookup_elem(&if_macs, &oif);
+	if (!om)
+		goto drop;
+	__u8 dmac[ETH_ALEN], smac[ETH_ALEN];
+	__builtin_memcpy(dmac, dmac_in, ETH_ALEN);
+	__builtin_memcpy(smac, om->mac, ETH_ALEN);
+	if (tags) {
+		/* The EtherType after the tags becomes the frame's, in place,
+		 * and the MACs are written in front of it. */
+		if (bpf_xdp_adjust_head(ctx, (int)(tags * sizeof(struct vlan_hdr))))
+			goto drop;
+		void *data = (void *)(long)ctx->data;
+		void *data_end = (void *)(long)ctx->data_end;
+		eth = data;
+		if ((void *)(eth + 1) > data_end)
+			goto drop;
+	}
+	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
+	long ret = bpf_redirect_map(&tx_ports, oif, 0);
+	if (ret != XDP_REDIRECT)
+		goto drop;
+	count(&reason_stats, R_REDIRECT, len);
+	return XDP_REDIRECT;
+drop:
+	count(&reason_stats, R_DROP_NO_TXPORT, len);
+	return XDP_DROP;
+}
+
+/* A NAT reply: f is the packet's own key (real -> client). Returns the
+ * verdict, or -1 when the packet is not from a NAT real of the index. */
+static __always_inline int nat_reply(struct xdp_md *ctx, struct ethhdr *eth, __u32 tags, void *l3, void *l4,
+				     void *end, int v6, struct flow_key *f, __u64 len)
+{
+	struct vip_key rk = { .port = f->sport, .proto = f->proto, .family = v6 ? 6 : 4 };
+	__builtin_memcpy(rk.addr, f->src, 16);
+	struct rnat_val *rv = bpf_map_lookup_elem(&rnat, &rk);
+	if (!rv)
+		return -1;
+	__u8 ttl;
+	if (v6) {
+		struct ipv6hdr *ip6 = l3;
+		if ((void *)(ip6 + 1) > end)
+			return -1;
+		ttl = ip6->hop_limit;
+	} else {
+		struct iphdr *ip = l3;
+		if ((void *)(ip + 1) > end)
+			return -1;
+		ttl = ip->ttl;
+	}
+	if (ttl <= 1) {
+		count(&reason_stats, R_PASS_TTL, len);
+		return XDP_PASS;
+	}
+	/* The client's flow, as the forward path recorded it. */
+	struct flow_key ck = { .sport = f->dport, .dport = rv->vport, .proto = f->proto };
+	__builtin_memcpy(ck.src, f->dst, 16);
+	__builtin_memcpy(ck.dst, rv->vip, 16);
+	__u32 oif = 0;
+	__u8 mac[ETH_ALEN];
+	struct flow_val *fv = bpf_map_lookup_elem(&conntrack, &ck);
+	if (fv && fv->cifindex) {
+		oif = fv->cifindex;
+		__builtin_memcpy(mac, fv->cmac, ETH_ALEN);
+	} else {
+		struct nh_key nk = { .prefixlen = 128 };
+		if (v6) {
+			__builtin_memcpy(nk.addr, f->dst, 16);
+		} else {
+			nk.addr[2] = bpf_htonl(0xffff);
+			nk.addr[3] = f->dst[0];
+		}
+		struct nh_val *nh = bpf_map_lookup_elem(&nexthops, &nk);
+		if (!nh || !nh->ifindex) {
+			count(&reason_stats, R_PASS_NO_NEXTHOP, len);
+			return XDP_PASS;
+		}
+		oif = nh->ifindex;
+		__builtin_memcpy(mac, nh->mac, ETH_ALEN);
+	}
+	struct nat_rewrite nr = { .port = rv->vport };
+	__builtin_memcpy(nr.addr, rv->vip, 16);
+	nat_apply(l3, l4, end, v6, f->proto, 0, &nr);
+	count(&reason_stats, R_NAT_REPLY, len);
+	return send_to(ctx, eth, tags, oif, mac, len);
+}
+
