@@ -9,7 +9,7 @@ package track
 type Item struct {
 	Name    string
 	Weight  int  // 0: failure means FAULT
-	Reverse bool // invert the object's status (weight 0 reverse: FAULT while up)
+	Reverse bool // turn the weight's direction round (weight 0 reverse: FAULT while up)
 	OK      bool // script / interface status
 	// File is set for track_file items: Value × Weight is added instead.
 	File  bool
@@ -22,7 +22,8 @@ type Item struct {
 
 // Effective computes an instance's priority from its base priority and
 // tracked items: positive weights add while OK, negative weights subtract
-// while failed, weight 0 failures mean FAULT. The result is clamped to
+// while failed (reverse: the other way round, at the same moments), weight
+// 0 failures mean FAULT. The result is clamped to
 // 1..254; the owner (255) is never changed. fault names the first item that
 // forces FAULT.
 func Effective(base int, items []Item) (prio int, fault string) {
@@ -57,16 +58,23 @@ func Effective(base int, items []Item) (prio int, fault string) {
 			p += delta
 			continue
 		}
-		ok := it.ok()
+		// reverse keeps when a weight applies (a positive one while OK,
+		// a negative one while failed) and turns its direction round, as
+		// keepalived 2.2.7 does (docs/keepalived.md#tracking-and-effective-priority);
+		// only weight 0 reads the status inverted (FAULT while up).
+		w := it.Weight
+		if it.Reverse {
+			w = -w
+		}
 		switch {
 		case it.Weight == 0:
-			if !ok {
+			if !it.ok() {
 				return clamp(p), it.Name
 			}
-		case it.Weight > 0 && ok:
-			p += it.Weight
-		case it.Weight < 0 && !ok:
-			p += it.Weight
+		case it.Weight > 0 && it.OK:
+			p += w
+		case it.Weight < 0 && !it.OK:
+			p += w
 		}
 	}
 	return clamp(p), ""

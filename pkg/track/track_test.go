@@ -25,7 +25,13 @@ func TestEffective(t *testing.T) {
 		{"positive weight while failed", 100, []Item{{Name: "chk", Weight: 20, OK: false}}, 100, ""},
 		{"weight 0 failure is FAULT", 100, []Item{{Name: "eth1", Weight: 0, OK: false}}, 100, "eth1"},
 		{"weight 0 reverse: FAULT while up", 100, []Item{{Name: "x", Weight: 0, OK: true, Reverse: true}}, 100, "x"},
-		{"reverse positive weight applies while down", 100, []Item{{Name: "x", Weight: 10, OK: false, Reverse: true}}, 110, ""},
+		// keepalived 2.2.7, measured: reverse keeps when a weight applies
+		// and turns its direction (120 with `weight 60 reverse` → 60 while
+		// passing; 90 with `weight -60 reverse` → 150 while failing).
+		{"reverse positive weight subtracts while up", 120, []Item{{Name: "x", Weight: 60, OK: true, Reverse: true}}, 60, ""},
+		{"reverse positive weight does nothing while down", 120, []Item{{Name: "x", Weight: 60, OK: false, Reverse: true}}, 120, ""},
+		{"reverse negative weight adds while down", 90, []Item{{Name: "x", Weight: -60, OK: false, Reverse: true}}, 150, ""},
+		{"reverse negative weight does nothing while up", 90, []Item{{Name: "x", Weight: -60, OK: true, Reverse: true}}, 90, ""},
 		{"clamped high", 250, []Item{{Name: "a", Weight: 50, OK: true}}, 254, ""},
 		{"clamped low", 10, []Item{{Name: "a", Weight: -50, OK: false}}, 1, ""},
 		{"owner never moves", 255, []Item{{Name: "a", Weight: -50, OK: false}}, 255, ""},
