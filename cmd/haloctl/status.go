@@ -51,7 +51,7 @@ func printStatus(w io.Writer, st *api.Status) {
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VIRTUAL SERVER\tSCHED\tMETHOD\tREAL SERVER\tWEIGHT\tSTATE\tLAST ERROR\tDATA PLANE")
+	fmt.Fprintln(tw, "VIRTUAL SERVER\tSCHED\tMETHOD\tREAL SERVER\tWEIGHT\tSTATE\tPACKETS\tBYTES\tLAST ERROR\tDATA PLANE")
 	for _, vs := range st.VirtualServers {
 		name := vs.ID
 		if !vs.QuorumUp {
@@ -73,8 +73,12 @@ func printStatus(w io.Writer, st *api.Status) {
 			if dp == "" {
 				dp = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s:%d\t%d\t%s\t%s\t%s\n", first, vs.Scheduler, vs.Method, r.Address, r.Port, r.Weight,
-				state, r.LastError, dp)
+			pkts, bytes := "-", "-"
+			if r.Counters != nil {
+				pkts, bytes = fmt.Sprint(r.Counters.Packets), fmt.Sprint(r.Counters.Bytes)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s:%d\t%d\t%s\t%s\t%s\t%s\t%s\n", first, vs.Scheduler, vs.Method, r.Address, r.Port, r.Weight,
+				state, pkts, bytes, r.LastError, dp)
 		}
 	}
 	tw.Flush()

@@ -27,6 +27,18 @@ func (d *Daemon) Status() api.Status {
 			applyRealStates(st.VirtualServers, states)
 		}
 	}
+	if d.backend != nil && len(st.VirtualServers) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		stats, err := d.backend.Stats(ctx)
+		cancel()
+		if err == nil {
+			byKey := map[string]dataplane.ServiceStats{}
+			for _, s := range stats {
+				byKey[s.Key.String()] = s
+			}
+			attachCounters(st.VirtualServers, byKey)
+		}
+	}
 	return st
 }
 
@@ -155,25 +167,7 @@ func (d *Daemon) Dump() api.Dump {
 		out.DataplaneServices = append(out.DataplaneServices, svc)
 	}
 	sort.Slice(out.DataplaneServices, func(i, j int) bool { return out.DataplaneServices[i].Key < out.DataplaneServices[j].Key })
-	for i := range out.VirtualServers {
-		vs := &out.VirtualServers[i]
-		key := serviceKeyOf(*vs)
-		s, ok := byKey[key]
-		if !ok {
-			continue
-		}
-		c := counts(s.Stats)
-		vs.Counters = &c
-		for j := range vs.Reals {
-			r := &vs.Reals[j]
-			for rk, rs := range s.Reals {
-				if rk.Addr.String() == r.Address && (int(rk.Port) == r.Port || rk.Port == 0) {
-					rc := counts(rs)
-					r.Counters = &rc
-				}
-			}
-		}
-	}
+	attachCounters(out.VirtualServers, byKey)
 	if v, ok := d.backend.(interface{ ReasonNames() map[string]uint64 }); ok {
 		out.DataplaneVerdicts = v.ReasonNames()
 	}
@@ -194,6 +188,30 @@ func (d *Daemon) Dump() api.Dump {
 
 // serviceKeyOf is the data-plane key string of a plain or fwmark virtual
 // server (dataplane.ServiceKey.String's form).
+// attachCounters puts the data plane's packets, bytes and connections on
+// each virtual and real server, whatever the backend (XDP or IPVS), so
+// status, dump and metrics show the same figures.
+func attachCounters(vss []api.VirtualServer, byKey map[string]dataplane.ServiceStats) {
+	for i := range vss {
+		vs := &vss[i]
+		s, ok := byKey[serviceKeyOf(*vs)]
+		if !ok {
+			continue
+		}
+		c := counts(s.Stats)
+		vs.Counters = &c
+		for j := range vs.Reals {
+			r := &vs.Reals[j]
+			for rk, rs := range s.Reals {
+				if rk.Addr.String() == r.Address && (int(rk.Port) == r.Port || rk.Port == 0) {
+					rc := counts(rs)
+					r.Counters = &rc
+				}
+			}
+		}
+	}
+}
+
 func serviceKeyOf(vs api.VirtualServer) string {
 	for i := len(vs.ID) - 1; i > 0; i-- {
 		if vs.ID[i] == '/' {
