@@ -283,6 +283,13 @@ int xdp_lb(struct xdp_md *ctx)
 	}
 	fk.proto = proto;
 	if (icmp) {
+		/* An error goes to the sender of the packet it quotes: anything
+		 * else is not about one of our flows. */
+		if (vk.addr[0] != fk.dst[0] || vk.addr[1] != fk.dst[1] || vk.addr[2] != fk.dst[2] ||
+		    vk.addr[3] != fk.dst[3]) {
+			count(&reason_stats, R_PASS_NOT_VIP, len);
+			return XDP_PASS;
+		}
 		/* The service is the inner packet's source: the VIP. */
 		__builtin_memcpy(vk.addr, fk.dst, 16);
 	}
@@ -291,11 +298,9 @@ int xdp_lb(struct xdp_md *ctx)
 
 	struct vip_meta *vm = bpf_map_lookup_elem(&vips, &vk);
 	if (!vm) {
-		if (!icmp) {
-			int verdict = nat_reply(ctx, eth, tags, l3, l4, data_end, v6, &fk, len);
-			if (verdict >= 0)
-				return verdict;
-		}
+		int verdict = nat_reply(ctx, eth, tags, l3, l4, data_end, v6, &fk, icmp, len);
+		if (verdict >= 0)
+			return verdict;
 		count(&reason_stats, R_PASS_NOT_VIP, len);
 		return XDP_PASS;
 	}
@@ -415,12 +420,6 @@ int xdp_lb(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 	if (nat) {
-		/* ICMP errors about NAT flows are not translated (yet): the
-		 * stack gets them rather than a real that does not own the VIP. */
-		if (icmp) {
-			count(&reason_stats, R_PASS_NOT_VIP, len);
-			return XDP_PASS;
-		}
 		__u8 ttl;
 		if (v6) {
 			struct ipv6hdr *ip6 = l3;
@@ -454,7 +453,16 @@ int xdp_lb(struct xdp_md *ctx)
 	if (nat) {
 		struct nat_rewrite nr = { .port = rs->port };
 		__builtin_memcpy(nr.addr, rs->addr, 16);
-		nat_apply(l3, l4, data_end, v6, proto, 1, &nr);
+		if (icmp) {
+			/* An error about a reply (VIP:vport -> client), from the
+			 * client's side: to the real, as its own reply quoted. */
+			if (nat_icmp_apply(l3, data_end, v6, &nr, 1) < 0) {
+				count(&reason_stats, R_PASS_TRUNCATED, len);
+				return XDP_PASS;
+			}
+		} else {
+			nat_apply(l3, l4, data_end, v6, proto, 1, &nr);
+		}
 		count(&reason_stats, R_NAT_DNAT, len);
 	}
 	/* DR: the IP packet is untouched; only the frame is re-addressed. */

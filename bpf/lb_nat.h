@@ -139,10 +139,79 @@ drop:
 	return XDP_DROP;
 }
 
+/* An ICMP error about a NAT flow, rewritten like the packet it quotes:
+ * to_real (an error about a reply, from the client's side): the outer
+ * destination (the VIP) and the quoted packet's source address and port
+ * become the real's; otherwise (an error from a real's side about a packet
+ * sent to the real) the outer source and the quoted destination address and
+ * port become VIP:vport. The outer IPv4 header checksum (and TTL), the
+ * quoted IPv4 header checksum and the ICMP checksum (ICMPv6: with its
+ * pseudo-header) are updated; the quoted L4 checksum is left as quoted
+ * (nothing checks it in an error). Returns -1, having changed nothing,
+ * when the message is too short to hold the quoted ports. */
+static __always_inline int nat_icmp_apply(void *l3, void *end, int v6, struct nat_rewrite *nr, int to_real)
+{
+	__u32 ics = 0;
+	__u16 *icsum;
+	__be16 *pp;
+	if (!v6) {
+		struct iphdr *ip = l3;
+		struct icmp_hdr *ic = (void *)(ip + 1);
+		struct iphdr *in = (void *)(ic + 1);
+		__be16 *ports = (void *)(in + 1);
+		if ((void *)(ports + 2) > end || in->ihl != 5)
+			return -1;
+		__u32 *oa = to_real ? &ip->daddr : &ip->saddr;
+		__u32 hs = csum_add32(0, *oa, nr->addr[0]);
+		*oa = nr->addr[0];
+		__u16 *ttlw = (__u16 *)&ip->ttl;
+		__u16 oldw = *ttlw;
+		ip->ttl--;
+		hs = csum_add16(hs, oldw, *ttlw);
+		hs += (__u16)~ip->check;
+		ip->check = csum_finish(hs);
+		__u32 *ia = to_real ? &in->saddr : &in->daddr;
+		__u32 h2 = csum_add32(0, *ia, nr->addr[0]);
+		ics = csum_add32(ics, *ia, nr->addr[0]);
+		*ia = nr->addr[0];
+		h2 += (__u16)~in->check;
+		__u16 nc = csum_finish(h2);
+		ics = csum_add16(ics, in->check, nc);
+		in->check = nc;
+		pp = to_real ? &ports[0] : &ports[1];
+		icsum = &ic->csum;
+	} else {
+		struct ipv6hdr *ip6 = l3;
+		struct icmp_hdr *ic = (void *)(ip6 + 1);
+		struct ipv6hdr *in = (void *)(ic + 1);
+		__be16 *ports = (void *)(in + 1);
+		if ((void *)(ports + 2) > end)
+			return -1;
+		__u32 *oa = to_real ? ip6->daddr.in6_u.u6_addr32 : ip6->saddr.in6_u.u6_addr32;
+		__u32 *ia = to_real ? in->saddr.in6_u.u6_addr32 : in->daddr.in6_u.u6_addr32;
+#pragma unroll
+		for (int i = 0; i < 4; i++) {
+			ics = csum_add32(ics, oa[i], nr->addr[i]); /* pseudo-header */
+			oa[i] = nr->addr[i];
+			ics = csum_add32(ics, ia[i], nr->addr[i]);
+			ia[i] = nr->addr[i];
+		}
+		ip6->hop_limit--;
+		pp = to_real ? &ports[0] : &ports[1];
+		icsum = &ic->csum;
+	}
+	__u16 np = nr->port ? nr->port : *pp;
+	ics = csum_add16(ics, *pp, np);
+	*pp = np;
+	ics += (__u16)~*icsum;
+	*icsum = csum_finish(ics);
+	return 0;
+}
+
 /* A NAT reply: f is the packet's own key (real -> client). Returns the
  * verdict, or -1 when the packet is not from a NAT real of the index. */
 static __always_inline int nat_reply(struct xdp_md *ctx, struct ethhdr *eth, __u32 tags, void *l3, void *l4,
-				     void *end, int v6, struct flow_key *f, __u64 len)
+				     void *end, int v6, struct flow_key *f, int icmp, __u64 len)
 {
 	struct vip_key rk = { .port = f->sport, .proto = f->proto, .family = v6 ? 6 : 4 };
 	__builtin_memcpy(rk.addr, f->src, 16);
@@ -160,6 +229,24 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct ethhdr *eth, __u
 		if ((void *)(ip + 1) > end)
 			return -1;
 		ttl = ip->ttl;
+	}
+	if (icmp) {
+		/* Only the real's own errors: reals are on-link, so there is no
+		 * router between them and the director to speak for them. */
+		__u32 osrc[4] = {};
+		if (v6) {
+			struct ipv6hdr *ip6 = l3;
+			if ((void *)(ip6 + 1) > end)
+				return -1;
+			__builtin_memcpy(osrc, ip6->saddr.in6_u.u6_addr32, 16);
+		} else {
+			struct iphdr *ip = l3;
+			if ((void *)(ip + 1) > end)
+				return -1;
+			osrc[0] = ip->saddr;
+		}
+		if (osrc[0] != f->src[0] || osrc[1] != f->src[1] || osrc[2] != f->src[2] || osrc[3] != f->src[3])
+			return -1;
 	}
 	if (ttl <= 1) {
 		count(&reason_stats, R_PASS_TTL, len);
@@ -193,7 +280,14 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct ethhdr *eth, __u
 	}
 	struct nat_rewrite nr = { .port = rv->vport };
 	__builtin_memcpy(nr.addr, rv->vip, 16);
-	nat_apply(l3, l4, end, v6, f->proto, 0, &nr);
+	if (icmp) {
+		/* An error from the real's side about a packet to the real:
+		 * f is its quoted packet's key, swapped, which is a reply's. */
+		if (nat_icmp_apply(l3, end, v6, &nr, 0) < 0)
+			return -1;
+	} else {
+		nat_apply(l3, l4, end, v6, f->proto, 0, &nr);
+	}
 	count(&reason_stats, R_NAT_REPLY, len);
 	return send_to(ctx, eth, tags, oif, mac, len);
 }

@@ -253,3 +253,45 @@ func tunCases() []golden {
 		{"tun vlan-tagged left to the stack", tagged.Bytes(), xdpPass, nil, PassNotVIP, false},
 	}
 }
+
+// natICMPCases: ICMP errors about NAT flows, translated like the packets
+// they quote. They follow natCases (the UDP flow of client4:3000 exists).
+func natICMPCases() []golden {
+	router4, router6 := netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("2001:db8:ff::1")
+	quote := func(f *packet.Frame, n int) []byte { return f.Bytes()[14 : 14+n] }
+	// Frag-needed from a router on the client's side about a reply
+	// VIP:443 -> client: to the real, about real:8443 -> client.
+	replyV4 := func(src netip.Addr, sport uint16) *packet.Frame {
+		return &packet.Frame{IPv4: &packet.IPv4{Src: src, Dst: client4, TTL: 63}, TCP: &packet.TCP{SrcPort: sport, DstPort: 1000, Flags: packet.TCPSyn | packet.TCPAck}}
+	}
+	aIn := &packet.Frame{Dst: dirMAC, Src: clientMAC, IPv4: &packet.IPv4{Src: router4, Dst: vip4, TTL: 64},
+		ICMP: &packet.ICMP{Type: 3, Code: 4, Rest: 1400}, Payload: quote(replyV4(vip4, 443), 28)}
+	aOut := &packet.Frame{Dst: realMACs["10.1.0.13"], Src: dirMAC, IPv4: &packet.IPv4{Src: router4, Dst: natReal4, TTL: 63},
+		ICMP: &packet.ICMP{Type: 3, Code: 4, Rest: 1400}, Payload: quote(replyV4(natReal4, 8443), 28)}
+	// Port unreachable from the real about client4:3000 -> real:53: back to
+	// the client from the VIP, about client -> VIP:5353 (the quoted UDP
+	// checksum stays as quoted).
+	reqV4 := func(dst netip.Addr, dport uint16) *packet.Frame {
+		return &packet.Frame{IPv4: &packet.IPv4{Src: client4, Dst: dst, TTL: 63}, UDP: &packet.UDP{SrcPort: 3000, DstPort: dport}, Payload: []byte("query")}
+	}
+	bq := quote(reqV4(natReal4, 53), 28)
+	bq2 := quote(reqV4(vip4, 5353), 28)
+	copy(bq2[26:28], bq[26:28])
+	bIn := &packet.Frame{Dst: dirMAC, Src: realMACs["10.1.0.13"], IPv4: &packet.IPv4{Src: natReal4, Dst: client4, TTL: 64},
+		ICMP: &packet.ICMP{Type: 3, Code: 3}, Payload: bq}
+	bOut := &packet.Frame{Dst: clientMAC, Src: dirMAC, IPv4: &packet.IPv4{Src: vip4, Dst: client4, TTL: 63},
+		ICMP: &packet.ICMP{Type: 3, Code: 3}, Payload: bq2}
+	// Packet-too-big from a router about a reply [VIP]:8443 -> client.
+	replyV6 := func(src netip.Addr, sport uint16) *packet.Frame {
+		return &packet.Frame{IPv6: &packet.IPv6{Src: src, Dst: client6, HopLimit: 63}, TCP: &packet.TCP{SrcPort: sport, DstPort: 1000, Flags: packet.TCPAck}}
+	}
+	cIn := &packet.Frame{Dst: dirMAC, Src: clientMAC, IPv6: &packet.IPv6{Src: router6, Dst: vip6, HopLimit: 64},
+		ICMP: &packet.ICMP{Type: 2, Rest: 1280}, Payload: quote(replyV6(vip6, 8443), 48)}
+	cOut := &packet.Frame{Dst: realMACs["fd00:1::13"], Src: dirMAC, IPv6: &packet.IPv6{Src: router6, Dst: natReal6, HopLimit: 63},
+		ICMP: &packet.ICMP{Type: 2, Rest: 1280}, Payload: quote(replyV6(natReal6, 80), 48)}
+	return []golden{
+		{"nat icmp4 frag-needed about a reply, to the real", aIn.Bytes(), xdpTX, aOut.Bytes(), NATDNAT, false},
+		{"nat icmp4 port-unreachable from the real, to the client", bIn.Bytes(), xdpTX, bOut.Bytes(), NATReply, false},
+		{"nat icmp6 packet-too-big about a reply, to the real", cIn.Bytes(), xdpTX, cOut.Bytes(), NATDNAT, false},
+	}
+}

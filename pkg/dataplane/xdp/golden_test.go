@@ -103,7 +103,7 @@ func TestGoldenPackets(t *testing.T) {
 	if err := b.Apply(ctx, append(goldenServices(), goldenNATServices()...)); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range append(append(goldenCases(), natCases()...), tunCases()...) {
+	for _, c := range append(append(append(goldenCases(), natCases()...), natICMPCases()...), tunCases()...) {
 		t.Run(c.name, func(t *testing.T) {
 			before := b.Reasons()[c.reason]
 			verdict, out := run(t, b, c.in)

@@ -17,8 +17,9 @@ import (
 // every golden real is on the ingress link) as one of
 //   - DR: only the MACs rewritten;
 //   - NAT request: same length, the IP destination a configured NAT real,
-//     the payload after the L4 header untouched, and checksums valid
-//     whenever they were valid on the way in;
+//     the payload after the L4 header (ICMP errors: after the quoted
+//     ports) untouched, and checksums valid whenever they were valid on
+//     the way in;
 //   - NAT reply: same length, the IP source a VIP, same checksum rule (to
 //     the MAC the flow came from, whatever the fuzzer made it);
 //   - TUN: the input's IP packet, byte for byte, behind an outer header to a
@@ -26,7 +27,7 @@ import (
 //
 // Under `make test` it runs on the seeds (every golden, NAT and TUN case).
 func FuzzNATProgram(f *testing.F) {
-	for _, c := range append(append(goldenCases(), natCases()...), tunCases()...) {
+	for _, c := range append(append(append(goldenCases(), natCases()...), natICMPCases()...), tunCases()...) {
 		f.Add(c.in)
 	}
 	lab.RequireRoot(f)
@@ -100,6 +101,11 @@ func FuzzNATProgram(f *testing.F) {
 			// A reply goes to the MAC its flow's first packet came from.
 			vips[outIP.src] && natReals[inIP.src]:
 			l4 := inIP.off + inIP.hlen + 20 // beyond ports and checksums
+			if p := orig[inIP.off+9-3*(inIP.hlen/40)]; p == 1 || p == 58 {
+				// An ICMP error: its quoted packet's addresses, ports and
+				// header checksum are translated too.
+				l4 = inIP.off + 2*inIP.hlen + 8 + 4
+			}
 			if len(orig) > l4 && !bytes.Equal(out[l4:], orig[l4:]) {
 				t.Fatalf("payload changed\n  in %x\n out %x", orig, out)
 			}
