@@ -26,7 +26,8 @@ func resolveMAC(ip netip.Addr) (net.HardwareAddr, int, error) {
 	}
 	rt := routes[0]
 	if rt.Gw != nil {
-		return nil, 0, fmt.Errorf("real %s is behind gateway %s; DR needs reals on-link", ip, rt.Gw)
+		gw, _ := netip.AddrFromSlice(rt.Gw)
+		return nil, 0, &behindGateway{real: ip, gw: gw.Unmap()}
 	}
 	ifindex := rt.LinkIndex
 	if mac := neighMAC(ip, ifindex); mac != nil {
@@ -62,6 +63,26 @@ func resolveMAC(ip netip.Addr) (net.HardwareAddr, int, error) {
 	return nil, 0, errors.New("real " + ip.String() + " does not answer ARP/ND")
 }
 
+// behindGateway: the real is not on-link. DR and NAT need it on-link (the
+// frame must reach it unchanged); a TUN real is reached through the
+// gateway's MAC, as any routed packet.
+type behindGateway struct{ real, gw netip.Addr }
+
+func (e *behindGateway) Error() string {
+	return fmt.Sprintf("real %s is behind gateway %s; DR and NAT need reals on-link (TUN reals may be routed)", e.real, e.gw)
+}
+
+// lookup resolves a real's next hop: the real itself, or for an address
+// only TUN reals use, the gateway it is routed through.
+func (b *Backend) lookup(a netip.Addr, routed bool) (net.HardwareAddr, int, error) {
+	mac, ifindex, err := b.opts.ResolveMAC(a)
+	var gw *behindGateway
+	if err != nil && routed && errors.As(err, &gw) {
+		return b.opts.ResolveMAC(gw.gw)
+	}
+	return mac, ifindex, err
+}
+
 func neighMAC(ip netip.Addr, ifindex int) net.HardwareAddr {
 	fam := netlink.FAMILY_V4
 	if ip.Is6() {
@@ -86,8 +107,11 @@ func neighMAC(ip netip.Addr, ifindex int) net.HardwareAddr {
 
 // neighbours is the MAC cache, per real address.
 type neighbours struct {
-	known  map[netip.Addr]realInfo
-	given  map[netip.Addr]bool // MAC came from the configuration: never re-resolved
+	known map[netip.Addr]realInfo
+	given map[netip.Addr]bool // MAC came from the configuration: never re-resolved
+	// routed: every use of the address is a TUN real, which may sit behind
+	// a router.
+	routed map[netip.Addr]bool
 	failed map[netip.Addr]error
 	// epoch counts resolutions that succeeded; seen is its value at the
 	// last install.
@@ -100,7 +124,8 @@ type realInfo struct {
 }
 
 func newNeighbours() neighbours {
-	return neighbours{known: map[netip.Addr]realInfo{}, given: map[netip.Addr]bool{}, failed: map[netip.Addr]error{}}
+	return neighbours{known: map[netip.Addr]realInfo{}, given: map[netip.Addr]bool{}, failed: map[netip.Addr]error{},
+		routed: map[netip.Addr]bool{}}
 }
 
 // resolveParallel bounds how many resolutions (each up to ~2 s when a
@@ -115,8 +140,17 @@ func (b *Backend) resolveNew(services []dataplane.Service) {
 	b.mu.Lock()
 	var todo []netip.Addr
 	seen := map[netip.Addr]bool{}
+	notTUN := map[netip.Addr]bool{}
 	for _, s := range services {
 		for _, r := range s.Reals {
+			if methodOf(s, r) != dataplane.TUN {
+				notTUN[r.Addr] = true
+			}
+		}
+	}
+	for _, s := range services {
+		for _, r := range s.Reals {
+			b.neigh.routed[r.Addr] = !notTUN[r.Addr]
 			if seen[r.Addr] {
 				continue
 			}
@@ -154,6 +188,12 @@ func (b *Backend) resolve(addrs []netip.Addr) (resolved int) {
 	}
 	out := make(chan result, len(addrs))
 	sem := make(chan struct{}, resolveParallel)
+	routed := map[netip.Addr]bool{}
+	b.mu.Lock()
+	for _, a := range addrs {
+		routed[a] = b.neigh.routed[a]
+	}
+	b.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, a := range addrs {
 		wg.Add(1)
@@ -161,7 +201,7 @@ func (b *Backend) resolve(addrs []netip.Addr) (resolved int) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			mac, ifindex, err := b.opts.ResolveMAC(a)
+			mac, ifindex, err := b.lookup(a, routed[a])
 			if err == nil && (len(mac) != 6 || isZeroMAC(mac)) {
 				err = fmt.Errorf("real %s: no usable MAC (%s)", a, mac)
 			}
@@ -253,15 +293,17 @@ func (b *Backend) retryFailed() {
 func (b *Backend) refresh() {
 	b.mu.Lock()
 	var addrs []netip.Addr
+	routed := map[netip.Addr]bool{}
 	for a := range b.neigh.known {
 		if !b.neigh.given[a] {
 			addrs = append(addrs, a)
+			routed[a] = b.neigh.routed[a]
 		}
 	}
 	b.mu.Unlock()
 	fresh := map[netip.Addr]realInfo{}
 	for _, a := range addrs {
-		mac, ifindex, err := b.opts.ResolveMAC(a)
+		mac, ifindex, err := b.lookup(a, routed[a])
 		if err != nil || len(mac) != 6 || isZeroMAC(mac) {
 			continue // keep the last good MAC
 		}

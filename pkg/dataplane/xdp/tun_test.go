@@ -3,10 +3,13 @@ package xdp
 import (
 	"bytes"
 	"context"
+	"net"
+	"net/netip"
 	"testing"
 
 	"github.com/halo-lb/halo/internal/testkit/lab"
 	"github.com/halo-lb/halo/internal/testkit/packet"
+	"github.com/halo-lb/halo/pkg/dataplane"
 )
 
 // A packet that no longer fits the link once encapsulated gets ICMP
@@ -76,5 +79,33 @@ func TestTUNTooBigAnsweredWithICMP(t *testing.T) {
 		if b.Reasons()[c.reason] != before+1 {
 			t.Fatalf("%s: reason %s not counted", c.name, reasonNames[c.reason])
 		}
+	}
+}
+
+// A TUN real behind a router is reached through the router's MAC; a DR
+// real behind one is not resolved (it gets no frames).
+func TestTUNRealBehindGateway(t *testing.T) {
+	b := loadTest(t)
+	routed, gw := netip.MustParseAddr("10.2.0.5"), netip.MustParseAddr("10.1.0.11")
+	b.opts.ResolveMAC = func(ip netip.Addr) (net.HardwareAddr, int, error) {
+		if ip == routed {
+			return nil, 0, &behindGateway{real: ip, gw: gw}
+		}
+		return fakeResolve(ip)
+	}
+	tun := tunSvc(vip4, 8081, "10.2.0.5")
+	dr := svc(vip4, 80, dataplane.TCP, "rr", "10.2.0.5")
+	if err := b.Apply(context.Background(), []dataplane.Service{tun}); err != nil {
+		t.Fatal(err)
+	}
+	verdict, out := run(t, b, tcp4(vip4, 8081, 1000).Bytes())
+	if verdict != xdpTX || !bytes.Equal(out[0:6], realMACs["10.1.0.11"]) {
+		t.Fatalf("TUN to a routed real: verdict %d, to %x (want the gateway's MAC)", verdict, out[0:6])
+	}
+	b2 := loadTest(t)
+	b2.opts.ResolveMAC = b.opts.ResolveMAC
+	b2.Apply(context.Background(), []dataplane.Service{dr})
+	if verdict, _ := run(t, b2, tcp4(vip4, 80, 1000).Bytes()); verdict != xdpPass {
+		t.Fatalf("DR to a real behind a gateway: verdict %d, want pass", verdict)
 	}
 }
