@@ -18,8 +18,10 @@ import (
 // TestXDPTUN: halod with `lb_kind TUN` encapsulates the client's packets
 // in ipip to the reals; each real runs the TC decapsulation program
 // (bpf/tundecap.c; this kernel has no ipip module) on its interface, holds
-// the VIP on lo and answers the client directly, as in DR. Real HTTP
-// through the tunnel, spread over both reals, and the tun_encap counter.
+// the VIP on lo and answers the client directly, as in DR. The third real
+// sits behind a router (TUN, unlike DR, reaches it through the router's
+// MAC). Real HTTP through the tunnel, spread over all reals, and the
+// tun_encap counter.
 func TestXDPTUN(t *testing.T) {
 	lab.RequireRoot(t)
 	l := lab.New(t)
@@ -34,13 +36,31 @@ func TestXDPTUN(t *testing.T) {
 	for _, n := range []*lab.NS{dir, cl} {
 		n.TxOff("eth0") // docs/lab.md#checksum-offload
 	}
-	names := []string{"real1", "real2"}
+	rt := l.NS("rt")
+	sw.Plug(rt, "eth0")
+	rt.Addr("eth0", "10.96.0.254/24")
+	rt.Sysctl("net.ipv4.ip_forward", "1")
+	for _, k := range []string{"all", "default", "eth0"} {
+		rt.Sysctl("net.ipv4.conf."+k+".rp_filter", "0") // the real answers from the VIP, routed back
+	}
+	rt.TxOff("eth0")
+	dir.Route("10.96.5.0/24", "10.96.0.254")
+	names := []string{"real1", "real2", "real3"}
 	var rs strings.Builder
 	for i, name := range names {
 		ns := l.NS(fmt.Sprintf("r%d", i+1))
-		sw.Plug(ns, "eth0")
 		ip := fmt.Sprintf("10.96.0.%d", 11+i)
-		ns.Addr("eth0", ip+"/24")
+		if i < 2 {
+			sw.Plug(ns, "eth0")
+			ns.Addr("eth0", ip+"/24")
+		} else {
+			ip = "10.96.5.11"
+			l.Veth(rt, "eth1", ns, "eth0")
+			rt.Addr("eth1", "10.96.5.1/24")
+			rt.TxOff("eth1")
+			ns.Addr("eth0", ip+"/24")
+			ns.Route("default", "10.96.5.1")
+		}
 		ns.TxOff("eth0")
 		ns.IP("addr", "add", vip+"/32", "dev", "lo")
 		for _, k := range []string{"all", "eth0"} {
