@@ -1,12 +1,13 @@
 // Package xdp is halo's XDP data plane: it implements dataplane.Backend on
-// top of the program in bpf/lb.c (DR and NAT forwarding with per-service
-// Maglev tables and a flow table).
+// top of the program in bpf/lb.c (DR, NAT and TUN forwarding with
+// per-service Maglev tables and a flow table).
 //
 // The files follow the concepts: load.go loads, pins, adopts and swaps the
 // program; services.go applies the desired set (tables, ordering, skipping);
 // reals.go owns the (service, real) slots; neighbour.go resolves real MACs
 // outside the lock and retries; stats.go reads counters back; hash.go is the
-// selection key in Go; rnat.go the reverse-NAT index of NAT replies.
+// selection key in Go; rnat.go the reverse-NAT index of NAT replies;
+// nexthop.go the next hops of NAT replies for flows this director never saw.
 //
 // Maps and the program links are pinned under a bpffs directory. A halod
 // that starts and finds them adopts the maps (flows, tables, counters) and
