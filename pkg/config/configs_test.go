@@ -23,6 +23,13 @@ func TestExampleConfigs(t *testing.T) {
 		loaded[filepath.Base(f)] = cfg
 	}
 
+	// Every config asserted on below must have loaded: a missing or broken
+	// file is a failure, never a reason to skip its assertions.
+	for _, name := range []string{"dual-master-ysz202.conf", "dual-master-ysz204.conf", "lvs-dr.conf", "lvs-tun.conf", "lvs-nat.conf"} {
+		if loaded[name] == nil {
+			t.Fatalf("%s did not load (its assertions would be skipped)", name)
+		}
+	}
 	for _, name := range []string{"dual-master-ysz202.conf", "dual-master-ysz204.conf"} {
 		c := loaded[name]
 		if c == nil {
