@@ -171,3 +171,49 @@ virtual_server fwmark 7 {
 		t.Errorf("lb_kind in real_server:\n%s", diagText(d))
 	}
 }
+
+// The XDP data plane matches address, port and protocol: services it could
+// never match are refused at load (with their position), not accepted and
+// then skipped.
+func TestXDPRefusesWhatItCannotMatch(t *testing.T) {
+	_, d := load(t, `dataplane {
+  backend xdp
+  interface eth0
+}
+virtual_server fwmark 7 {
+  lb_kind DR
+  real_server 10.2.2.6 0 { }
+}
+virtual_server 10.1.1.1 0 {
+  protocol TCP
+  lb_kind DR
+  persistence_timeout 60
+  real_server 10.2.2.7 0 { }
+}
+virtual_server 10.1.1.2 80 {
+  protocol SCTP
+  lb_kind DR
+  real_server 10.2.2.8 80 { }
+}
+virtual_server 10.1.1.3 80 {
+  protocol TCP
+  lb_kind DR
+  real_server 10.2.2.9 80 { }
+}
+`)
+	all := diagText(d)
+	for _, want := range []string{
+		"5:1: error: virtual_server fwmark 7: firewall-mark services need `backend ipvs`",
+		"9:1: error: virtual_server 10.1.1.1 port 0: all-ports services need `backend ipvs`",
+		"15:1: error: virtual_server [10.1.1.2]:sctp:80: protocol SCTP needs `backend ipvs`",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("missing %q in:\n%s", want, all)
+		}
+	}
+	for _, line := range strings.Split(all, "\n") {
+		if strings.Contains(line, "error") && strings.Contains(line, "10.1.1.3") {
+			t.Errorf("a plain TCP service was refused: %s", line)
+		}
+	}
+}

@@ -157,6 +157,18 @@ func validate(c *Config, d *Diags, opts Options) {
 		if reals > dp.MaxReals {
 			d.errorf(dp.Pos, "the config has %d real servers over all services, more than max_reals %d", reals, dp.MaxReals)
 		}
+		// What the XDP program cannot match is refused here rather than
+		// accepted and then never matched.
+		for _, vs := range c.VirtualServers {
+			switch {
+			case vs.FWMark != 0:
+				d.errorf(vs.Pos, "virtual_server fwmark %d: firewall-mark services need `backend ipvs` (the XDP data plane matches address, port and protocol)", vs.FWMark)
+			case vs.Group == "" && vs.Port == 0:
+				d.errorf(vs.Pos, "virtual_server %s port 0: all-ports services need `backend ipvs` (the XDP data plane matches one port)", vs.Addr)
+			case vs.Protocol != "TCP" && vs.Protocol != "UDP":
+				d.errorf(vs.Pos, "virtual_server %s: protocol %s needs `backend ipvs` (the XDP data plane forwards TCP and UDP)", vsLabel(vs, vs.Protocol), vs.Protocol)
+			}
+		}
 	}
 }
 
