@@ -127,7 +127,9 @@ func TestFaultHalodRestartNoLoss(t *testing.T) {
 // window, in one hole. (On this lab's bridge, as on a switch, frames for
 // the dead master's MAC are flooded once its port is down, and d2's XDP
 // program forwards them before it even holds the VIP: the hole is
-// usually empty.) DR only: the XDP data plane refuses lb_kind NAT and TUN today.
+// usually empty.) DR only here: NAT's takeover without state is covered by
+// TestXDPNAT (flow table and pins wiped), a two-director NAT/TUN failover is not
+// written yet.
 func TestFaultMasterKilledBackupTakesOver(t *testing.T) {
 	f := newFaultLab(t, 183)
 	f.start(t, 0)

@@ -127,11 +127,23 @@ func TestGoldenPackets(t *testing.T) {
 			}
 		})
 	}
-	st, _ := b.Stats(ctx)
+	st, err := b.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The TCP/80 services must be there and have counted: an empty or
+	// failing Stats must not pass.
+	seen := 0
 	for _, s := range st {
-		if s.Key.Port == 80 && s.Key.Proto == dataplane.TCP && s.Stats.Packets < 2 {
-			t.Fatalf("vip counters not kept: %+v", s)
+		if s.Key.Port == 80 && s.Key.Proto == dataplane.TCP {
+			seen++
+			if s.Stats.Packets < 2 {
+				t.Fatalf("vip counters not kept: %+v", s)
+			}
 		}
+	}
+	if seen == 0 {
+		t.Fatalf("Stats has no TCP/80 service: %+v", st)
 	}
 }
 
