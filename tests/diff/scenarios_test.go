@@ -91,6 +91,7 @@ func TestDiffTrackScriptWeight(t *testing.T) {
 			{"script fails", flag(false), stableWait},
 			{"script recovers", flag(true), stableWait},
 		},
+		quantum: time.Second, // interval 1
 	}, 122)
 }
 
@@ -107,6 +108,7 @@ func TestDiffPreemptDelay(t *testing.T) {
 			{"node joins", func(t *testing.T, n *net) { n.startNUT() }, 5 * time.Second},
 			{"preempt delay over", nil, 5 * time.Second},
 		},
+		quantum: time.Second, // advert_int 1: preemption is decided on an advert
 	}, 124)
 }
 
