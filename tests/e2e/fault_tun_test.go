@@ -1,0 +1,164 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/halo-lb/halo/internal/testkit/lab"
+)
+
+// attachTunDecap puts the TC decapsulation program the TUN tests use
+// (bpf/tundecap.c; this kernel has no ipip module) on ns's eth0.
+func attachTunDecap(t *testing.T, ns *lab.NS) {
+	t.Helper()
+	var objs tunObjects
+	if err := loadTunObjects(&objs, nil); err != nil {
+		t.Fatalf("load the decapsulation program: %v", err)
+	}
+	t.Cleanup(func() { objs.Close() })
+	var lk link.Link
+	if err := ns.Do(func() error {
+		ifi, err := net.InterfaceByName("eth0")
+		if err != nil {
+			return err
+		}
+		lk, err = link.AttachTCX(link.TCXOptions{Interface: ifi.Index, Program: objs.TunDecap, Attach: ebpf.AttachTCXIngress})
+		return err
+	}); err != nil {
+		t.Fatalf("attach the decapsulation program in %s: %v", ns.Tag, err)
+	}
+	t.Cleanup(func() { lk.Close() })
+}
+
+// Two directors with VRRP and XDP TUN (ipip), their kernels forwarding
+// nothing; three reals decapsulate with the TC program, hold the VIP on lo
+// and answer the clients directly from the VIP. Clients: one on the VIP's
+// network, one behind a router. The master dies (halod SIGKILL, link down)
+// under paced TCP streams and UDP request/response from both clients; the
+// backup, with an empty flow table, encapsulates every established flow to
+// the real the flow key and the Maglev table give: every stream finishes
+// byte-exact with most of its bytes through the backup, no reset, every
+// UDP answer from VIP:5353.
+func TestFaultTUNMasterKilledBackupTakesOver(t *testing.T) {
+	lab.RequireRoot(t)
+	const subnet = 185
+	l := lab.New(t)
+	net4 := func(n, host int) string { return fmt.Sprintf("10.%d.%d.%d", subnet, n, host) }
+	vip := net4(0, 100)
+	sw := l.Switch("sw")
+	cl := l.NS("cl")
+	f := directorPair(l, subnet, vip, cl)
+	sw.Plug(cl, "eth0")
+	cl.Addr("eth0", net4(0, 2)+"/24")
+	cl.TxOff("eth0") // docs/lab.md#checksum-offload
+
+	rt, rc := l.NS("rt"), l.NS("rc")
+	sw.Plug(rt, "eth0")
+	l.Veth(rt, "eth1", rc, "eth0")
+	rt.Addr("eth0", net4(0, 254)+"/24")
+	rt.Addr("eth1", net4(9, 1)+"/24")
+	rt.Sysctl("net.ipv4.ip_forward", "1")
+	rc.Addr("eth0", net4(9, 2)+"/24")
+	rc.Route("default", net4(9, 1))
+	rt.TxOff("eth0")
+	rt.TxOff("eth1")
+	rc.TxOff("eth0")
+
+	for i, d := range f.dirs {
+		// XDP_TX'd frames need an XDP program on the veth peer
+		// (docs/lab.md#veth-peer-needs-xdp).
+		attachPass(t, sw.NS, sw.Plug(d, "eth0"))
+		d.Addr("eth0", net4(0, 1+2*i)+"/24") // .1 and .3
+		d.TxOff("eth0")
+		d.Sysctl("net.ipv4.ip_forward", "0")
+		if got := strings.TrimSpace(d.MustExec("sysctl", "-n", "net.ipv4.ip_forward")); got != "0" {
+			t.Fatalf("d%d forwards: ip_forward=%s", i+1, got)
+		}
+	}
+
+	var tcpReals, udpReals strings.Builder
+	for i := 0; i < 3; i++ {
+		ns := l.NS(fmt.Sprintf("r%d", i+1))
+		sw.Plug(ns, "eth0")
+		ip := net4(0, 11+i)
+		ns.Addr("eth0", ip+"/24")
+		ns.TxOff("eth0")
+		ns.Route(net4(9, 0)+"/24", net4(0, 254))
+		ns.IP("addr", "add", vip+"/32", "dev", "lo")
+		for _, k := range []string{"all", "eth0"} {
+			ns.Sysctl("net.ipv4.conf."+k+".arp_ignore", "1")
+			ns.Sysctl("net.ipv4.conf."+k+".arp_announce", "2")
+			ns.Sysctl("net.ipv4.conf."+k+".rp_filter", "0")
+		}
+		attachTunDecap(t, ns)
+		servePacedReal(t, ns, "0.0.0.0:80", fmt.Sprintf("real%d", i+1))
+		udpEchoReal(t, ns, vip+":5353") // answers leave from the VIP
+		f.reals = append(f.reals, ns)
+		fmt.Fprintf(&tcpReals, "  real_server %s 80 {\n    weight 1\n    TCP_CHECK {\n      connect_timeout 1\n    }\n  }\n", ip)
+		fmt.Fprintf(&udpReals, "  real_server %s 5353 {\n    weight 1\n  }\n", ip)
+	}
+	for i := range f.dirs {
+		f.socks[i] = t.TempDir() + "/halod.sock"
+		f.confs[i] = writeFile(t, fmt.Sprintf("d%d.conf", i+1), fmt.Sprintf(`global_defs {
+  router_id d%d
+  vrrp_garp_master_delay 1
+}
+vrrp_instance VI_1 {
+  state BACKUP
+  interface eth0
+  virtual_router_id 81
+  priority %d
+  version 3
+  advert_int 0.1
+  virtual_ipaddress {
+    %s/24 dev eth0
+  }
+}
+virtual_server %s 80 {
+  delay_loop 1
+  lb_algo wlc
+  lb_kind TUN
+  protocol TCP
+%s}
+virtual_server %s 5353 {
+  delay_loop 1
+  lb_algo rr
+  lb_kind TUN
+  protocol UDP
+%s}
+dataplane {
+  backend xdp
+  interface eth0
+}
+`, i+1, 150-50*i, vip, vip, tcpReals.String(), vip, udpReals.String()))
+	}
+
+	d2 := f.dirs[1].Link("eth0").HardwareAddr.String()
+	m := &masterDies{
+		f:       f,
+		links:   []string{"eth0"},
+		vips:    []string{vip},
+		follow:  []neighWatch{{cl, vip, d2}, {rt, vip, d2}},
+		clients: []*lab.NS{cl, rc},
+		tcpAddr: vip + ":80",
+		udpAddr: netip.AddrPortFrom(netip.MustParseAddr(vip), 5353),
+	}
+	m.run(t)
+
+	counts := map[string]float64{}
+	for _, reason := range []string{"ct_miss", "tun_encap"} {
+		counts[reason] = xdpCount(t, f.dirs[1], reason)
+	}
+	t.Logf("d2 data plane after the failover: %v", counts)
+	for reason, n := range counts {
+		if n == 0 {
+			t.Errorf("d2 counted no %s packet: %v", reason, counts)
+		}
+	}
+}
