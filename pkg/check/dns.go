@@ -44,7 +44,7 @@ func (c *DNS) Check(ctx context.Context) Result {
 	if err != nil {
 		return fail(err)
 	}
-	conn, err := c.T.dialer().DialContext(ctx, "udp", c.T.hostPort())
+	conn, err := c.T.dialer("udp").DialContext(ctx, "udp", c.T.hostPort())
 	if err != nil {
 		return fail(err)
 	}

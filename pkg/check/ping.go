@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
 )
 
 // Ping is PING_CHECK: one ICMP echo (v4 or v6) answered within the timeout.
@@ -20,24 +22,14 @@ func (*Ping) Name() string { return "PING_CHECK" }
 
 // Check implements Checker.
 func (c *Ping) Check(ctx context.Context) Result {
-	network, proto := "ip4:icmp", 1
+	proto := 1
 	var typ, reply icmp.Type = ipv4.ICMPTypeEcho, ipv4.ICMPTypeEchoReply
 	if c.T.Addr.Is6() {
-		network, proto, typ, reply = "ip6:ipv6-icmp", 58, ipv6.ICMPTypeEchoRequest, ipv6.ICMPTypeEchoReply
+		proto, typ, reply = 58, ipv6.ICMPTypeEchoRequest, ipv6.ICMPTypeEchoReply
 	}
-	// Raw ICMP as root; an unprivileged ping socket otherwise.
-	conn, err := icmp.ListenPacket(network, "")
-	unpriv := false
+	conn, unpriv, err := c.T.icmpSocket()
 	if err != nil {
-		udp := "udp4"
-		if c.T.Addr.Is6() {
-			udp = "udp6"
-		}
-		conn, err = icmp.ListenPacket(udp, "")
-		if err != nil {
-			return fail(err)
-		}
-		unpriv = true
+		return fail(err)
 	}
 	defer conn.Close()
 	deadline := time.Now().Add(c.T.Timeout)
@@ -87,4 +79,61 @@ func sameHost(a net.Addr, want netip.Addr) bool {
 	}
 	got, ok := netip.AddrFromSlice(ip)
 	return ok && got.Unmap() == want.WithZone("").Unmap()
+}
+
+// icmpSocket opens raw ICMP as root and an unprivileged ping socket
+// otherwise, with fwmark, bind_if and bindto applied as for the other
+// checkers (bind_port has no meaning for ICMP).
+func (t Target) icmpSocket() (net.PacketConn, bool, error) {
+	fam, proto := unix.AF_INET, unix.IPPROTO_ICMP
+	if t.Addr.Is6() {
+		fam, proto = unix.AF_INET6, unix.IPPROTO_ICMPV6
+	}
+	var err error
+	for _, typ := range []int{unix.SOCK_RAW, unix.SOCK_DGRAM} {
+		var fd int
+		fd, err = unix.Socket(fam, typ|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, proto)
+		if err != nil {
+			continue
+		}
+		if err := t.bindICMP(fd); err != nil {
+			unix.Close(fd)
+			return nil, false, err
+		}
+		f := os.NewFile(uintptr(fd), "icmp")
+		pc, err := net.FilePacketConn(f)
+		f.Close()
+		if err != nil {
+			return nil, false, err
+		}
+		return pc, typ == unix.SOCK_DGRAM, nil
+	}
+	return nil, false, fmt.Errorf("icmp socket: %w", err)
+}
+
+func (t Target) bindICMP(fd int) error {
+	for _, set := range t.sockopts(false) {
+		if err := set(fd); err != nil {
+			return err
+		}
+	}
+	if !t.BindTo.IsValid() {
+		return nil
+	}
+	var sa unix.Sockaddr
+	if t.BindTo.Is4() {
+		sa = &unix.SockaddrInet4{Addr: t.BindTo.As4()}
+	} else {
+		s6 := &unix.SockaddrInet6{Addr: t.BindTo.As16()}
+		if t.BindIf != "" && t.BindTo.IsLinkLocalUnicast() {
+			if ifi, err := net.InterfaceByName(t.BindIf); err == nil {
+				s6.ZoneId = uint32(ifi.Index)
+			}
+		}
+		sa = s6
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return fmt.Errorf("bindto %s: %w", t.BindTo, err)
+	}
+	return nil
 }

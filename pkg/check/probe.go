@@ -17,6 +17,7 @@ type Probe struct {
 	failures int
 	next     time.Time
 	weight   int // from misc_dynamic; -1 when not set
+	urls     *urlWalk
 }
 
 // NewProbe makes a probe whose first attempt is at first. alpha makes the
@@ -37,6 +38,9 @@ func (p *Probe) Next() time.Time { return p.next }
 // Record takes the result of the attempt made at now and reports whether
 // the verdict (or the dynamic weight) changed.
 func (p *Probe) Record(now time.Time, r Result) bool {
+	if p.urls != nil {
+		return p.recordURL(now, r)
+	}
 	if r.Err == nil {
 		p.failures = 0
 		p.next = now.Add(p.DelayLoop)

@@ -49,8 +49,25 @@ func (j *Job) Status() Status {
 // attempts in flight, until its context ends.
 type Scheduler struct {
 	Concurrency int
-	sem         chan struct{}
-	wg          sync.WaitGroup
+	// Clock paces the attempts; nil is the wall clock. Set it before Start.
+	Clock Clock
+	sem   chan struct{}
+	wg    sync.WaitGroup
+}
+
+// URLWalker is a checker whose check is a series of URLs fetched one per
+// attempt, as keepalived's HTTP_GET and SSL_GET are.
+type URLWalker interface {
+	URLCount() int
+	FastRecovery() bool
+	CheckURL(ctx context.Context, i int) Result
+}
+
+func (s *Scheduler) clock() Clock {
+	if s.Clock == nil {
+		return WallClock{}
+	}
+	return s.Clock
 }
 
 // NewScheduler bounds concurrent attempts (default 512).
@@ -64,22 +81,28 @@ func NewScheduler(concurrency int) *Scheduler {
 // Start runs the job until ctx ends. warmup spreads the first attempt over
 // a random 0..warmup, so thousands of checks do not fire together.
 func (s *Scheduler) Start(ctx context.Context, j *Job, warmup time.Duration) {
+	clk := s.clock()
+	now := clk.Now()
 	if warmup > 0 {
-		j.Probe.next = time.Now().Add(rand.N(warmup))
+		j.Probe.next = now.Add(rand.N(warmup))
 	} else {
-		j.Probe.next = time.Now()
+		j.Probe.next = now
+	}
+	walker, walks := j.Checker.(URLWalker)
+	if walks {
+		j.Probe.WalkURLs(walker.URLCount(), walker.FastRecovery())
 	}
 	j.last.Up = j.Probe.Up()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		t := time.NewTimer(time.Until(j.Probe.Next()))
+		t := clk.NewTimer(j.Probe.Next().Sub(now))
 		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.C:
+			case <-t.C():
 			}
 			if j.paused.Load() {
 				t.Reset(time.Second)
@@ -90,15 +113,20 @@ func (s *Scheduler) Start(ctx context.Context, j *Job, warmup time.Duration) {
 			case <-ctx.Done():
 				return
 			}
-			start := time.Now()
+			start := clk.Now()
 			actx, cancel := context.WithTimeout(ctx, j.Timeout+time.Second)
-			r := j.Checker.Check(actx)
+			var r Result
+			if walks {
+				r = walker.CheckURL(actx, j.Probe.URL())
+			} else {
+				r = j.Checker.Check(actx)
+			}
 			cancel()
 			<-s.sem
 			if ctx.Err() != nil {
 				return
 			}
-			now := time.Now()
+			now := clk.Now()
 			changed := j.Probe.Record(now, r)
 			j.mu.Lock()
 			j.last.Up, j.last.Latency, j.last.At = j.Probe.Up(), now.Sub(start), now
@@ -114,7 +142,7 @@ func (s *Scheduler) Start(ctx context.Context, j *Job, warmup time.Duration) {
 			if changed && j.OnChange != nil {
 				j.OnChange(j.Probe.Up(), j.Probe.Weight(), r.Err)
 			}
-			t.Reset(time.Until(j.Probe.Next()))
+			t.Reset(j.Probe.Next().Sub(now))
 		}
 	}()
 }

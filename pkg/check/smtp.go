@@ -20,7 +20,7 @@ func (*SMTP) Name() string { return "SMTP_CHECK" }
 
 // Check implements Checker.
 func (c *SMTP) Check(ctx context.Context) Result {
-	conn, err := c.T.dialer().DialContext(ctx, "tcp", c.T.hostPort())
+	conn, err := c.T.dialer("tcp").DialContext(ctx, "tcp", c.T.hostPort())
 	if err != nil {
 		return fail(err)
 	}

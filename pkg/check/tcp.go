@@ -17,7 +17,7 @@ func (c *TCP) Check(ctx context.Context) Result {
 	// would cost a watcher goroutine per connect, which matters at
 	// thousands of checks per second. Cancellation waits at most one
 	// connect_timeout.
-	conn, err := c.T.dialer().DialContext(context.WithoutCancel(ctx), "tcp", c.T.hostPort())
+	conn, err := c.T.dialer("tcp").DialContext(context.WithoutCancel(ctx), "tcp", c.T.hostPort())
 	if err != nil {
 		return fail(err)
 	}

@@ -26,11 +26,7 @@ func (*UDP) Name() string { return "UDP_CHECK" }
 
 // Check implements Checker.
 func (c *UDP) Check(ctx context.Context) Result {
-	d := c.T.dialer()
-	if c.T.BindTo.IsValid() {
-		d.LocalAddr = &net.UDPAddr{IP: c.T.BindTo.AsSlice()}
-	}
-	conn, err := d.DialContext(ctx, "udp", c.T.hostPort())
+	conn, err := c.T.dialer("udp").DialContext(ctx, "udp", c.T.hostPort())
 	if err != nil {
 		return fail(err)
 	}

@@ -149,7 +149,8 @@ func (b *builder) checker(n *node, typ, where string) *Checker {
 
 func (b *builder) url(n *node) *URL {
 	u := &URL{Pos: n.pos()}
-	b.walk(n.children, "url", map[string]handler{
+	rx := &urlRegex{}
+	h := map[string]handler{
 		"path": func(n *node) { u.Path = b.str(n) },
 		"digest": func(n *node) {
 			t, ok := b.arg(n, 0)
@@ -182,7 +183,10 @@ func (b *builder) url(n *node) *URL {
 			}
 		},
 		"virtualhost": func(n *node) { u.VirtualHost = b.str(n) },
-	}, "regex", "regex_no_match", "regex_options", "regex_min_offset", "regex_max_offset", "regex_stack")
+	}
+	b.regexHandlers(h, rx)
+	b.walk(n.children, "url", h)
+	b.finishRegex(u, rx)
 	if u.Path == "" {
 		b.d.errorf(n.pos(), "url has no path")
 		return nil

@@ -387,7 +387,14 @@ type URL struct {
 	Digest      string        `json:"digest,omitempty"`
 	StatusCodes []StatusRange `json:"status_code"`
 	VirtualHost string        `json:"virtualhost,omitempty"`
-	Pos         Pos           `json:"pos"`
+	// Regex must match the body (RE2 syntax, regex_options applied as
+	// flags); RegexNoMatch inverts it. The offsets bound where the match
+	// may start (RegexMaxOffset nil: anywhere).
+	Regex          string `json:"regex,omitempty"`
+	RegexNoMatch   bool   `json:"regex_no_match,omitempty"`
+	RegexMinOffset int    `json:"regex_min_offset,omitempty"`
+	RegexMaxOffset *int   `json:"regex_max_offset,omitempty"`
+	Pos            Pos    `json:"pos"`
 }
 
 // Checker is one health checker of a real server, with inherited options
