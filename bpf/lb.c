@@ -412,7 +412,7 @@ int xdp_lb(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 	int nat = rs->method == METHOD_NAT;
-	int tun = rs->method == METHOD_TUN;
+	int tun = rs->method == METHOD_TUN || rs->method == METHOD_GUE;
 	if (tun && tags) {
 		/* The encapsulated frame is built behind an untagged Ethernet
 		 * header; tagged ingress is left to the stack. */

@@ -35,6 +35,7 @@ enum real_flags {
 	REAL_VALID = 1 << 0,   /* the slot is in use; its gen is current */
 	REAL_HAS_MAC = 1 << 1, /* the neighbour is resolved: frames may be sent */
 	REAL_NEW_FLOWS = 1 << 2, /* weight > 0, up, MAC known: may take new flows (and persistence pins) */
+	REAL_TUN_CSUM = 1 << 3,  /* GUE `csum`: the outer UDP checksum is computed over IPv4 too */
 };
 
 /* How a real is reached: DR (MAC rewrite), NAT (DNAT, replies translated
@@ -43,6 +44,7 @@ enum lb_method {
 	METHOD_DR = 0,
 	METHOD_NAT = 1,
 	METHOD_TUN = 2,
+	METHOD_GUE = 3, /* TUN in outer IP + UDP to port + GUE (bpf/lb_tun.h) */
 };
 
 enum flow_flags {
@@ -114,7 +116,7 @@ struct real {
 	__u32 ifindex; /* egress interface */
 	__u32 gen;
 	__u32 svc;     /* owning service id (adoption after a restart) */
-	__u16 port;    /* network order; NAT target port */
+	__u16 port;    /* network order; NAT target port; GUE: UDP destination port */
 	__u8 method;   /* enum lb_method */
 	__u8 pad;
 };

@@ -306,7 +306,7 @@ func TestApplySkipsBadService(t *testing.T) {
 	b := loadWith(t, Options{})
 	tun := svc(vip4, 81, dataplane.TCP, "rr", "10.1.0.11")
 	tun.Method = dataplane.TUN
-	tun.Tunnel.Type = "gue"
+	tun.Tunnel.Type = "gre"
 	sctp := svc(vip4, 82, dataplane.SCTP, "rr", "10.1.0.11")
 	dup := svc(vip4, 83, dataplane.TCP, "rr", "10.1.0.11", "10.1.0.11")
 	err := b.Apply(context.Background(), []dataplane.Service{svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11"), tun, sctp, dup,

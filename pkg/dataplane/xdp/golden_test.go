@@ -253,9 +253,9 @@ func TestRejectsWhatPart1CannotDo(t *testing.T) {
 	b := loadTest(t)
 	tun := svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11")
 	tun.Method = dataplane.TUN
-	tun.Tunnel.Type = "gue"
+	tun.Tunnel.Type = "gre"
 	if err := b.Apply(context.Background(), []dataplane.Service{tun}); err == nil {
-		t.Fatal("TUN service with GUE accepted")
+		t.Fatal("TUN service with GRE accepted")
 	}
 	mixed := svc(vip4, 80, dataplane.TCP, "rr", "fd00:1::11")
 	mixed.Method = dataplane.NAT

@@ -91,6 +91,7 @@ const (
 	lbLbMethodMETHOD_DR  lbLbMethod = 0
 	lbLbMethodMETHOD_NAT lbLbMethod = 1
 	lbLbMethodMETHOD_TUN lbLbMethod = 2
+	lbLbMethodMETHOD_GUE lbLbMethod = 3
 )
 
 type lbLbReason uint32
@@ -170,6 +171,7 @@ const (
 	lbRealFlagsREAL_VALID     lbRealFlags = 1
 	lbRealFlagsREAL_HAS_MAC   lbRealFlags = 2
 	lbRealFlagsREAL_NEW_FLOWS lbRealFlags = 4
+	lbRealFlagsREAL_TUN_CSUM  lbRealFlags = 8
 )
 
 type lbRingChunk struct {

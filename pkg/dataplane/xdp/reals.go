@@ -137,6 +137,7 @@ func (b *Backend) slotEntry(id, svcID uint32, real dataplane.Real) (lbReal, erro
 	}
 	r := lbReal{Addr: w, Family: fam, Flags: uint8(lbRealFlagsREAL_VALID), Gen: b.slots.gens[id], Svc: svcID,
 		Port: htons(port), Method: uint8(method)}
+	gueEntry(&r, real)
 	if n, ok := b.neigh.known[rk.Addr]; ok {
 		copy(r.Mac[:], n.mac)
 		r.Ifindex = uint32(n.ifindex)

@@ -123,15 +123,8 @@ func supported(s dataplane.Service) error {
 				return fmt.Errorf("real %s: NAT between IPv4 and IPv6 is not supported", r.Key())
 			}
 		case dataplane.TUN:
-			tt := r.Tunnel.Type
-			if tt == "" {
-				tt = s.Tunnel.Type
-			}
-			if tt != "" && tt != "ipip" {
-				return fmt.Errorf("real %s: tunnel type %s is not supported by the XDP data plane yet (ipip)", r.Key(), tt)
-			}
-			if r.Addr.Is4() != s.Key.Addr.Is4() {
-				return fmt.Errorf("real %s: TUN between IPv4 and IPv6 is not supported (ipip in IPv4, ip6ip6 in IPv6)", r.Key())
+			if err := tunSupported(s, r); err != nil {
+				return err
 			}
 		default:
 			return fmt.Errorf("real %s: lb_kind %s is not supported by the XDP data plane", r.Key(), m)
@@ -317,6 +310,7 @@ func (b *Backend) installSlots(s dataplane.Service) (staged, error) {
 			st.reals[r.Key()] = id
 		}
 		r.Method = methodOf(s, r)
+		r.Tunnel = tunnelOf(s, r)
 		b.slots.owners[id] = slotOwner{svc: s.Key, real: r.Key(), state: r}
 		v, err := b.slotEntry(id, st.id, r)
 		if err != nil {
