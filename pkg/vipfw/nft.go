@@ -1,0 +1,162 @@
+package vipfw
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/google/nftables"
+	"golang.org/x/sys/unix"
+)
+
+// Firewall applies Plans to the kernel over nftables netlink. It is safe
+// for concurrent use; halod calls it from the VRRP event loop.
+type Firewall struct {
+	mu   sync.Mutex
+	conn *nftables.Conn
+	plan *Plan
+	log  *slog.Logger
+}
+
+// Open connects to nftables (conn nil: a new netlink connection) and
+// removes tables a previous run left, as keepalived does before it creates
+// its own: after a crash the old drop set could otherwise block VIPs that no
+// instance holds any more.
+func Open(cfg Config, conn *nftables.Conn, log *slog.Logger) (*Firewall, error) {
+	if conn == nil {
+		c, err := nftables.New(nftables.AsLasting())
+		if err != nil {
+			return nil, fmt.Errorf("nftables: %w", err)
+		}
+		conn = c
+	}
+	f := &Firewall{conn: conn, plan: NewPlan(cfg), log: log}
+	if err := f.apply(f.plan.Start()); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// Block makes the VIPs dropped for owner exactly vips (empty: none).
+func (f *Firewall) Block(owner string, vips []VIP) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.plan == nil {
+		return errors.New("nftables: firewall closed")
+	}
+	elems := make([]Elem, 0, len(vips))
+	for _, v := range vips {
+		elems = append(elems, ElemOf(f.plan.cfg, v))
+	}
+	next, ops := f.plan.Block(owner, elems)
+	if err := f.apply(ops); err != nil {
+		return err
+	}
+	f.plan = next
+	return nil
+}
+
+// Unblock releases owner's VIPs.
+func (f *Firewall) Unblock(owner string) error { return f.Block(owner, nil) }
+
+// Blocked lists what is dropped now.
+func (f *Firewall) Blocked() []Elem {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.plan == nil {
+		return nil
+	}
+	return f.plan.Blocked()
+}
+
+// Close deletes the tables and the connection, as keepalived does on exit.
+func (f *Firewall) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.plan == nil {
+		return nil
+	}
+	_, ops := f.plan.Close()
+	err := f.apply(ops)
+	f.plan = nil
+	return errors.Join(err, f.conn.CloseLasting())
+}
+
+// apply sends ops as one batch (stale-table deletes each on their own, as
+// they depend on what exists).
+func (f *Firewall) apply(ops []Op) error {
+	if len(ops) == 0 {
+		return nil
+	}
+	cfg := f.plan.cfg
+	for _, op := range ops {
+		if op.Kind == OpDelStale {
+			t := table(cfg, op.Family)
+			if _, err := f.conn.ListTableOfFamily(t.Name, t.Family); err != nil {
+				if errors.Is(err, unix.ENOENT) {
+					continue
+				}
+				return fmt.Errorf("nftables: look for table %s %s: %w", op.Family, t.Name, err)
+			}
+			f.log.Info("deleting nftables table left from an earlier run", "table", op.Family.String()+" "+t.Name)
+			f.conn.DelTable(t)
+			if err := f.conn.Flush(); err != nil {
+				return fmt.Errorf("nftables: delete table %s %s: %w", op.Family, t.Name, err)
+			}
+			continue
+		}
+		if err := f.queue(cfg, op); err != nil {
+			return err
+		}
+	}
+	if err := f.conn.Flush(); err != nil {
+		return fmt.Errorf("nftables: %v: %w", ops, err)
+	}
+	for _, op := range ops {
+		if op.Kind != OpDelStale {
+			f.log.Debug("nftables", "op", op.String())
+		}
+	}
+	return nil
+}
+
+func (f *Firewall) queue(cfg Config, op Op) error {
+	switch op.Kind {
+	case OpAddTable:
+		return f.add(TableRuleset(cfg, op.Family))
+	case OpAddLinkLocal:
+		return f.add(LinkLocalRuleset(cfg, op.Set))
+	case OpAddElems, OpDelElems:
+		s := &nftables.Set{Table: table(cfg, op.Family), Name: op.Set}
+		els := make([]nftables.SetElement, len(op.Elems))
+		for i, e := range op.Elems {
+			els[i] = nftables.SetElement{Key: ElemKey(e)}
+		}
+		if op.Kind == OpAddElems {
+			return f.conn.SetAddElements(s, els)
+		}
+		return f.conn.SetDeleteElements(s, els)
+	case OpDelTable:
+		f.conn.DelTable(table(cfg, op.Family))
+	}
+	return nil
+}
+
+func (f *Firewall) add(rs Ruleset) error {
+	if len(rs.Chains) > 0 {
+		f.conn.AddTable(rs.Table)
+	}
+	for _, c := range rs.Chains {
+		f.conn.AddChain(c)
+	}
+	for _, s := range rs.Sets {
+		if err := f.conn.AddSet(s.Set, s.Elems); err != nil {
+			return fmt.Errorf("nftables: set %s: %w", s.Set.Name, err)
+		}
+	}
+	for _, r := range rs.Rules {
+		f.conn.AddRule(r)
+	}
+	return nil
+}
