@@ -67,6 +67,12 @@ func (b *builder) checker(n *node, typ, where string) *Checker {
 		h["sni_name"] = func(n *node) { c.SNIName = b.str(n) }
 		h["fast_recovery"] = b.setFlag(&c.FastRecovery)
 	case "MISC_CHECK":
+		// keepalived gives MISC_CHECK none of the connection options (its
+		// script opens no socket of halo's): they are unknown keywords there,
+		// never taken and then ignored.
+		for _, k := range []string{"connect_ip", "connect_port", "bindto", "bind_port", "bind_if", "fwmark", "connect_timeout"} {
+			delete(h, k)
+		}
 		h["misc_path"] = b.scriptArg(&c.MiscPath)
 		h["misc_timeout"] = func(n *node) { b.timer(n, 0.000001, 86400, &c.MiscTimeout) }
 		h["misc_dynamic"] = b.setFlag(&c.MiscDynamic)

@@ -168,6 +168,11 @@ func validate(c *Config, d *Diags, opts Options) {
 			case vs.Protocol != "TCP" && vs.Protocol != "UDP":
 				d.errorf(vs.Pos, "virtual_server %s: protocol %s needs `backend ipvs` (the XDP data plane forwards TCP and UDP)", vsLabel(vs, vs.Protocol), vs.Protocol)
 			}
+			for _, rs := range vs.Reals {
+				if rs.UThreshold != 0 || rs.LThreshold != 0 {
+					d.errorf(rs.Pos, "real_server %s: uthreshold/lthreshold need `backend ipvs` (the XDP data plane keeps no per-real connection counts to limit)", rs.Addr)
+				}
+			}
 		}
 	}
 }
