@@ -110,6 +110,7 @@ func fillDefaults(c *Config, d *Diags) {
 	}
 	dataplaneDefaults(&c.Dataplane, set)
 	bgpDefaults(c.BGP, set, d)
+	firewallDefaults(c, d)
 }
 
 // globalGARP: the lower-priority burst defaults to the master burst's

@@ -36,7 +36,7 @@ func (b *builder) global(n *node) {
 			(*dst).Script = b.script(n)
 		}
 	}
-	b.walk(n.children, "global_defs", merge(b.garpKeywords(&g.GARP, "vrrp_", ""), map[string]handler{
+	b.walk(n.children, "global_defs", merge(b.garpKeywords(&g.GARP, "vrrp_", ""), b.firewallKeywords(&g.Firewall), map[string]handler{
 		"router_id": func(n *node) { g.RouterID = b.str(n) },
 		"notification_email": func(n *node) {
 			for _, e := range b.lines(n) {
@@ -114,12 +114,12 @@ func (b *builder) global(n *node) {
 		"vrrp_startup_delay":           func(n *node) { b.timer(n, 0, 3600, &g.VRRPStartupDelay) },
 		"vrrp_down_timer_adverts":      func(n *node) { b.intRange(n, 1, 100, &g.DownTimerAdverts) },
 		"vrrp_notify_priority_changes": b.setFlag(&g.NotifyPriorityChanges),
-	}), "router_id_from_hostname", "max_auto_priority", "vrrp_iptables", "vrrp_ipsets", "vrrp_no_swap",
+	}), "router_id_from_hostname", "max_auto_priority", "vrrp_no_swap",
 		"checker_no_swap", "bfd_no_swap", "vrrp_priority", "checker_priority", "bfd_priority", "vrrp_rt_priority",
 		"checker_rt_priority", "bfd_rt_priority", "vrrp_cpu_affinity", "checker_cpu_affinity", "snmp_socket",
 		"enable_snmp_vrrp", "enable_snmp_checker", "enable_snmp_rfc", "enable_snmp_rfcv2", "enable_snmp_rfcv3",
 		"enable_traps", "enable_dbus", "dynamic_interfaces", "lvs_timeouts", "lvs_flush", "lvs_sync_daemon",
-		"nftables", "nftables_priority", "nftables_counters", "nftables_ifindex", "vrrp_rx_bufs_policy",
+		"vrrp_rx_bufs_policy",
 		"vrrp_rx_bufs_multiplier", "vrrp_netlink_cmd_rcv_bufs", "vrrp_netlink_monitor_rcv_bufs",
 		"checker_log_all_failures", "umask", "fifo_write_vrrp_states_on_reload", "notify_fifo_user",
 		"vrrp_garp_extra_if", "vrrp_gna_extra_if", "process_names", "process_name", "vrrp_process_name",

@@ -103,6 +103,7 @@ type Global struct {
 	DownTimerAdverts      int        `json:"down_timer_adverts"`
 	SMTPAlert             bool       `json:"smtp_alert"`
 	NotifyPriorityChanges bool       `json:"vrrp_notify_priority_changes"`
+	Firewall              Firewall   `json:"firewall"` // global_fw.go
 	Pos                   Pos        `json:"-"`
 }
 
