@@ -12,11 +12,22 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type tunDecapKind uint32
+
+const (
+	tunDecapKindDECAP_IPIP tunDecapKind = 0
+	tunDecapKindDECAP_GUE  tunDecapKind = 1
+	tunDecapKindDECAP_MAX  tunDecapKind = 2
+)
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	tunProgTunDecap = "tun_decap"
+	tunMapDecapStats      = "decap_stats"
+	tunProgTunDecap       = "tun_decap"
+	tunVarGuePort         = "gue_port"
+	tunVarUnusedDecapKind = "unused_decap_kind"
 )
 
 // loadTun returns the embedded CollectionSpec for tun.
@@ -68,12 +79,15 @@ type tunProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tunMapSpecs struct {
+	DecapStats *ebpf.MapSpec `ebpf:"decap_stats"`
 }
 
 // tunVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tunVariableSpecs struct {
+	GuePort         *ebpf.VariableSpec `ebpf:"gue_port"`
+	UnusedDecapKind *ebpf.VariableSpec `ebpf:"unused_decap_kind"`
 }
 
 // tunObjects contains all objects after they have been loaded into the kernel.
@@ -96,16 +110,21 @@ func (o *tunObjects) Close() error {
 //
 // It can be passed to loadTunObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tunMaps struct {
+	DecapStats *ebpf.Map `ebpf:"decap_stats"`
 }
 
 func (m *tunMaps) Close() error {
-	return _TunClose()
+	return _TunClose(
+		m.DecapStats,
+	)
 }
 
 // tunVariables contains all global variables after they have been loaded into the kernel.
 //
 // It can be passed to loadTunObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tunVariables struct {
+	GuePort         *ebpf.Variable `ebpf:"gue_port"`
+	UnusedDecapKind *ebpf.Variable `ebpf:"unused_decap_kind"`
 }
 
 // tunPrograms contains all programs after they have been loaded into the kernel.
