@@ -151,6 +151,13 @@ dataplane {
 		tcpAddr: vip + ":80",
 		udpAddr: netip.AddrPortFrom(netip.MustParseAddr(vip), 5353),
 	}
+	// What d2 knows about the on-link client when it takes over: a reply
+	// of a flow d2 never saw goes to the next hop of the client's
+	// address, which for an on-link client is d2's neighbour entry.
+	m.onTakeover = func(t *testing.T) {
+		t.Logf("d2 at the takeover: neighbour entry for cl %q, pass_no_nexthop %v",
+			strings.TrimSpace(f.dirs[1].IP("neigh", "show", net4(0, 2))), xdpCount(t, f.dirs[1], "pass_no_nexthop"))
+	}
 	m.run(t)
 
 	// The flows crossed d2 both ways in XDP, without flow-table entries.
