@@ -43,6 +43,7 @@ type options struct {
 	showVersion     bool
 	man             bool
 	notifyTimeout   time.Duration
+	keepCaps        bool
 }
 
 const defaultMetricsAddr = "127.0.0.1:9650"
@@ -70,6 +71,7 @@ func flagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.logSyslog, "log-syslog", false, "also log to syslog (facility daemon)")
 	fs.DurationVar(&o.notifyTimeout, "notify-timeout", daemon.DefaultNotifyTimeout,
 		"`duration` a notify script (notify*, quorum_up/down, notify_up/down) may run before it is killed")
+	fs.BoolVar(&o.keepCaps, "keep-caps", false, "keep every capability halod was started with (by default it keeps only what the config needs once it is up)")
 	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
 	fs.BoolVar(&o.man, "man", false, "print this manual page (troff) and exit")
 	return fs
@@ -201,7 +203,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	d := daemon.New(cfg, daemon.Options{ConfigFile: o.configFile, Load: load, Strict: o.strict, Dataplane: o.dataplane,
 		BPFFS: o.bpffs, KeepDataplane: o.keepDataplane, Control: o.control, MetricsAddr: metricsAddr,
 		DumpFile: o.dumpFile, StatsFile: o.statsFile, PIDFile: o.pidFile, Version: version, Log: log,
-		Notifier: sdnotify.FromEnv(), Signals: sigs, NotifyTimeout: o.notifyTimeout,
+		Notifier: sdnotify.FromEnv(), Signals: sigs, NotifyTimeout: o.notifyTimeout, DropCaps: !o.keepCaps,
 		NewAnnouncer: func(c *config.Config, l *slog.Logger) (daemon.Announcer, error) {
 			a, err := bgp.NewAnnouncer(context.Background(), c, l, len(pins) > 0)
 			if a == nil {

@@ -111,6 +111,9 @@ type Needs struct {
 	// listener on 179, metrics on a low port) and may have to rebind it on
 	// reload.
 	LowPorts bool
+	// FIFOOwners: a notify FIFO is created owned by another user; halod
+	// creates FIFOs when first written, which may be after setup.
+	FIFOOwners bool
 }
 
 // Plan is what Drop applies.
@@ -143,6 +146,9 @@ func For(n Needs) Plan {
 	}
 	if n.LowPorts {
 		keep |= Of(NetBindService)
+	}
+	if n.FIFOOwners {
+		keep |= Of(Chown)
 	}
 	p := Plan{Keep: keep, Bounding: keep}
 	if n.RootScripts {

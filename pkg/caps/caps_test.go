@@ -21,12 +21,13 @@ func TestFor(t *testing.T) {
 		{"root scripts keep the bounding set whole", Needs{Scripts: true, RootScripts: true},
 			Of(NetAdmin, NetRaw, Kill), All},
 		{"bgp listener on 179", Needs{LowPorts: true}, Of(NetAdmin, NetRaw, NetBindService), Of(NetAdmin, NetRaw, NetBindService)},
+		{"a notify FIFO owned by another user", Needs{FIFOOwners: true}, Of(NetAdmin, NetRaw, Chown), Of(NetAdmin, NetRaw, Chown)},
 	} {
 		p := For(c.n)
 		if p.Keep != c.keep || p.Bounding != c.bounding {
 			t.Errorf("%s: keep %s bounding %x, want %s %x", c.name, p.Keep, uint64(p.Bounding), c.keep, uint64(c.bounding))
 		}
-		if p.Keep.Has(DACOverride) || p.Keep.Has(Chown) {
+		if p.Keep.Has(DACOverride) || (p.Keep.Has(Chown) && !c.n.FIFOOwners) {
 			t.Errorf("%s: keeps a file capability: %s", c.name, p.Keep)
 		}
 	}

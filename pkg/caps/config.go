@@ -19,6 +19,9 @@ func NeedsOf(cfg *config.Config) Needs {
 
 func needsOf(cfg *config.Config, userExists func(string) bool) Needs {
 	n := Needs{KernelHasCapBPF: KernelHasCapBPF(), LowPorts: cfg.BGP != nil}
+	for _, f := range []*config.FIFO{cfg.Global.NotifyFIFO, cfg.Global.VRRPNotifyFIFO, cfg.Global.LVSNotifyFIFO} {
+		n.FIFOOwners = n.FIFOOwners || (f != nil && f.User != "")
+	}
 	for _, s := range scripts(reflect.ValueOf(cfg), nil) {
 		n.Scripts = true
 		u := s.User

@@ -63,6 +63,10 @@ func TestNeedsOfConfig(t *testing.T) {
   }
 }
 `, none, Needs{Scripts: true, ScriptUsers: true}},
+		{"notify_fifo owned by another user", "global_defs {\n  notify_fifo /run/k.fifo nobody\n}\n" + instance,
+			none, Needs{FIFOOwners: true}},
+		{"notify_fifo owned by root's default", "global_defs {\n  notify_fifo /run/k.fifo\n}\n" + instance,
+			none, Needs{}},
 	} {
 		got := needsOf(load(t, c.text), c.exists)
 		got.KernelHasCapBPF = false

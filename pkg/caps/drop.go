@@ -60,6 +60,13 @@ func Drop(p Plan) error {
 				if err == errCgo {
 					return err
 				}
+				if err == syscall.EPERM {
+					// No CAP_SETPCAP: the service manager already
+					// set the bounding set (systemd's
+					// CapabilityBoundingSet); effective and
+					// permitted are still cut below.
+					break
+				}
 				return fmt.Errorf("caps: drop %s from the bounding set: %w", c, err)
 			}
 		}

@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/halo-lb/halo/pkg/caps"
 	"github.com/halo-lb/halo/pkg/check"
 	"github.com/halo-lb/halo/pkg/config"
 	"github.com/halo-lb/halo/pkg/control"
@@ -73,6 +74,10 @@ type Options struct {
 	// NotifyTimeout bounds each notify script, VRRP's and the virtual
 	// servers'; zero means DefaultNotifyTimeout.
 	NotifyTimeout time.Duration
+	// DropCaps: once up, keep only the capabilities the configuration
+	// needs (halod sets it unless --keep-caps; tests leave it off so the
+	// test process keeps its own).
+	DropCaps bool
 
 	// Backend, when set, is used instead of the factory (tests).
 	Backend dataplane.Backend
@@ -116,6 +121,7 @@ type Daemon struct {
 	ann       Announcer
 	annPoke   chan struct{}
 	reloadReq chan chan api.ReloadResult
+	kept      *caps.Plan // what dropCaps kept; nil: nothing dropped
 
 	mu       sync.Mutex // guards the fields below
 	cfg      *config.Config
@@ -287,6 +293,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		return err
 	}
 	d.syncSuspend()
+	d.dropCaps(cfg)
 	d.isReady.Store(true)
 	close(d.ready)
 	d.o.Notifier.Ready("running")

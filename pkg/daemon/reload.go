@@ -72,6 +72,10 @@ func (d *Daemon) tryReload() api.ReloadResult {
 	if d.o.Dataplane != "" {
 		cfg.Dataplane.Backend = d.o.Dataplane
 	}
+	if err := d.capsAllow(cfg); err != nil {
+		res.Error = err.Error()
+		return res
+	}
 	running := d.config()
 	if !vsmgr.SameSettings(running.Dataplane, cfg.Dataplane) {
 		d.log.Warn("reload: the dataplane block changed; it takes effect when halod restarts")
