@@ -36,7 +36,7 @@ func TestFirewallKeywords(t *testing.T) {
 	}
 	cfg, d = load(t, "global_defs {\n  nftables\n  nftables_priority 0\n}\n"+strings.Replace(fwInstance, "%s", "", 1))
 	if fw := cfg.Global.Firewall; fw.Table != "keepalived" || fw.Priority != 0 {
-		t.Fatalf("bare nftables / priority 0: %+v", fw)
+		t.Fatalf("bare nftables / priority 0: %+v\n%s", fw, diagText(d))
 	}
 	cfg, d = load(t, "global_defs {\n  nftables a\n  nftables b\n  nftables_priority x\n  nftables_priority 4294967296\n  nftables "+
 		strings.Repeat("n", 300)+"\n}\n"+strings.Replace(fwInstance, "%s", "", 1))

@@ -250,6 +250,7 @@ func (d *Daemon) reload(cfg *config.Config) error {
 	if err := d.syncWatchers(); err != nil {
 		d.log.Error("reload: trackers", "err", err)
 	}
+	d.resyncFirewall()
 	d.publish()
 	return nil
 }
@@ -281,6 +282,8 @@ func (d *Daemon) update(now time.Time, in, nin *instance) {
 	in.cfg, in.vips, in.excluded, in.addrs = nin.cfg, nin.vips, nin.excluded, nin.addrs
 	in.routes, in.dsts, in.trackers, in.order = nin.routes, nin.dsts, nin.trackers, nin.order
 	if master {
+		// Before the new VIPs exist, so they never accept a packet.
+		in.syncFirewall(true)
 		gone, added := vipDiff(oldVIPs, in.allVIPs())
 		oldRoutes.minus(in.routes).del(in.log)
 		for _, v := range gone {

@@ -23,6 +23,7 @@ import (
 	"github.com/halo-lb/halo/pkg/config"
 	"github.com/halo-lb/halo/pkg/script"
 	"github.com/halo-lb/halo/pkg/vip"
+	"github.com/halo-lb/halo/pkg/vipfw"
 	"github.com/halo-lb/halo/pkg/vrrp"
 	"github.com/halo-lb/halo/pkg/vrrpnet"
 )
@@ -84,6 +85,9 @@ type Daemon struct {
 	groups    []*group
 	static    routeSet // static_ipaddress, static_routes, static_rules
 	staticIPs []vip.Addr
+
+	fw    Firewall     // no_accept drop rules; nil until an instance needs them
+	fwCfg vipfw.Config // the settings fw was opened with
 
 	wctx     context.Context // lives while Run does: read loops and watchers
 	watchers map[string]*watcher
@@ -323,13 +327,8 @@ func (d *Daemon) setup() error {
 	for _, in := range d.instances {
 		in.queue = script.NewQueue(d.runner, in.log, d.notifyTimeout())
 		d.tryBind(in)
-		if !in.cfg.Accept {
-			// keepalived installs nftables drop rules for no_accept (the
-			// default under vrrp_strict); halod installs no firewall
-			// rules, so a master's VIPs answer as with `accept`.
-			in.log.Warn("no_accept is not enforced by halod: the VIPs of a master accept traffic (no firewall drop rules)")
-		}
 	}
+	d.setupFirewall()
 	if err := d.setupStatic(); err != nil {
 		return err
 	}
@@ -551,13 +550,16 @@ func (d *Daemon) transition(in *instance, a vrrp.Action) {
 	switch a.To {
 	case vrrp.Master:
 		// The advert has gone out already (the machine orders it first);
-		// now the addresses, then the announcements, then notify.
+		// now the drop rules of no_accept, the addresses, then the
+		// announcements, then notify.
+		in.syncFirewall(true)
 		in.addVIPs()
 		in.announce(masterPlan(in.cfg.GARP), true)
 	default:
 		if a.From == vrrp.Master {
 			in.stopAnnounce()
 			in.delVIPs()
+			in.syncFirewall(false)
 		}
 	}
 	in.notify(a.To)
@@ -609,6 +611,7 @@ func (d *Daemon) closeAll() {
 		g.queue.Close()
 	}
 	d.stopWatchers()
+	d.closeFirewall()
 }
 
 // release frees what an instance holds: socket share, announcers, queue,
