@@ -119,7 +119,7 @@ func contains(list []string, s string) bool {
 }
 
 func loadOptions(o *options) config.Options {
-	opts := config.Options{ConfigID: o.configID, Scripts: config.NewScriptChecker()}
+	opts := config.Options{ConfigID: o.configID, Scripts: config.NewScriptChecker(), Backend: o.dataplane}
 	if o.checkInterfaces {
 		opts.InterfaceExists = func(name string) bool {
 			_, err := net.InterfaceByName(name)

@@ -217,3 +217,20 @@ virtual_server 10.1.1.3 80 {
 		}
 	}
 }
+
+// halod --dataplane xdp on a config without a dataplane block: the same
+// refusals as if the config had named the backend.
+func TestBackendOverrideIsValidated(t *testing.T) {
+	text := `virtual_server fwmark 7 {
+  lb_kind DR
+  real_server 10.2.2.6 0 { }
+}
+`
+	if _, d := load(t, text); strings.Contains(diagText(d), "need `backend ipvs`") {
+		t.Fatalf("refused without the override:\n%s", diagText(d))
+	}
+	_, d := load(t, text, Options{ConfigID: "test", Backend: "xdp"})
+	if want := "1:1: error: virtual_server fwmark 7: firewall-mark services need `backend ipvs`"; !strings.Contains(diagText(d), want) {
+		t.Fatalf("missing %q in:\n%s", want, diagText(d))
+	}
+}

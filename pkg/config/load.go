@@ -30,6 +30,10 @@ type Options struct {
 	// Scripts, when set, checks script security (keepalived's
 	// enable_script_security rules) against the real file system.
 	Scripts *ScriptChecker
+	// Backend, when set, replaces the dataplane block's backend before the
+	// config is validated (halod --dataplane), so what that backend cannot
+	// run is refused at load as if the config had named it.
+	Backend string
 	// Seed makes ${_RANDOM} reproducible in tests; 0 seeds from entropy.
 	Seed uint64
 
@@ -66,6 +70,9 @@ func Load(path string, opts Options) (*Config, *Diags) {
 	b := &builder{d: d, cfg: cfg}
 	b.build(tree)
 	fillDefaults(cfg, d)
+	if opts.Backend != "" {
+		cfg.Dataplane.Backend = opts.Backend
+	}
 	validate(cfg, d, opts)
 	if opts.Scripts != nil {
 		opts.Scripts.checkConfig(cfg, d)
