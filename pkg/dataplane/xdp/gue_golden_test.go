@@ -5,13 +5,16 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
 
 	"github.com/halo-lb/halo/internal/testkit/lab"
 	"github.com/halo-lb/halo/internal/testkit/packet"
+	"github.com/halo-lb/halo/pkg/config"
 	"github.com/halo-lb/halo/pkg/dataplane"
+	"github.com/halo-lb/halo/pkg/vsmgr"
 )
 
 const gueTestPort = 6080
@@ -341,5 +344,50 @@ func TestGUEApply(t *testing.T) {
 	}
 	if p := proto(); p != 4 {
 		t.Fatalf("real with its own ipip in a gue service: outer protocol %d", p)
+	}
+}
+
+// configs/lvs-tun-gue.conf, through the virtual-server manager, is applied
+// whole by the XDP backend: no service skipped, the GUE reals written as GUE
+// (with csum where asked) and the ipip override as ipip.
+func TestGUEExampleConfigApplies(t *testing.T) {
+	b := loadTest(t)
+	cfg, diags := config.Load("../../../configs/lvs-tun-gue.conf", config.Options{})
+	if err := diags.Err(true); err != nil {
+		t.Fatal(err)
+	}
+	m, err := vsmgr.New(cfg, b, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Apply(context.Background()); err != nil {
+		t.Fatalf("the example is not applied whole: %v", err)
+	}
+	got := map[string][2]uint8{}
+	var e lbReal
+	for id, o := range b.slots.owners {
+		if err := b.objs.Reals.Lookup(id, &e); err != nil {
+			t.Fatal(err)
+		}
+		got[o.svc.String()+" "+o.real.Addr.String()] = [2]uint8{e.Method, e.Flags & uint8(lbRealFlagsREAL_TUN_CSUM)}
+		if e.Method == uint8(lbLbMethodMETHOD_GUE) && ntohs(e.Port) != 6080 {
+			t.Errorf("%s: GUE port %d", o.real.Addr, ntohs(e.Port))
+		}
+	}
+	gue, ipip, csum := uint8(lbLbMethodMETHOD_GUE), uint8(lbLbMethodMETHOD_TUN), uint8(lbRealFlagsREAL_TUN_CSUM)
+	want := map[string][2]uint8{
+		"tcp:10.221.0.100:80 10.231.1.21":        {gue, 0},
+		"tcp:10.221.0.100:80 10.231.2.22":        {gue, 0},
+		"udp:10.221.0.100:53 10.231.1.21":        {gue, csum},
+		"udp:10.221.0.100:53 10.231.2.22":        {ipip, 0},
+		"tcp:[fd00:221::100]:443 fd00:231:1::21": {gue, 0},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("entries %v, want %v", got, want)
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s: method, csum %v, want %v", k, got[k], w)
+		}
 	}
 }
