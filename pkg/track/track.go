@@ -92,9 +92,16 @@ type Hysteresis struct {
 	run        int // consecutive results against the current status
 }
 
-// NewHysteresis starts OK, or failed with init_fail.
+// NewHysteresis starts OK, or failed with init_fail. An init_fail start is
+// one passing run away from OK whatever rise is, as keepalived 2.2.7 sets
+// its counter to rise-1 (docs/keepalived.md#init_fail-measured); a run that
+// actually fails resets it, and then rise passing runs are needed.
 func NewHysteresis(rise, fall int, initFail bool) *Hysteresis {
-	return &Hysteresis{Rise: max(1, rise), Fall: max(1, fall), ok: !initFail}
+	h := &Hysteresis{Rise: max(1, rise), Fall: max(1, fall), ok: !initFail}
+	if initFail {
+		h.run = h.Rise - 1
+	}
+	return h
 }
 
 // OK is the current status.

@@ -70,6 +70,29 @@ func TestHysteresis(t *testing.T) {
 	}
 }
 
+// keepalived 2.2.7 (docs/keepalived.md#init_fail-measured): an init_fail
+// script with rise 3 is OK after its first passing run; one whose first run
+// fails needs rise passing runs like any failed script.
+func TestHysteresisInitFail(t *testing.T) {
+	h := NewHysteresis(3, 2, true)
+	if h.OK() {
+		t.Fatal("init_fail starts OK")
+	}
+	if !h.Add(true) || !h.OK() {
+		t.Fatal("init_fail with rise 3: the first passing run must bring it up")
+	}
+	h = NewHysteresis(3, 2, true)
+	steps := []struct{ in, changed, ok bool }{
+		{false, false, false}, // an actual failure
+		{true, false, false}, {true, false, false}, {true, true, true}, // rise 3
+	}
+	for i, s := range steps {
+		if ch := h.Add(s.in); ch != s.changed || h.OK() != s.ok {
+			t.Fatalf("step %d: changed %v ok %v, want %v %v", i, ch, h.OK(), s.changed, s.ok)
+		}
+	}
+}
+
 // Track files must be regular files; a FIFO in their place neither blocks
 // nor counts, and only the first MaxTrackFile bytes are read.
 func TestReadTrackFile(t *testing.T) {
