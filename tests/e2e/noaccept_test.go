@@ -1,0 +1,202 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/halo-lb/halo/internal/testkit"
+	"github.com/halo-lb/halo/internal/testkit/lab"
+)
+
+// no_accept as keepalived enforces it (docs/keepalived.md#no-accept): a
+// master under vrrp_strict without `accept` holds the VIP (it answers ARP
+// and neighbour discovery) but the VIP carries no traffic — ping and TCP to
+// it get no answer, while the director's own address still answers. With
+// `accept` (VRRPv3: keepalived resets accept under strict VRRPv2) they are
+// answered. Stopping halod removes the nftables table.
+func TestNoAccept(t *testing.T) {
+	v := newVRRPLab(t, 197)
+	testkit.Require(t, "nft", "ping")
+	if out, err := v.n1.Exec("nft", "list", "tables"); err != nil {
+		t.Skipf("no nftables support in this kernel: nft list tables: %v: %s", err, out)
+	}
+	const (
+		vip   = "10.197.0.100"
+		vip6  = "fd00:197::100"
+		own   = "10.197.0.1"
+		own6  = "fd00:197::1"
+		port  = 8197
+		table = "keepalived"
+	)
+	serveTCP(t, v.n1, port)
+	conf := func(extra string) string {
+		return fmt.Sprintf(`global_defs {
+  router_id n1
+  vrrp_strict
+  vrrp_garp_master_delay 0
+}
+vrrp_instance V4 {
+  state BACKUP
+  interface eth0
+  virtual_router_id 97
+  priority 100
+  advert_int 1
+%s
+  virtual_ipaddress {
+    %s/24
+  }
+}
+vrrp_instance V6 {
+  state BACKUP
+  interface eth0
+  virtual_router_id 98
+  priority 100
+  advert_int 1
+  version 3
+%s
+  virtual_ipaddress {
+    fe80::197:100/64
+    %s/64
+  }
+}
+`, extra, vip, strings.ReplaceAll(extra, "version 3", ""), vip6)
+	}
+
+	t.Run("strict", func(t *testing.T) {
+		p := startHalod(t, v.n1, writeFile(t, "strict.conf", conf("")))
+		waitMaster(t, v.n1, vip, vip6)
+		if set := nftSet(v.n1, "ip", table); !strings.Contains(set, vip) {
+			t.Errorf("VIP not in the drop set:\n%s", set)
+		}
+		if set := nftSet(v.n1, "ip6", table); !strings.Contains(set, vip6) || !strings.Contains(set, "fe80::197:100") {
+			t.Errorf("IPv6 VIPs not in the drop set:\n%s", set)
+		}
+		assertAnswers(t, v.cl, own, own6, port, true)
+		assertAnswers(t, v.cl, vip, vip6, port, false)
+		// The VIP is held: ARP and ND for it are answered (keepalived lets
+		// neighbour discovery through), only its traffic is dropped.
+		if neighMAC(v.cl, vip) != v.mac1 {
+			t.Errorf("client has no ARP entry for the VIP pointing at n1: %q", neighMAC(v.cl, vip))
+		}
+		if neighMAC(v.cl, vip6) != v.mac1 {
+			t.Errorf("client has no neighbour entry for the IPv6 VIP pointing at n1: %q", neighMAC(v.cl, vip6))
+		}
+		stopHalod(t, p)
+		for _, fam := range []string{"ip", "ip6"} {
+			if out, err := v.n1.Exec("nft", "list", "table", fam, table); err == nil {
+				t.Errorf("table %s %s left after halod stopped:\n%s", fam, table, out)
+			}
+		}
+	})
+
+	t.Run("strict-v2-accept-reset", func(t *testing.T) {
+		// keepalived: "accept mode for VRRP version 2 does not comply with
+		// RFC3768 - resetting"; the VIP still drops traffic.
+		p := startHalod(t, v.n1, writeFile(t, "v2accept.conf", conf("  accept")))
+		waitMaster(t, v.n1, vip, vip6)
+		assertAnswers(t, v.cl, vip, "", port, false)
+		assertAnswers(t, v.cl, "", vip6, port, true) // V6 is VRRPv3: accept holds
+		if !strings.Contains(p.Output(), "RFC3768") {
+			t.Errorf("no reset warning in halod's output:\n%s", p.Output())
+		}
+		stopHalod(t, p)
+	})
+
+	t.Run("accept", func(t *testing.T) {
+		p := startHalod(t, v.n1, writeFile(t, "accept.conf", conf("  version 3\n  accept")))
+		waitMaster(t, v.n1, vip, vip6)
+		assertAnswers(t, v.cl, vip, vip6, port, true)
+		if out, err := v.n1.Exec("nft", "list", "table", "ip", table); err == nil {
+			t.Errorf("accept mode installed a table:\n%s", out)
+		}
+		stopHalod(t, p)
+	})
+}
+
+func waitMaster(t *testing.T, ns *lab.NS, addrs ...string) {
+	t.Helper()
+	for _, a := range addrs {
+		if waitFor(10*time.Second, func() bool { return hasAddr(ns, a) }) < 0 {
+			t.Fatalf("%s never added: not master", a)
+		}
+	}
+}
+
+func stopHalod(t *testing.T, p *lab.Proc) {
+	t.Helper()
+	p.Signal(syscall.SIGTERM)
+	if exited, _ := p.Wait(10 * time.Second); !exited {
+		t.Fatalf("halod did not stop on SIGTERM:\n%s", p.Output())
+	}
+}
+
+// nftSet is the drop set "vips" (and, for ip6, the link-local one) as nft
+// lists it, or the error.
+func nftSet(ns *lab.NS, fam, table string) string {
+	out, err := ns.Exec("nft", "list", "table", fam, table)
+	if err != nil {
+		return fmt.Sprintf("nft list table %s %s: %v: %s", fam, table, err, out)
+	}
+	return out
+}
+
+// serveTCP accepts connections on port in ns and writes "ok" to each; the
+// listening socket is made inside the namespace.
+func serveTCP(t *testing.T, ns *lab.NS, port int) {
+	t.Helper()
+	var ln net.Listener
+	if err := ns.Do(func() (err error) {
+		ln, err = net.Listen("tcp", fmt.Sprintf(":%d", port))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = io.WriteString(c, "ok\n")
+			c.Close()
+		}
+	}()
+}
+
+// assertAnswers checks ping and a TCP exchange from the client to each
+// non-empty address: answered when want, no answer at all otherwise.
+func assertAnswers(t *testing.T, cl *lab.NS, a4, a6 string, port int, want bool) {
+	t.Helper()
+	for _, a := range []string{a4, a6} {
+		if a == "" {
+			continue
+		}
+		out, _ := exec.Command("ip", "netns", "exec", cl.Name, "ping", "-c", "2", "-i", "0.2", "-W", "1", a).CombinedOutput()
+		got := !strings.Contains(string(out), " 0 received") && strings.Contains(string(out), "received")
+		if got != want {
+			t.Errorf("ping %s: answered=%v, want %v:\n%s", a, got, want, out)
+		}
+		var reply string
+		err := cl.Do(func() error {
+			c, err := net.DialTimeout("tcp", net.JoinHostPort(a, fmt.Sprint(port)), 2*time.Second)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(2 * time.Second))
+			b, err := io.ReadAll(c)
+			reply = string(b)
+			return err
+		})
+		if got := err == nil && reply == "ok\n"; got != want {
+			t.Errorf("TCP %s:%d: answered=%v (reply %q, err %v), want %v", a, port, got, reply, err, want)
+		}
+	}
+}
