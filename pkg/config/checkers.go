@@ -43,7 +43,10 @@ func (b *builder) checker(n *node, typ, where string) *Checker {
 			c.FWMark = uint32(v)
 		}
 	}
-	h["log_all_failures"] = b.setFlag(&c.LogAllFailures)
+	h["log_all_failures"] = func(n *node) {
+		b.setFlag(&c.LogAllFailures)(n)
+		b.d.notef(n.pos(), "log_all_failures is not acted on: halo logs real server state changes; every failed attempt is counted in the check metrics and its error shown by haloctl status")
+	}
 	switch typ {
 	case "HTTP_GET", "SSL_GET":
 		h["url"] = func(n *node) {
