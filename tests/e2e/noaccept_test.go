@@ -19,7 +19,8 @@ import (
 // and neighbour discovery) but the VIP carries no traffic — ping and TCP to
 // it get no answer, while the director's own address still answers. With
 // `accept` (VRRPv3: keepalived resets accept under strict VRRPv2) they are
-// answered. Stopping halod removes the nftables table.
+// answered. Stopping halod removes the nftables table; a table a killed
+// halod left is replaced at the next start.
 func TestNoAccept(t *testing.T) {
 	v := newVRRPLab(t, 197)
 	testkit.Require(t, "nft", "ping")
@@ -93,6 +94,29 @@ vrrp_instance V6 {
 				t.Errorf("table %s %s left after halod stopped:\n%s", fam, table, out)
 			}
 		}
+	})
+
+	t.Run("crash", func(t *testing.T) {
+		// SIGKILL leaves the table; the next start replaces it (an element
+		// only the old table had is gone) before blocking the VIP again.
+		c := writeFile(t, "crash.conf", conf(""))
+		p := startHalod(t, v.n1, c)
+		waitMaster(t, v.n1, vip)
+		p.Signal(syscall.SIGKILL)
+		p.Wait(5 * time.Second)
+		const marker = "10.197.0.222"
+		if out, err := v.n1.Exec("nft", "add", "element", "ip", table, "vips", "{ "+marker+" }"); err != nil {
+			t.Fatalf("the killed halod left no table to add to: %v: %s", err, out)
+		}
+		p = startHalod(t, v.n1, c)
+		if waitFor(10*time.Second, func() bool {
+			set := nftSet(v.n1, "ip", table)
+			return !strings.Contains(set, marker) && strings.Contains(set, vip)
+		}) < 0 {
+			t.Fatalf("stale table not replaced:\n%s", nftSet(v.n1, "ip", table))
+		}
+		assertAnswers(t, v.cl, vip, "", port, false)
+		stopHalod(t, p)
 	})
 
 	t.Run("strict-v2-accept-reset", func(t *testing.T) {
