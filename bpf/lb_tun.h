@@ -237,6 +237,39 @@ static __always_inline int tun_send(struct xdp_md *ctx, int v6, struct real *rs,
 	__u32 inner_len = (__u32)(data_end - data) - sizeof(struct ethhdr);
 	__u16 spread = bpf_ntohs(f->sport) ^ (__u16)bpf_ntohl(v6 ? f->src[3] : f->src[0]);
 	int gue = rs->method == METHOD_GUE;
+	if (gue) {
+		/* The UDP datagram carries the IP packet and nothing after it
+		 * (Ethernet padding would enter its checksum unaccounted): the
+		 * frame is cut to the packet's own length, as the stack does
+		 * before IPVS sees it. A packet longer than its frame is left to
+		 * the stack, which drops it. */
+		__u32 iplen;
+		if (v6) {
+			struct ipv6hdr *in = (void *)(eth + 1);
+			if ((void *)(in + 1) > data_end)
+				return XDP_PASS;
+			iplen = bpf_ntohs(in->payload_len) + sizeof(*in);
+		} else {
+			struct iphdr *in = (void *)(eth + 1);
+			if ((void *)(in + 1) > data_end)
+				return XDP_PASS;
+			iplen = bpf_ntohs(in->tot_len);
+		}
+		if (iplen > inner_len || iplen < (v6 ? sizeof(struct ipv6hdr) : sizeof(struct iphdr)) + 8) {
+			count(&reason_stats, R_PASS_TRUNCATED, len);
+			return XDP_PASS;
+		}
+		if (iplen < inner_len) {
+			if (bpf_xdp_adjust_tail(ctx, -(int)(inner_len - iplen)))
+				return XDP_PASS; /* nothing changed */
+			inner_len = iplen;
+			data = (void *)(long)ctx->data;
+			data_end = (void *)(long)ctx->data_end;
+			eth = data;
+			if ((void *)(eth + 1) > data_end)
+				goto drop;
+		}
+	}
 	int iphdr = v6 ? (int)sizeof(struct ipv6hdr) : (int)sizeof(struct iphdr);
 	int hdr = iphdr + (gue ? (int)GUE_OVERHEAD : 0);
 	__u32 mtu = 0;

@@ -391,3 +391,33 @@ func TestGUEExampleConfigApplies(t *testing.T) {
 		}
 	}
 }
+
+// Ethernet padding after a short packet stays out of the tunnel (it would
+// enter the UDP checksum unaccounted): the datagram carries the IP packet
+// only. A packet longer than its frame is left to the stack, untouched.
+func TestGUETrimsPadding(t *testing.T) {
+	b := loadTest(t)
+	if err := b.Apply(context.Background(), []dataplane.Service{gueSvc(vip4, 8083, dataplane.TCP, "10.1.0.14", "csum")}); err != nil {
+		t.Fatal(err)
+	}
+	ack := &packet.Frame{Dst: dirMAC, Src: clientMAC, IPv4: &packet.IPv4{Src: client4, Dst: vip4},
+		TCP: &packet.TCP{SrcPort: 1000, DstPort: 8083, Flags: packet.TCPAck}}
+	padded := append(ack.Bytes(), 0xde, 0xad, 0xbe, 0xef, 0x55, 0xaa) // a 60-byte minimum frame
+	verdict, out := run(t, b, padded)
+	want := gueOut(ack.Bytes()[14:], "10.1.0.14", client4, 1000, gueSport(client4, 1000, 8083, 6), true)
+	if verdict != xdpTX || !bytes.Equal(out, want) {
+		t.Fatalf("padded frame: verdict %d\n got %x\nwant %x", verdict, out, want)
+	}
+	if err := rfc1071Valid(out); err != nil {
+		t.Fatal(err)
+	}
+	long := ack.Bytes()
+	binary.BigEndian.PutUint16(long[14+2:], 41) // one byte more than the frame holds
+	before := b.Reasons()[PassTruncated]
+	if verdict, out := run(t, b, long); verdict != xdpPass || !bytes.Equal(out, long) {
+		t.Fatalf("packet longer than its frame: verdict %d, changed %v", verdict, !bytes.Equal(out, long))
+	}
+	if b.Reasons()[PassTruncated] != before+1 {
+		t.Fatal("pass_truncated not counted")
+	}
+}
