@@ -3,11 +3,13 @@ package config
 import (
 	"encoding/hex"
 	"math"
+	"net/netip"
 	"strconv"
 	"strings"
 )
 
-func (b *builder) checker(n *node, typ, where string) *Checker {
+// checker reads a checker block of the real server at rsAddr.
+func (b *builder) checker(n *node, typ, where string, rsAddr netip.Addr) *Checker {
 	c := &Checker{Type: typ, Pos: n.pos()}
 	var d CheckerDefaults
 	where = where + " " + typ
@@ -153,7 +155,33 @@ func (b *builder) checker(n *node, typ, where string) *Checker {
 		b.d.errorf(n.pos(), "%s has no url block", typ)
 		return nil
 	}
+	if typ != "MISC_CHECK" && !b.checkerFamily(n, c, rsAddr) {
+		return nil
+	}
 	return c
+}
+
+// checkerFamily applies keepalived's checks on the checker's addresses: a
+// bindto of the other family than the destination is dropped ("does not
+// match address family"), and a link-local destination without bind_if
+// drops the checker ("requires a bind_if").
+func (b *builder) checkerFamily(n *node, c *Checker, rsAddr netip.Addr) bool {
+	dst := rsAddr
+	if c.ConnectIP.IsValid() {
+		dst = c.ConnectIP
+	}
+	if !dst.IsValid() {
+		return true
+	}
+	if c.BindTo.IsValid() && c.BindTo.Unmap().Is4() != dst.Unmap().Is4() {
+		b.d.warnf(n.pos(), "%s: bindto %s does not match the address family of %s, ignored", c.Type, c.BindTo, dst)
+		c.BindTo = netip.Addr{}
+	}
+	if dst.Is6() && dst.IsLinkLocalUnicast() && c.BindIf == "" {
+		b.d.warnf(n.pos(), "%s: link-local address %s requires a bind_if, checker ignored", c.Type, dst)
+		return false
+	}
+	return true
 }
 
 func (b *builder) url(n *node) *URL {

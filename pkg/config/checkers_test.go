@@ -196,3 +196,36 @@ func TestThresholdsNeedIPVS(t *testing.T) {
 		t.Errorf("thresholds with ipvs:\n%s", diagText(d))
 	}
 }
+
+// keepalived drops a bindto of the wrong family and a checker toward a
+// link-local address without bind_if, each with a message.
+func TestCheckerAddressFamilies(t *testing.T) {
+	cfg, d := load(t, `virtual_server 10.1.1.1 80 {
+  real_server 10.2.2.2 80 {
+    TCP_CHECK {
+      bindto fd00::1
+    }
+    TCP_CHECK {
+      connect_ip fe80::1
+    }
+    TCP_CHECK {
+      connect_ip fe80::1
+      bind_if eth0
+    }
+  }
+}
+`)
+	all := diagText(d)
+	for _, want := range []string{
+		"3:5: warning: TCP_CHECK: bindto fd00::1 does not match the address family of 10.2.2.2, ignored",
+		"6:5: warning: TCP_CHECK: link-local address fe80::1 requires a bind_if, checker ignored",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("missing %q in:\n%s", want, all)
+		}
+	}
+	cs := cfg.VirtualServers[0].Reals[0].Checkers
+	if len(cs) != 2 || cs[0].BindTo.IsValid() || cs[1].BindIf != "eth0" {
+		t.Fatalf("checkers %+v", cs)
+	}
+}

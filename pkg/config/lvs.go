@@ -388,7 +388,7 @@ func (b *builder) realServer(n *node, vs *VirtualServer) {
 	where := "real_server " + n.argText()
 	checker := func(typ string) handler {
 		return func(n *node) {
-			if c := b.checker(n, typ, where); c != nil {
+			if c := b.checker(n, typ, where, rs.Addr); c != nil {
 				rs.Checkers = append(rs.Checkers, c)
 			}
 		}
