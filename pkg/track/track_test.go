@@ -83,7 +83,7 @@ func TestHysteresisInitFail(t *testing.T) {
 	}
 	h = NewHysteresis(3, 2, true)
 	steps := []struct{ in, changed, ok bool }{
-		{false, false, false}, // an actual failure
+		{false, false, false},                                          // an actual failure
 		{true, false, false}, {true, false, false}, {true, true, true}, // rise 3
 	}
 	for i, s := range steps {
