@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
+	"github.com/halo-lb/halo/internal/testkit"
 	"github.com/halo-lb/halo/internal/testkit/lab"
 )
 
@@ -38,9 +38,7 @@ func TestXDPTUNGUEIPv6(t *testing.T) { gueLab(t, true, "") }
 
 func gueLab(t *testing.T, v6 bool, csum string) {
 	lab.RequireRoot(t)
-	if _, err := exec.LookPath("tcpdump"); err != nil {
-		t.Skipf("tcpdump is needed to see the tunnel on the wire: %v", err)
-	}
+	testkit.Require(t, "tcpdump") // sees the tunnel on the wire
 	l := lab.New(t)
 	sw := l.Switch("sw")
 	dir, cl := l.NS("dir"), l.NS("cl")
