@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
-/* TUN in halo's XDP load balancer: ipip / ip6ip6 encapsulation and the
- * ICMP answer to packets that no longer fit once encapsulated. Included
- * once, by lb.c. */
+/* TUN in halo's XDP load balancer: ipip / ip6ip6 and GUE encapsulation
+ * and the ICMP answer to packets that no longer fit once encapsulated
+ * (docs/xdp-tun.md). Included once, by lb.c. */
 #pragma once
 
 #include "lb_nat.h"
@@ -143,7 +143,8 @@ struct gue_hdr {
  * 49152-65535 (RFC 8086 asks this of tunnel source ports), so that a real's
  * NIC spreads one director's flows over its queues by RSS as IPVS's
  * udp_flow_src_port does; every packet of a flow gets the same port.
- * pkg/dataplane/xdp's GUE golden test computes it independently. */
+ * pkg/dataplane/xdp's GUE golden test computes it independently
+ * (docs/xdp-tun.md#gue-wire-format). */
 static __always_inline __be16 gue_sport(struct flow_key *f)
 {
 	__u32 h = f->src[0] ^ f->src[1] ^ f->src[2] ^ f->src[3] ^ (((__u32)f->sport << 16) | f->dport) ^ f->proto;
@@ -212,7 +213,9 @@ static __always_inline int gue_inner_sum(void *ip, void *end, int v6, __u32 *sum
  *
  * GUE's UDP checksum: 0 (none) over IPv4 unless the real asks for csum
  * (REAL_TUN_CSUM), as IPVS does; always computed over IPv6, where a zero
- * UDP checksum is not allowed (RFC 8200 §8.1) and IPVS would send one. */
+ * UDP checksum is not allowed (RFC 8200 §8.1) although IPVS sends one with
+ * nocsum: Linux's fou accepts both, other receivers need a real one
+ * (docs/xdp-tun.md#gue-checksum). */
 static __always_inline int tun_send(struct xdp_md *ctx, int v6, struct real *rs, struct flow_key *f, __u64 len)
 {
 	void *data = (void *)(long)ctx->data;
