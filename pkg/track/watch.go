@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -55,59 +56,115 @@ func LinkUp(l netlink.Link) bool {
 	return a.OperState == netlink.OperUp || a.OperState == netlink.OperUnknown
 }
 
+// LinkState is one link's state as a subscription reports it.
+type LinkState struct {
+	Name string
+	Up   bool // administratively and operationally up, and not deleted
+}
+
+// LinkSubscriber starts a subscription to link changes: it first reports
+// every existing link, then each change, until done closes or the
+// subscription fails; either way the channel is then closed.
+type LinkSubscriber func(done <-chan struct{}) (<-chan LinkState, error)
+
+// LinkWatcher follows the up/down state of named links. The zero value
+// uses rtnetlink; tests inject Subscribe and Exists.
+type LinkWatcher struct {
+	Subscribe LinkSubscriber
+	// Exists reports whether a link of that name exists now; links deleted
+	// while no subscription was running are found with it.
+	Exists func(name string) bool
+	// Retry is the first wait before subscribing again (doubling up to
+	// MaxRetry); 0 means 100 ms.
+	Retry time.Duration
+	Log   *slog.Logger
+}
+
+// MaxRetry bounds the wait between two attempts to subscribe again.
+const MaxRetry = 5 * time.Second
+
 // WatchLinks reports the state of the named interfaces now and on every
 // change, from netlink link notifications (no polling). A deleted link is
-// down. When the subscription fails (ENOBUFS after a burst of events), it
-// subscribes again and reports what changed meanwhile, instead of going
-// silent.
+// down.
 func WatchLinks(ctx context.Context, names []string, report func(name string, up bool)) error {
+	return (&LinkWatcher{}).Watch(ctx, names, report)
+}
+
+// Watch reports the state of the named links now and on every change until
+// ctx ends. When the subscription fails (ENOBUFS: the kernel dropped
+// notifications because the socket's buffer overflowed) it subscribes
+// again, with backoff, and re-reads the current state — the new
+// subscription lists every link, and links that vanished meanwhile are
+// looked up — so a change made while notifications were lost is still
+// reported, and nothing is reported twice.
+func (w *LinkWatcher) Watch(ctx context.Context, names []string, report func(name string, up bool)) error {
+	sub, exists, log := w.Subscribe, w.Exists, w.Log
+	if sub == nil {
+		sub = netlinkLinks
+	}
+	if exists == nil {
+		exists = func(name string) bool { _, err := netlink.LinkByName(name); return err == nil }
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	retry := w.Retry
+	if retry <= 0 {
+		retry = 100 * time.Millisecond
+	}
 	want := map[string]bool{}
 	for _, n := range names {
 		want[n] = true
 	}
-	ch, err := subscribeLinks(ctx)
+	ch, err := sub(ctx.Done())
 	if err != nil {
 		return err
 	}
 	last := map[string]bool{}
 	// Interfaces that do not exist at all are down.
 	for n := range want {
-		if _, err := netlink.LinkByName(n); err != nil {
+		if !exists(n) {
 			last[n] = false
 			report(n, false)
 		}
 	}
+	set := func(name string, up bool) {
+		if prev, ok := last[name]; ok && prev == up {
+			return
+		}
+		last[name] = up
+		report(name, up)
+	}
 	go func() {
 		for {
-			for u := range ch {
-				name := u.Link.Attrs().Name
-				if !want[name] {
-					continue
+			for st := range ch {
+				if want[st.Name] {
+					set(st.Name, st.Up)
 				}
-				up := LinkUp(u.Link) && u.Header.Type != unix.RTM_DELLINK
-				if prev, ok := last[name]; ok && prev == up {
-					continue
-				}
-				last[name] = up
-				report(name, up)
 			}
-			// The channel closed: ctx ended, or netlink reported an
-			// error and dropped the subscription.
+			// The channel closed: ctx ended, or the subscription failed.
+			if ctx.Err() != nil {
+				return
+			}
+			log.Warn("link watcher: netlink subscription lost, subscribing again")
+			delay := retry
 			for {
-				if ctx.Err() != nil {
+				select {
+				case <-ctx.Done():
 					return
+				case <-time.After(delay):
 				}
-				time.Sleep(100 * time.Millisecond)
-				if ch, err = subscribeLinks(ctx); err == nil {
+				if ch, err = sub(ctx.Done()); err == nil {
 					break
 				}
-				slog.Warn("link watcher: resubscribe", "err", err)
+				log.Warn("link watcher: resubscribe", "err", err, "retry_in", min(2*delay, MaxRetry))
+				delay = min(2*delay, MaxRetry)
 			}
-			// Links deleted while unsubscribed send nothing on relisting.
+			// Links deleted while unsubscribed are not in the new
+			// listing: look them up.
 			for n := range want {
-				if _, err := netlink.LinkByName(n); err != nil && last[n] {
-					last[n] = false
-					report(n, false)
+				if last[n] && !exists(n) {
+					set(n, false)
 				}
 			}
 		}
@@ -115,17 +172,54 @@ func WatchLinks(ctx context.Context, names []string, report func(name string, up
 	return nil
 }
 
-func subscribeLinks(ctx context.Context) (chan netlink.LinkUpdate, error) {
-	ch := make(chan netlink.LinkUpdate, 256)
-	err := netlink.LinkSubscribeWithOptions(ch, ctx.Done(), netlink.LinkSubscribeOptions{
+// netlinkLinks subscribes to rtnetlink link notifications. Each
+// subscription has its own socket, closed when it fails or done closes
+// (netlink leaves a failed subscription's socket open until done).
+func netlinkLinks(done <-chan struct{}) (<-chan LinkState, error) {
+	stop := make(chan struct{})
+	var once sync.Once
+	closeStop := func() { once.Do(func() { close(stop) }) }
+	raw := make(chan netlink.LinkUpdate, 256)
+	err := netlink.LinkSubscribeWithOptions(raw, stop, netlink.LinkSubscribeOptions{
 		ListExisting: true,
 		ErrorCallback: func(err error) {
-			if ctx.Err() == nil {
-				slog.Warn("link watcher: netlink error, subscribing again", "err", err)
+			select {
+			case <-done:
+			default:
+				slog.Warn("link watcher: netlink error", "err", err)
 			}
 		},
 	})
-	return ch, err
+	if err != nil {
+		closeStop()
+		return nil, err
+	}
+	out := make(chan LinkState, 256)
+	go func() {
+		defer close(out)
+		defer func() {
+			closeStop()
+			for range raw { // let netlink's reader finish and close raw
+			}
+		}()
+		for {
+			select {
+			case u, ok := <-raw:
+				if !ok {
+					return
+				}
+				st := LinkState{Name: u.Link.Attrs().Name, Up: LinkUp(u.Link) && u.Header.Type != unix.RTM_DELLINK}
+				select {
+				case out <- st:
+				case <-done:
+					return
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return out, nil
 }
 
 // MaxTrackFile bounds what is read of a track file: the number is on its
