@@ -133,8 +133,9 @@ func (b *builder) checker(n *node, typ, where string, rsAddr netip.Addr) *Checke
 			b.walk(n.children, where+" host", sub)
 		}
 	}
-	b.walk(n.children, where, h, "regex", "regex_no_match", "regex_options", "regex_min_offset",
-		"regex_max_offset", "regex_stack", "dynamic", "tcp_keepalive")
+	// regex and its options belong in a url block: outside one they are
+	// unknown keywords, as in keepalived.
+	b.walk(n.children, where, h, "dynamic", "tcp_keepalive")
 	// Copy what was set on the checker itself; inheritance is resolved later.
 	c.ConnectTimeout, c.ctSet = d.ConnectTimeout, d.ctSet
 	c.Retry, c.retrySet = d.Retry, d.retrySet

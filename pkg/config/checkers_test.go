@@ -229,3 +229,20 @@ func TestCheckerAddressFamilies(t *testing.T) {
 		t.Fatalf("checkers %+v", cs)
 	}
 }
+
+// regex outside a url block is not taken and then ignored: it is unknown
+// there, as in keepalived.
+func TestRegexOutsideURL(t *testing.T) {
+	_, d := load(t, `virtual_server 10.1.1.1 80 {
+  real_server 10.2.2.2 80 {
+    HTTP_GET {
+      regex "x"
+      url { path / }
+    }
+  }
+}
+`)
+	if !strings.Contains(diagText(d), `4:7: warning: unknown keyword "regex"`) {
+		t.Errorf("regex outside url:\n%s", diagText(d))
+	}
+}
