@@ -15,6 +15,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/halo-lb/halo/internal/testkit/lab"
 )
 
 // syncWriter lets the test read what the watcher logged while it runs.
@@ -40,9 +42,7 @@ func (w *syncWriter) String() string {
 // some — among them the one that took the watched link down. The watcher
 // must subscribe again and report the link down anyway.
 func TestWatchLinksSurvivesENOBUFS(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespace, veth links)")
-	}
+	lab.RequireRoot(t)
 	name := fmt.Sprintf("halo-trk-%d", os.Getpid())
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		t.Skipf("cannot create a network namespace: %v: %s", err, out)

@@ -4,7 +4,6 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"os"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -12,6 +11,9 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netns"
+
+	"github.com/halo-lb/halo/internal/testkit"
+	"github.com/halo-lb/halo/internal/testkit/lab"
 )
 
 // inNewNetns runs f with an nftables connection inside a fresh network
@@ -19,12 +21,8 @@ import (
 // namespace's name as `ip netns` knows it, for `nft` checks.
 func inNewNetns(t *testing.T) (*nftables.Conn, string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespace, nftables)")
-	}
-	if _, err := exec.LookPath("nft"); err != nil {
-		t.Skip("nft(8) not installed: it checks what the kernel holds")
-	}
+	lab.RequireRoot(t)
+	testkit.Require(t, "nft") // it reads back what the kernel holds
 	name := "halo-vipfw-" + strings.ReplaceAll(t.Name(), "/", "-")
 	_ = exec.Command("ip", "netns", "del", name).Run()
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
