@@ -45,6 +45,12 @@ func (b *builder) checker(n *node, typ, where string, rsAddr netip.Addr) *Checke
 			c.FWMark = uint32(v)
 		}
 	}
+	if typ != "HTTP_GET" && typ != "SSL_GET" {
+		// virtualhost is an HTTP_GET/SSL_GET keyword (and a real and
+		// virtual server one); in another checker it is unknown, as in
+		// keepalived, never taken and then unused.
+		delete(h, "virtualhost")
+	}
 	h["log_all_failures"] = func(n *node) {
 		b.setFlag(&c.LogAllFailures)(n)
 		b.d.notef(n.pos(), "log_all_failures is not acted on: halo logs real server state changes; every failed attempt is counted in the check metrics and its error shown by haloctl status")

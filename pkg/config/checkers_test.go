@@ -246,3 +246,26 @@ func TestRegexOutsideURL(t *testing.T) {
 		t.Errorf("regex outside url:\n%s", diagText(d))
 	}
 }
+
+// virtualhost belongs to HTTP_GET and SSL_GET among the checkers.
+func TestVirtualhostOnlyInHTTPCheckers(t *testing.T) {
+	cfg, d := load(t, `virtual_server 10.1.1.1 80 {
+  real_server 10.2.2.2 80 {
+    TCP_CHECK {
+      virtualhost www.example.test
+    }
+    HTTP_GET {
+      virtualhost www.example.test
+      url { path / }
+    }
+  }
+}
+`)
+	all := diagText(d)
+	if !strings.Contains(all, `4:7: warning: unknown keyword "virtualhost"`) || strings.Contains(all, `7:7: warning`) {
+		t.Errorf("virtualhost diagnostics:\n%s", all)
+	}
+	if c := cfg.VirtualServers[0].Reals[0].Checkers[1]; c.VirtualHost != "www.example.test" {
+		t.Errorf("HTTP_GET virtualhost %q", c.VirtualHost)
+	}
+}
