@@ -234,3 +234,38 @@ func TestBackendOverrideIsValidated(t *testing.T) {
 		t.Fatalf("missing %q in:\n%s", want, diagText(d))
 	}
 }
+
+// TUN encapsulations the XDP program does not build are refused at load,
+// on the real that asks for them.
+func TestXDPRefusesTunnelsItCannotBuild(t *testing.T) {
+	_, d := load(t, `dataplane {
+  backend xdp
+  interface eth0
+}
+virtual_server 10.1.1.1 53 {
+  protocol UDP
+  lvs_method TUN type gue port 6080
+  real_server 10.2.2.1 53 { }
+  real_server 10.2.2.2 53 {
+    lvs_method TUN type gre
+  }
+  real_server 10.2.2.3 53 {
+    lvs_method TUN type gue port 6080 remcsum
+  }
+  real_server fd00::4 53 { }
+}
+`)
+	all := diagText(d)
+	for _, want := range []string{
+		"9:3: error: real_server 10.2.2.2: tunnel type gre needs `backend ipvs`",
+		"12:3: error: real_server 10.2.2.3: tunnel option remcsum needs `backend ipvs`",
+		"15:3: error: real_server fd00::4: TUN between IPv4 and IPv6",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("missing %q in:\n%s", want, all)
+		}
+	}
+	if strings.Contains(all, "error: real_server 10.2.2.1:") {
+		t.Errorf("a gue nocsum real was refused:\n%s", all)
+	}
+}

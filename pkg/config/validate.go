@@ -172,6 +172,10 @@ func validate(c *Config, d *Diags, opts Options) {
 				if rs.UThreshold != 0 || rs.LThreshold != 0 {
 					d.errorf(rs.Pos, "real_server %s: uthreshold/lthreshold need `backend ipvs` (the XDP data plane keeps no per-real connection counts to limit)", rs.Addr)
 				}
+				xdpTunnel(vs, rs, d)
+			}
+			if vs.SorryServer != nil {
+				xdpTunnel(vs, vs.SorryServer, d)
 			}
 		}
 	}
@@ -356,5 +360,26 @@ func validateVS(vs *VirtualServer, d *Diags) {
 				d.errorf(vs.Pos, "persistence_granularity %q is neither a netmask nor a prefix length", vs.PersistenceGranularity)
 			}
 		}
+	}
+}
+
+// xdpTunnel refuses at load the TUN encapsulations the XDP program does
+// not build (it sends ipip/ip6ip6 and GUE with nocsum or csum), rather
+// than leaving the service to be skipped at apply.
+func xdpTunnel(vs *VirtualServer, rs *RealServer, d *Diags) {
+	method, t := vs.Method, vs.Tunnel
+	if rs.Method != "" {
+		method, t = rs.Method, rs.Tunnel
+	}
+	if method != "TUN" {
+		return
+	}
+	switch {
+	case t.TunType == "gre":
+		d.errorf(rs.Pos, "real_server %s: tunnel type gre needs `backend ipvs` (the XDP data plane encapsulates ipip and gue)", rs.Addr)
+	case t.TunChecksum == "remcsum":
+		d.errorf(rs.Pos, "real_server %s: tunnel option remcsum needs `backend ipvs` (the XDP data plane sends gue with nocsum or csum)", rs.Addr)
+	case vs.Group == "" && vs.FWMark == 0 && vs.Addr.IsValid() && rs.Addr.IsValid() && vs.Addr.Is4() != rs.Addr.Is4():
+		d.errorf(rs.Pos, "real_server %s: TUN between IPv4 and IPv6 is not supported by the XDP data plane (it carries IPv4 in IPv4 and IPv6 in IPv6)", rs.Addr)
 	}
 }
