@@ -15,7 +15,9 @@ func (b *builder) checker(n *node, typ, where string, rsAddr netip.Addr) *Checke
 	where = where + " " + typ
 	h := b.checkerOpts(&d)
 	h["connect_ip"] = b.addrArg(n, &c.ConnectIP)
-	h["bindto"] = b.addrArg(n, &c.BindTo)
+	bindto := b.addrArg(n, &c.BindTo)
+	var bindtoPos Pos
+	h["bindto"] = func(n *node) { bindtoPos = n.pos(); bindto(n) }
 	h["bind_if"] = func(n *node) { c.BindIf = b.str(n) }
 	h["connect_port"] = func(n *node) {
 		if t, ok := b.arg(n, 0); ok {
@@ -162,7 +164,7 @@ func (b *builder) checker(n *node, typ, where string, rsAddr netip.Addr) *Checke
 		b.d.errorf(n.pos(), "%s has no url block", typ)
 		return nil
 	}
-	if typ != "MISC_CHECK" && !b.checkerFamily(n, c, rsAddr) {
+	if typ != "MISC_CHECK" && !b.checkerFamily(n.pos(), bindtoPos, c, rsAddr) {
 		return nil
 	}
 	return c
@@ -172,7 +174,7 @@ func (b *builder) checker(n *node, typ, where string, rsAddr netip.Addr) *Checke
 // bindto of the other family than the destination is dropped ("does not
 // match address family"), and a link-local destination without bind_if
 // drops the checker ("requires a bind_if").
-func (b *builder) checkerFamily(n *node, c *Checker, rsAddr netip.Addr) bool {
+func (b *builder) checkerFamily(at, bindtoAt Pos, c *Checker, rsAddr netip.Addr) bool {
 	dst := rsAddr
 	if c.ConnectIP.IsValid() {
 		dst = c.ConnectIP
@@ -181,11 +183,11 @@ func (b *builder) checkerFamily(n *node, c *Checker, rsAddr netip.Addr) bool {
 		return true
 	}
 	if c.BindTo.IsValid() && c.BindTo.Unmap().Is4() != dst.Unmap().Is4() {
-		b.d.warnf(n.pos(), "%s: bindto %s does not match the address family of %s, ignored", c.Type, c.BindTo, dst)
+		b.d.warnf(bindtoAt, "%s: bindto %s does not match the address family of %s, ignored", c.Type, c.BindTo, dst)
 		c.BindTo = netip.Addr{}
 	}
 	if dst.Is6() && dst.IsLinkLocalUnicast() && c.BindIf == "" {
-		b.d.warnf(n.pos(), "%s: link-local address %s requires a bind_if, checker ignored", c.Type, dst)
+		b.d.warnf(at, "%s: link-local address %s requires a bind_if, checker ignored", c.Type, dst)
 		return false
 	}
 	return true

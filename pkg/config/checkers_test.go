@@ -217,7 +217,7 @@ func TestCheckerAddressFamilies(t *testing.T) {
 `)
 	all := diagText(d)
 	for _, want := range []string{
-		"3:5: warning: TCP_CHECK: bindto fd00::1 does not match the address family of 10.2.2.2, ignored",
+		"4:7: warning: TCP_CHECK: bindto fd00::1 does not match the address family of 10.2.2.2, ignored",
 		"6:5: warning: TCP_CHECK: link-local address fe80::1 requires a bind_if, checker ignored",
 	} {
 		if !strings.Contains(all, want) {
