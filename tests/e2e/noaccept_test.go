@@ -96,6 +96,31 @@ vrrp_instance V6 {
 		}
 	})
 
+	t.Run("same-as-keepalived", func(t *testing.T) {
+		// keepalived 2.2.7 and halod, each alone as master with the same
+		// config, leave the same ruleset (nft list ruleset, byte for byte),
+		// and both remove it on SIGTERM.
+		requireKeepalived(t)
+		c := writeFile(t, "same.conf", conf(""))
+		k := startKeepalived(t, v.n1, c)
+		waitMaster(t, v.n1, vip, vip6)
+		want, _ := v.n1.Exec("nft", "list", "ruleset")
+		stopHalod(t, k)
+		if out, _ := v.n1.Exec("nft", "list", "ruleset"); strings.TrimSpace(out) != "" {
+			t.Fatalf("keepalived left a ruleset:\n%s", out)
+		}
+		if waitFor(5*time.Second, func() bool { return !hasAddr(v.n1, vip) }) < 0 {
+			t.Fatal("keepalived left the VIP")
+		}
+		p := startHalod(t, v.n1, c)
+		waitMaster(t, v.n1, vip, vip6)
+		got, _ := v.n1.Exec("nft", "list", "ruleset")
+		if got != want || !strings.Contains(want, "ip daddr @vips drop") {
+			t.Errorf("halod's ruleset differs from keepalived's.\nkeepalived:\n%s\nhalod:\n%s", want, got)
+		}
+		stopHalod(t, p)
+	})
+
 	t.Run("crash", func(t *testing.T) {
 		// SIGKILL leaves the table; the next start replaces it (an element
 		// only the old table had is gone) before blocking the VIP again.
@@ -152,11 +177,12 @@ func waitMaster(t *testing.T, ns *lab.NS, addrs ...string) {
 	}
 }
 
+// stopHalod stops a daemon (halod or keepalived) with SIGTERM and waits.
 func stopHalod(t *testing.T, p *lab.Proc) {
 	t.Helper()
 	p.Signal(syscall.SIGTERM)
 	if exited, _ := p.Wait(10 * time.Second); !exited {
-		t.Fatalf("halod did not stop on SIGTERM:\n%s", p.Output())
+		t.Fatalf("%s did not stop on SIGTERM:\n%s", p.Name, p.Output())
 	}
 }
 
