@@ -22,6 +22,14 @@ func needsOf(cfg *config.Config, userExists func(string) bool) Needs {
 	for _, f := range []*config.FIFO{cfg.Global.NotifyFIFO, cfg.Global.VRRPNotifyFIFO, cfg.Global.LVSNotifyFIFO} {
 		n.FIFOOwners = n.FIFOOwners || (f != nil && f.User != "")
 	}
+	for _, vs := range cfg.VirtualServers {
+		for _, rs := range vs.Reals {
+			for _, c := range rs.Checkers {
+				// bind_port below 1024: every check binds it afresh.
+				n.LowPorts = n.LowPorts || (c.BindPort > 0 && c.BindPort < 1024)
+			}
+		}
+	}
 	for _, s := range scripts(reflect.ValueOf(cfg), nil) {
 		n.Scripts = true
 		u := s.User

@@ -65,6 +65,16 @@ func TestNeedsOfConfig(t *testing.T) {
 `, none, Needs{Scripts: true, ScriptUsers: true}},
 		{"notify_fifo owned by another user", "global_defs {\n  notify_fifo /run/k.fifo nobody\n}\n" + instance,
 			none, Needs{FIFOOwners: true}},
+		{"a checker binding port 999", "global_defs {\n}\n" + `virtual_server 10.0.0.100 80 {
+  lb_kind DR
+  protocol TCP
+  real_server 10.0.0.2 80 {
+    TCP_CHECK {
+      bind_port 999
+    }
+  }
+}
+`, none, Needs{LowPorts: true}},
 		{"notify_fifo owned by root's default", "global_defs {\n  notify_fifo /run/k.fifo\n}\n" + instance,
 			none, Needs{}},
 	} {
