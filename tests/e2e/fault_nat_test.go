@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -13,7 +14,7 @@ import (
 // external VIP on its client-facing eth0 and the reals' gateway VIP on its
 // real-facing eth1, two VRRP instances in one vrrp_sync_group so both
 // addresses move together. The directors' kernels forward nothing
-// (ip_forward=0): both directions of NAT run in XDP. The reals' default
+// (forwarding off): both directions of NAT run in XDP. The reals' default
 // route is the gateway VIP. Clients: one on the VIP's network, one behind
 // a router. VIP:80 → real:8080 (TCP) and VIP:5353 → real:5300 (UDP).
 //
@@ -24,19 +25,22 @@ import (
 // configuration (the reverse-NAT index), with replies reaching the client
 // through the next hop of the client's network or the MAC the flow's
 // packets now arrive from. Every stream finishes byte-exact with most of
-// its bytes through the backup, no reset, and every UDP answer comes from
-// VIP:5353.
+// its bytes through the backup, without a reset or a long stall, and every
+// UDP answer comes from VIP:5353.
 func TestFaultNATMasterKilledBackupTakesOver(t *testing.T) {
+	t.Run("ipv4", func(t *testing.T) { faultNAT(t, pairFamily{subnet: 184}) })
+	t.Run("ipv6", func(t *testing.T) { faultNAT(t, pairFamily{v6: true, subnet: 186}) })
+}
+
+func faultNAT(t *testing.T, p pairFamily) {
 	lab.RequireRoot(t)
-	const subnet = 184
 	l := lab.New(t)
-	net4 := func(n, host int) string { return fmt.Sprintf("10.%d.%d.%d", subnet, n, host) }
-	vip, gw := net4(0, 100), net4(1, 1)
+	vip, gw := p.ip(0, 100), p.ip(1, 1)
 	front, back := l.Switch("swf"), l.Switch("swb")
 	cl := l.NS("cl")
-	f := directorPair(l, subnet, vip, cl)
+	f := directorPair(l, p.subnet, vip, cl)
 	front.Plug(cl, "eth0")
-	cl.Addr("eth0", net4(0, 2)+"/24")
+	cl.Addr("eth0", p.cidr(0, 2))
 	cl.TxOff("eth0") // docs/lab.md#checksum-offload
 
 	// A remote client behind a router: where most clients of a director
@@ -44,11 +48,11 @@ func TestFaultNATMasterKilledBackupTakesOver(t *testing.T) {
 	rt, rc := l.NS("rt"), l.NS("rc")
 	front.Plug(rt, "eth0")
 	l.Veth(rt, "eth1", rc, "eth0")
-	rt.Addr("eth0", net4(0, 254)+"/24")
-	rt.Addr("eth1", net4(9, 1)+"/24")
-	rt.Sysctl("net.ipv4.ip_forward", "1")
-	rc.Addr("eth0", net4(9, 2)+"/24")
-	rc.Route("default", net4(9, 1))
+	rt.Addr("eth0", p.cidr(0, 254))
+	rt.Addr("eth1", p.cidr(9, 1))
+	p.forwarding(t, rt, true)
+	rc.Addr("eth0", p.cidr(9, 2))
+	rc.Route("default", p.ip(9, 1))
 	rt.TxOff("eth0")
 	rt.TxOff("eth1")
 	rc.TxOff("eth0")
@@ -58,31 +62,29 @@ func TestFaultNATMasterKilledBackupTakesOver(t *testing.T) {
 		// bridges through its ports (docs/lab.md#veth-peer-needs-xdp).
 		attachPass(t, front.NS, front.Plug(d, "eth0"))
 		attachPass(t, back.NS, back.Plug(d, "eth1"))
-		d.Addr("eth0", net4(0, 1+2*i)+"/24") // .1 and .3
-		d.Addr("eth1", net4(1, 2+i)+"/24")   // .2 and .3
+		d.Addr("eth0", p.cidr(0, 1+2*i)) // .1 and .3
+		d.Addr("eth1", p.cidr(1, 2+i))   // .2 and .3
 		d.TxOff("eth0")
 		d.TxOff("eth1")
-		d.Sysctl("net.ipv4.ip_forward", "0")
-		if got := strings.TrimSpace(d.MustExec("sysctl", "-n", "net.ipv4.ip_forward")); got != "0" {
-			t.Fatalf("d%d forwards: ip_forward=%s", i+1, got)
-		}
-		d.Route(net4(9, 0)+"/24", net4(0, 254))
+		p.forwarding(t, d, false)
+		d.Route(p.network(9), p.ip(0, 254))
 	}
 
 	var tcpReals, udpReals strings.Builder
 	for i := 0; i < 3; i++ {
 		ns := l.NS(fmt.Sprintf("r%d", i+1))
 		back.Plug(ns, "eth0")
-		ip := net4(1, 11+i)
-		ns.Addr("eth0", ip+"/24")
+		ip := p.ip(1, 11+i)
+		ns.Addr("eth0", p.cidr(1, 11+i))
 		ns.TxOff("eth0")
 		ns.Route("default", gw)
-		servePacedReal(t, ns, "0.0.0.0:8080", fmt.Sprintf("real%d", i+1))
-		udpEchoReal(t, ns, "0.0.0.0:5300")
+		servePacedReal(t, ns, ":8080", fmt.Sprintf("real%d", i+1))
+		udpEchoReal(t, ns, ":5300")
 		f.reals = append(f.reals, ns)
 		fmt.Fprintf(&tcpReals, "  real_server %s 8080 {\n    weight 1\n    TCP_CHECK {\n      connect_timeout 1\n    }\n  }\n", ip)
 		fmt.Fprintf(&udpReals, "  real_server %s 5300 {\n    weight 1\n  }\n", ip)
 	}
+	vipCIDR, gwCIDR := p.cidr(0, 100), p.cidr(1, 1)
 	for i := range f.dirs {
 		prio := 150 - 50*i
 		f.socks[i] = t.TempDir() + "/halod.sock"
@@ -104,7 +106,7 @@ vrrp_instance VI_EXT {
   version 3
   advert_int 0.1
   virtual_ipaddress {
-    %s/24 dev eth0
+    %s dev eth0
   }
 }
 vrrp_instance VI_INT {
@@ -115,7 +117,7 @@ vrrp_instance VI_INT {
   version 3
   advert_int 0.1
   virtual_ipaddress {
-    %s/24 dev eth1
+    %s dev eth1
   }
 }
 virtual_server %s 80 {
@@ -134,7 +136,7 @@ dataplane {
   backend xdp
   interface eth0 eth1
 }
-`, i+1, prio, vip, prio, gw, vip, tcpReals.String(), vip, udpReals.String()))
+`, i+1, prio, vipCIDR, prio, gwCIDR, vip, tcpReals.String(), vip, udpReals.String()))
 	}
 
 	d2front, d2back := f.dirs[1].Link("eth0").HardwareAddr.String(), f.dirs[1].Link("eth1").HardwareAddr.String()
@@ -144,11 +146,12 @@ dataplane {
 	}
 	m := &masterDies{
 		f:       f,
+		fam:     p,
 		links:   []string{"eth0", "eth1"},
 		vips:    []string{vip, gw},
 		follow:  follow,
 		clients: []*lab.NS{cl, rc},
-		tcpAddr: vip + ":80",
+		tcpAddr: net.JoinHostPort(vip, "80"),
 		udpAddr: netip.AddrPortFrom(netip.MustParseAddr(vip), 5353),
 	}
 	// What d2 knows about the on-link client when it takes over: a reply
@@ -156,7 +159,7 @@ dataplane {
 	// address, which for an on-link client is d2's neighbour entry.
 	m.onTakeover = func(t *testing.T) {
 		t.Logf("d2 at the takeover: neighbour entry for cl %q, pass_no_nexthop %v",
-			strings.TrimSpace(f.dirs[1].IP("neigh", "show", net4(0, 2))), xdpCount(t, f.dirs[1], "pass_no_nexthop"))
+			strings.TrimSpace(f.dirs[1].IP("neigh", "show", p.ip(0, 2))), xdpCount(t, f.dirs[1], "pass_no_nexthop"))
 	}
 	m.run(t)
 

@@ -29,7 +29,7 @@ const (
 	pairSize      = 3 << 20              // ≈ 6 s per stream: it spans the failover
 	pairUDPEvery  = 2 * time.Millisecond // 500 requests/s
 	pairUDPCount  = 4000                 // 8 s
-	pairStreamMax = 60 * time.Second
+	pairStreamMax = 30 * time.Second
 )
 
 // servePacedReal serves raw TCP on addr: a request line "SEED SIZE\n" is
@@ -303,20 +303,26 @@ const pairStallLimit = 2*pairOutage + 400*time.Millisecond
 func awaitStreams(t *testing.T, streams []*pacedStream, atTakeover []int) {
 	t.Helper()
 	var worst time.Duration
+	complete := 0
 	for i, s := range streams {
+		// Errors, not fatal: the resets and UDP figures that follow say
+		// what happened to a stream that broke.
 		select {
 		case <-s.done:
 		case <-time.After(pairStreamMax):
-			t.Fatalf("stream %d (%s via %s) did not finish: %d of %d bytes", s.seed, s.from, s.real, s.progress(), s.size)
+			t.Errorf("stream %d (%s via %s) did not finish: %d of %d bytes", s.seed, s.from, s.real, s.progress(), s.size)
+			continue
 		}
 		if s.err != nil || s.n != s.size {
-			t.Fatalf("stream %d (%s via %s) got %d of %d bytes: %v", s.seed, s.from, s.real, s.n, s.size, s.err)
+			t.Errorf("stream %d (%s via %s) got %d of %d bytes: %v", s.seed, s.from, s.real, s.n, s.size, s.err)
+			continue
 		}
 		// "Bytes continue": the stream was established before the kill and
 		// received most of its bytes after it, through the new master.
 		if atTakeover[i] == 0 || atTakeover[i] >= s.size/2 {
 			t.Fatalf("stream %d had %d of %d bytes at the takeover: the failover did not happen mid-stream", s.seed, atTakeover[i], s.size)
 		}
+		complete++
 		worst = max(worst, s.maxStall)
 		t.Logf("stream %d from %s on %s: %d bytes byte-exact, %d before the takeover, %d after; longest stall %v",
 			s.seed, s.from, s.real, s.n, atTakeover[i], s.n-atTakeover[i], s.maxStall.Round(time.Millisecond))
@@ -325,7 +331,7 @@ func awaitStreams(t *testing.T, streams []*pacedStream, atTakeover []int) {
 				s.seed, s.from, s.real, s.maxStall.Round(time.Millisecond), pairStallLimit)
 		}
 	}
-	t.Logf("TCP: %d streams complete, longest stall %v", len(streams), worst.Round(time.Millisecond))
+	t.Logf("TCP: %d of %d streams complete, longest stall among them %v", complete, len(streams), worst.Round(time.Millisecond))
 }
 
 // xdpCount reads one halo_xdp_packets_total reason from halod in ns.
@@ -364,6 +370,7 @@ type masterDies struct {
 	clients []*lab.NS
 	tcpAddr string
 	udpAddr netip.AddrPort
+	fam     pairFamily
 	// onTakeover, when set, runs once d2 holds the VIPs and the
 	// neighbours follow (diagnostics of the new master's state).
 	onTakeover func(t *testing.T)
@@ -376,6 +383,22 @@ func (m *masterDies) run(t *testing.T) {
 	f.start(t, 1)
 	f.waitServing(t, 0)
 	f.waitServing(t, 1)
+	// Runs before the halods stop (cleanups run last-in first-out).
+	t.Cleanup(func() {
+		if t.Failed() {
+			var reals []string
+			if st := haloctlStatus(t, f.socks[1]); st != nil {
+				for _, vs := range st.VirtualServers {
+					for _, r := range vs.Reals {
+						reals = append(reals, fmt.Sprintf("%s up=%v %s", r.Address, r.Up, r.LastError))
+					}
+				}
+			}
+			addrs, _ := f.dirs[1].Exec("ip", "-o", "addr", "show", "dev", "eth0")
+			t.Logf("d2 reals: %s\nd2 eth0:\n%s\nd2 data plane:\n%s", strings.Join(reals, "; "), addrs,
+				grepLines((&drLab{dir: f.dirs[1]}).scrape(t), "halo_xdp_packets"))
+		}
+	})
 	holdsAll := func(ns *lab.NS) bool {
 		for _, a := range m.vips {
 			if !hasAddr(ns, a) {
@@ -396,7 +419,7 @@ func (m *masterDies) run(t *testing.T) {
 	var udps []*udpExchange
 	var streams []*pacedStream
 	for ci, c := range m.clients {
-		rsts = append(rsts, countResets(t, c, "eth0"))
+		rsts = append(rsts, m.fam.resets(t, c))
 		udps = append(udps, startUDPExchange(t, c, ":0", m.udpAddr, pairUDPCount, pairUDPEvery))
 		for k := 0; k < 2; k++ {
 			streams = append(streams, openPacedStream(t, c, m.tcpAddr, 2*ci+k, pairSize))
@@ -468,4 +491,102 @@ func (m *masterDies) run(t *testing.T) {
 			t.Errorf("a new connection from %s through d2: %d bytes, %v", c.Tag, s.progress(), s.err)
 		}
 	}
+}
+
+// pairFamily is the address plan of a NAT or TUN failover lab: network n
+// (0: the clients' and the VIP's, 1: the NAT reals', 9: behind the
+// router), host h.
+type pairFamily struct {
+	v6     bool
+	subnet int
+}
+
+func (p pairFamily) ip(n, h int) string {
+	s := fmt.Sprintf("10.%d.%d.%d", p.subnet, n, h)
+	if p.v6 {
+		s = fmt.Sprintf("fd%02x:%d::%d", p.subnet, n, h)
+	}
+	return netip.MustParseAddr(s).String() // as ip(8) prints it
+}
+
+func (p pairFamily) cidr(n, h int) string {
+	if p.v6 {
+		return p.ip(n, h) + "/64"
+	}
+	return p.ip(n, h) + "/24"
+}
+
+func (p pairFamily) network(n int) string {
+	if p.v6 {
+		return fmt.Sprintf("fd%02x:%d::/64", p.subnet, n)
+	}
+	return fmt.Sprintf("10.%d.%d.0/24", p.subnet, n)
+}
+
+func (p pairFamily) forwarding(t *testing.T, ns *lab.NS, on bool) {
+	t.Helper()
+	key, v := "net.ipv4.ip_forward", "0"
+	if p.v6 {
+		key = "net.ipv6.conf.all.forwarding"
+	}
+	if on {
+		v = "1"
+	}
+	ns.Sysctl(key, v)
+	if got := strings.TrimSpace(ns.MustExec("sysctl", "-n", key)); got != v {
+		t.Fatalf("%s in %s: %s, want %s", key, ns.Tag, got, v)
+	}
+}
+
+// hostAddr is a VIP (or any address) as the lo of a DR/TUN real holds it.
+func (p pairFamily) hostAddr(ns *lab.NS, addr string) {
+	if p.v6 {
+		ns.IP("-6", "addr", "add", addr+"/128", "dev", "lo", "nodad")
+		return
+	}
+	ns.IP("addr", "add", addr+"/32", "dev", "lo")
+}
+
+// resets counts TCP RSTs crossing ns's eth0 in the plan's family
+// (countResets for IPv4; the same over IPv6, TCP right after the fixed
+// header: the lab's traffic carries no extension headers).
+func (p pairFamily) resets(t *testing.T, ns *lab.NS) *rstCounter {
+	t.Helper()
+	if !p.v6 {
+		return countResets(t, ns, "eth0")
+	}
+	r := &rstCounter{done: make(chan struct{})}
+	ifi := ns.Link("eth0")
+	proto := int(htons(syscall.ETH_P_IPV6))
+	var fd int
+	if err := ns.Do(func() (err error) {
+		fd, err = syscall.Socket(syscall.AF_PACKET, syscall.SOCK_DGRAM, proto)
+		if err != nil {
+			return err
+		}
+		return syscall.Bind(fd, &syscall.SockaddrLinklayer{Protocol: uint16(proto), Ifindex: ifi.Index})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tv := syscall.NsecToTimeval(int64(200 * time.Millisecond))
+	syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv)
+	go func() {
+		defer close(r.done)
+		defer syscall.Close(fd)
+		buf := make([]byte, 128)
+		for !r.quit.Load() {
+			n, _, err := syscall.Recvfrom(fd, buf, syscall.MSG_TRUNC)
+			if err == syscall.EAGAIN || err == syscall.EINTR {
+				continue
+			}
+			if err != nil {
+				return
+			}
+			if n = min(n, len(buf)); n >= 40+14 && buf[0]>>4 == 6 && buf[6] == 6 && buf[40+13]&0x04 != 0 {
+				r.n.Add(1)
+			}
+		}
+	}()
+	t.Cleanup(r.stop)
+	return r
 }

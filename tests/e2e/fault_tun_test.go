@@ -46,26 +46,29 @@ func attachTunDecap(t *testing.T, ns *lab.NS) {
 // byte-exact with most of its bytes through the backup, no reset, every
 // UDP answer from VIP:5353.
 func TestFaultTUNMasterKilledBackupTakesOver(t *testing.T) {
+	t.Run("ipv4", func(t *testing.T) { faultTUN(t, pairFamily{subnet: 185}) })
+	t.Run("ipv6", func(t *testing.T) { faultTUN(t, pairFamily{v6: true, subnet: 187}) })
+}
+
+func faultTUN(t *testing.T, p pairFamily) {
 	lab.RequireRoot(t)
-	const subnet = 185
 	l := lab.New(t)
-	net4 := func(n, host int) string { return fmt.Sprintf("10.%d.%d.%d", subnet, n, host) }
-	vip := net4(0, 100)
+	vip := p.ip(0, 100)
 	sw := l.Switch("sw")
 	cl := l.NS("cl")
-	f := directorPair(l, subnet, vip, cl)
+	f := directorPair(l, p.subnet, vip, cl)
 	sw.Plug(cl, "eth0")
-	cl.Addr("eth0", net4(0, 2)+"/24")
+	cl.Addr("eth0", p.cidr(0, 2))
 	cl.TxOff("eth0") // docs/lab.md#checksum-offload
 
 	rt, rc := l.NS("rt"), l.NS("rc")
 	sw.Plug(rt, "eth0")
 	l.Veth(rt, "eth1", rc, "eth0")
-	rt.Addr("eth0", net4(0, 254)+"/24")
-	rt.Addr("eth1", net4(9, 1)+"/24")
-	rt.Sysctl("net.ipv4.ip_forward", "1")
-	rc.Addr("eth0", net4(9, 2)+"/24")
-	rc.Route("default", net4(9, 1))
+	rt.Addr("eth0", p.cidr(0, 254))
+	rt.Addr("eth1", p.cidr(9, 1))
+	p.forwarding(t, rt, true)
+	rc.Addr("eth0", p.cidr(9, 2))
+	rc.Route("default", p.ip(9, 1))
 	rt.TxOff("eth0")
 	rt.TxOff("eth1")
 	rc.TxOff("eth0")
@@ -74,31 +77,28 @@ func TestFaultTUNMasterKilledBackupTakesOver(t *testing.T) {
 		// XDP_TX'd frames need an XDP program on the veth peer
 		// (docs/lab.md#veth-peer-needs-xdp).
 		attachPass(t, sw.NS, sw.Plug(d, "eth0"))
-		d.Addr("eth0", net4(0, 1+2*i)+"/24") // .1 and .3
+		d.Addr("eth0", p.cidr(0, 1+2*i)) // .1 and .3
 		d.TxOff("eth0")
-		d.Sysctl("net.ipv4.ip_forward", "0")
-		if got := strings.TrimSpace(d.MustExec("sysctl", "-n", "net.ipv4.ip_forward")); got != "0" {
-			t.Fatalf("d%d forwards: ip_forward=%s", i+1, got)
-		}
+		p.forwarding(t, d, false)
 	}
 
 	var tcpReals, udpReals strings.Builder
 	for i := 0; i < 3; i++ {
 		ns := l.NS(fmt.Sprintf("r%d", i+1))
 		sw.Plug(ns, "eth0")
-		ip := net4(0, 11+i)
-		ns.Addr("eth0", ip+"/24")
+		ip := p.ip(0, 11+i)
+		ns.Addr("eth0", p.cidr(0, 11+i))
 		ns.TxOff("eth0")
-		ns.Route(net4(9, 0)+"/24", net4(0, 254))
-		ns.IP("addr", "add", vip+"/32", "dev", "lo")
+		ns.Route(p.network(9), p.ip(0, 254))
+		p.hostAddr(ns, vip)
 		for _, k := range []string{"all", "eth0"} {
 			ns.Sysctl("net.ipv4.conf."+k+".arp_ignore", "1")
 			ns.Sysctl("net.ipv4.conf."+k+".arp_announce", "2")
 			ns.Sysctl("net.ipv4.conf."+k+".rp_filter", "0")
 		}
 		attachTunDecap(t, ns)
-		servePacedReal(t, ns, "0.0.0.0:80", fmt.Sprintf("real%d", i+1))
-		udpEchoReal(t, ns, vip+":5353") // answers leave from the VIP
+		servePacedReal(t, ns, ":80", fmt.Sprintf("real%d", i+1))
+		udpEchoReal(t, ns, net.JoinHostPort(vip, "5353")) // answers leave from the VIP
 		f.reals = append(f.reals, ns)
 		fmt.Fprintf(&tcpReals, "  real_server %s 80 {\n    weight 1\n    TCP_CHECK {\n      connect_timeout 1\n    }\n  }\n", ip)
 		fmt.Fprintf(&udpReals, "  real_server %s 5353 {\n    weight 1\n  }\n", ip)
@@ -117,7 +117,7 @@ vrrp_instance VI_1 {
   version 3
   advert_int 0.1
   virtual_ipaddress {
-    %s/24 dev eth0
+    %s dev eth0
   }
 }
 virtual_server %s 80 {
@@ -136,17 +136,18 @@ dataplane {
   backend xdp
   interface eth0
 }
-`, i+1, 150-50*i, vip, vip, tcpReals.String(), vip, udpReals.String()))
+`, i+1, 150-50*i, p.cidr(0, 100), vip, tcpReals.String(), vip, udpReals.String()))
 	}
 
 	d2 := f.dirs[1].Link("eth0").HardwareAddr.String()
 	m := &masterDies{
 		f:       f,
+		fam:     p,
 		links:   []string{"eth0"},
 		vips:    []string{vip},
 		follow:  []neighWatch{{cl, vip, d2}, {rt, vip, d2}},
 		clients: []*lab.NS{cl, rc},
-		tcpAddr: vip + ":80",
+		tcpAddr: net.JoinHostPort(vip, "80"),
 		udpAddr: netip.AddrPortFrom(netip.MustParseAddr(vip), 5353),
 	}
 	m.run(t)
