@@ -246,18 +246,23 @@ func (p *Plan) Block(owner string, elems []Elem) (*Plan, []Op) {
 	}
 	slices.SortFunc(add, compareElem)
 	slices.SortFunc(del, compareElem)
-	for _, f := range []Family{IPv4, IPv6} {
-		if !n.tables[f] && slices.ContainsFunc(add, func(e Elem) bool { return e.Family() == f }) {
+	// Tables and link-local sets are made in the order of the owner's
+	// VIPs, as keepalived makes them (nft lists them in that order).
+	var tables, sets []Op
+	for _, e := range elems {
+		if !slices.Contains(add, e) {
+			continue
+		}
+		if f := e.Family(); !n.tables[f] {
 			n.tables[f] = true
-			ops = append(ops, Op{Kind: OpAddTable, Family: f})
+			tables = append(tables, Op{Kind: OpAddTable, Family: f})
 		}
-	}
-	for _, s := range []string{SetLinkLocal, SetLinkLocalName} {
-		if !n.sets[s] && slices.ContainsFunc(add, func(e Elem) bool { return e.Set() == s }) {
+		if s := e.Set(); s != SetVIPs && !n.sets[s] {
 			n.sets[s] = true
-			ops = append(ops, Op{Kind: OpAddLinkLocal, Family: IPv6, Set: s})
+			sets = append(sets, Op{Kind: OpAddLinkLocal, Family: IPv6, Set: s})
 		}
 	}
+	ops = append(append(ops, tables...), sets...)
 	ops = append(ops, group(OpAddElems, add)...)
 	ops = append(ops, group(OpDelElems, del)...)
 	return n, ops

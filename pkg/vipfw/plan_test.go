@@ -116,10 +116,14 @@ func TestPlanLinkLocal(t *testing.T) {
 	}
 	cfg := Config{}
 	p, got := NewPlan(cfg).Block("A", elems(cfg, ll, byName))
+	// Created in the order of the VIPs, as keepalived does.
 	want := []string{"add-table ip6", "add-link-local ip6 vips_link_local", "add-link-local ip6 vips_link_local_name",
 		"add-elems ip6 vips_link_local {fe80::1 . 7}", "add-elems ip6 vips_link_local_name {fe80::1 . eth0}"}
 	if !reflect.DeepEqual(ops(t, got), want) {
 		t.Fatalf("ops %q, want %q", ops(t, got), want)
+	}
+	if _, got := NewPlan(cfg).Block("A", elems(cfg, byName, ll)); got[1].Set != SetLinkLocalName || got[2].Set != SetLinkLocal {
+		t.Fatalf("sets not made in VIP order: %q", ops(t, got))
 	}
 	_, got = p.Block("B", elems(cfg, VIP{Addr: netip.MustParseAddr("fe80::2"), Dev: "eth1", Ifindex: 8}))
 	if want := []string{"add-elems ip6 vips_link_local {fe80::2 . 8}"}; !reflect.DeepEqual(ops(t, got), want) {
