@@ -53,10 +53,6 @@ func (b *builder) checker(n *node, typ, where string, rsAddr netip.Addr) *Checke
 		// keepalived, never taken and then unused.
 		delete(h, "virtualhost")
 	}
-	h["log_all_failures"] = func(n *node) {
-		b.setFlag(&c.LogAllFailures)(n)
-		b.d.notef(n.pos(), "log_all_failures is not acted on: halo logs real server state changes; every failed attempt is counted in the check metrics and its error shown by haloctl status")
-	}
 	switch typ {
 	case "HTTP_GET", "SSL_GET":
 		h["url"] = func(n *node) {
@@ -153,6 +149,7 @@ func (b *builder) checker(n *node, typ, where string, rsAddr netip.Addr) *Checke
 		c.Warmup, c.warmupSet = *d.Warmup, true
 	}
 	c.Alpha = d.Alpha
+	c.LogAllFailures = d.LogAllFailures
 	if d.VirtualHost != "" {
 		c.VirtualHost = d.VirtualHost
 	}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -267,5 +268,46 @@ virtual_server 10.1.1.1 53 {
 	}
 	if strings.Contains(all, "error: real_server 10.2.2.1:") {
 		t.Errorf("a gue nocsum real was refused:\n%s", all)
+	}
+}
+
+// log_all_failures reaches a checker from global_defs
+// (checker_log_all_failures), the virtual server, the real or the checker.
+func TestLogAllFailuresInheritance(t *testing.T) {
+	const vs = `virtual_server 10.1.1.1 80 {
+  protocol TCP
+  lb_kind DR
+  lb_algo rr
+  %s
+  real_server 10.2.2.1 80 {
+    %s
+    TCP_CHECK {
+      %s
+    }
+  }
+  real_server 10.2.2.2 80 {
+    TCP_CHECK { }
+  }
+}
+`
+	for _, c := range []struct {
+		name             string
+		global, v, r, ck string
+		first, second    bool
+	}{
+		{"none", "", "", "", "", false, false},
+		{"global", "global_defs {\n  checker_log_all_failures\n}\n", "", "", "", true, true},
+		{"virtual server", "", "log_all_failures", "", "", true, true},
+		{"real server", "", "", "log_all_failures", "", true, false},
+		{"checker", "", "", "", "log_all_failures", true, false},
+	} {
+		cfg, d := load(t, c.global+fmt.Sprintf(vs, c.v, c.r, c.ck))
+		if err := d.Err(true); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		rs := cfg.VirtualServers[0].Reals
+		if got1, got2 := rs[0].Checkers[0].LogAllFailures, rs[1].Checkers[0].LogAllFailures; got1 != c.first || got2 != c.second {
+			t.Errorf("%s: log_all_failures %v %v, want %v %v", c.name, got1, got2, c.first, c.second)
+		}
 	}
 }

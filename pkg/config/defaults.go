@@ -107,6 +107,11 @@ func fillDefaults(c *Config, d *Diags) {
 	for _, vs := range c.VirtualServers {
 		vsDefaults(vs, set, d)
 		resolveCheckers(vs)
+		for _, rs := range vs.Reals {
+			for _, ck := range rs.Checkers {
+				ck.LogAllFailures = ck.LogAllFailures || rs.Defaults.LogAllFailures || c.Global.CheckerLogAllFailures
+			}
+		}
 	}
 	dataplaneDefaults(&c.Dataplane, set)
 	bgpDefaults(c.BGP, set, d)
@@ -365,6 +370,7 @@ func resolveCheckers(vs *VirtualServer) {
 			rd.Warmup = vs.Defaults.Warmup
 		}
 		rd.Alpha = rd.Alpha || vs.Defaults.Alpha
+		rd.LogAllFailures = rd.LogAllFailures || vs.Defaults.LogAllFailures
 		if rd.VirtualHost == "" {
 			rd.VirtualHost = vs.Defaults.VirtualHost
 		}

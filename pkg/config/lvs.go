@@ -131,8 +131,9 @@ func (b *builder) checkerOpts(d *CheckerDefaults) map[string]handler {
 				d.Warmup = &w
 			}
 		},
-		"alpha":       b.setFlag(&d.Alpha),
-		"virtualhost": func(n *node) { d.VirtualHost = b.str(n) },
+		"alpha":            b.setFlag(&d.Alpha),
+		"log_all_failures": b.setFlag(&d.LogAllFailures),
+		"virtualhost":      func(n *node) { d.VirtualHost = b.str(n) },
 	}
 }
 
@@ -265,7 +266,7 @@ func (b *builder) virtualServer(n *node) {
 		"ops":                b.setFlag(&vs.OPS),
 		"real_server":        func(n *node) { b.realServer(n, vs) },
 	}), "nat_mask", "smtp_alert", "lvs_timeouts", "lvs_flush", "lvs_flush_on_stop", "retry_on_failure",
-		"quorum_up_down_notify", "delay_before_retry_on_failure", "log_all_failures")
+		"quorum_up_down_notify", "delay_before_retry_on_failure")
 	if vs.FWMark != 0 && b.given(&vs.Protocol) {
 		b.d.warnf(n.pos(), "protocol specified for fwmark - protocol will be ignored")
 	}
@@ -412,6 +413,6 @@ func (b *builder) realServer(n *node, vs *VirtualServer) {
 		"UDP_CHECK":   checker("UDP_CHECK"),
 		"DNS_CHECK":   checker("DNS_CHECK"),
 		"SMTP_CHECK":  checker("SMTP_CHECK"),
-	}), "BFD_CHECK", "FILE_CHECK", "smtp_alert", "log_all_failures")
+	}), "BFD_CHECK", "FILE_CHECK", "smtp_alert")
 	vs.Reals = append(vs.Reals, rs)
 }

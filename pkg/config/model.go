@@ -102,6 +102,7 @@ type Global struct {
 	VRRPStartupDelay      Duration   `json:"vrrp_startup_delay"`
 	DownTimerAdverts      int        `json:"down_timer_adverts"`
 	SMTPAlert             bool       `json:"smtp_alert"`
+	CheckerLogAllFailures bool       `json:"checker_log_all_failures,omitempty"`
 	NotifyPriorityChanges bool       `json:"vrrp_notify_priority_changes"`
 	Firewall              Firewall   `json:"firewall"` // global_fw.go
 	Pos                   Pos        `json:"-"`
@@ -319,6 +320,7 @@ type CheckerDefaults struct {
 	Warmup           *Duration `json:"warmup,omitempty"`
 	Alpha            bool      `json:"alpha"`
 	VirtualHost      string    `json:"virtualhost,omitempty"`
+	LogAllFailures   bool      `json:"log_all_failures,omitempty"`
 
 	retrySet, dbrSet, ctSet, dlSet bool
 }

@@ -21,6 +21,12 @@ func (m *Manager) newJob(cs *checkState, ck check.Checker) *check.Job {
 		if m.OnResult != nil {
 			m.OnResult(typ, r.Err == nil, d)
 		}
+		if r.Err != nil && cc.LogAllFailures {
+			// keepalived's log_all_failures: every failed attempt, not
+			// only the ones that change the real's state.
+			m.log.Warn("check failed", "virtual_server", cs.rs.vs.name, "real_server", cs.rs.name,
+				"checker", typ, "err", r.Err)
+		}
 	}
 	return job
 }
