@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Once up, halod runs with only the capabilities its configuration needs,
@@ -17,6 +18,11 @@ func TestOpsCapabilitiesDroppedAfterSetup(t *testing.T) {
 	d := newDRLab(t, 143, "generic")
 	halod := d.startHalod(t)
 	d.waitReady(t)
+	// The reals are up before halod says it is ready; the drop happens in
+	// between (capability by capability, on every thread).
+	if waitFor(15*time.Second, func() bool { return strings.Contains(halod.Output(), "halod ready") }) < 0 {
+		t.Fatalf("halod never ready:\n%s", halod.Output())
+	}
 
 	// The DR config has no scripts and no low port: CAP_NET_ADMIN,
 	// CAP_NET_RAW, CAP_PERFMON and CAP_BPF (bits 12, 13, 38, 39), the
