@@ -52,6 +52,11 @@ func (b *builder) vip(e *node) *VIP {
 			}
 		case "preferred_lft":
 			v.PreferredLft = val(&i)
+			if v.PreferredLft != "" && v.PreferredLft != "forever" {
+				if _, err := strconv.ParseUint(v.PreferredLft, 10, 32); err != nil {
+					b.d.errorf(e.args[i].Pos, "preferred_lft %q: want seconds or forever", v.PreferredLft)
+				}
+			}
 		case "home":
 			v.Home = true
 		case "-nodad", "nodad":

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
@@ -26,6 +27,11 @@ type Addr struct {
 	NoDAD         bool
 	NoPrefixRoute bool
 	Home          bool
+	// Preferred is preferred_lft in seconds; nil: forever (the kernel's
+	// default, and keepalived's). `preferred_lft 0` makes an IPv6 VIP
+	// deprecated, so the kernel never picks it as the director's source
+	// address (docs/keepalived.md#ipv6-vip-source-address).
+	Preferred *uint32
 }
 
 // FromConfig converts a configured VIP; defaultDev is the instance's
@@ -69,6 +75,14 @@ func FromConfig(v *config.VIP, defaultDev string) (Addr, error) {
 		}
 		a.Scope = n
 	}
+	if v.PreferredLft != "" && v.PreferredLft != "forever" {
+		n, err := strconv.ParseUint(v.PreferredLft, 10, 32)
+		if err != nil {
+			return a, fmt.Errorf("preferred_lft %q", v.PreferredLft)
+		}
+		p := uint32(n)
+		a.Preferred = &p
+	}
 	if a.Label != "" && len(a.Label) > 15 {
 		return a, fmt.Errorf("label %q longer than 15 characters", a.Label)
 	}
@@ -106,6 +120,11 @@ func (a Addr) netlink() *netlink.Addr {
 	}
 	if a.Home {
 		n.Flags |= unix.IFA_F_HOMEADDRESS
+	}
+	if a.Preferred != nil {
+		// netlink sends IFA_CACHEINFO only when a lifetime is non-zero;
+		// the valid lifetime stays forever.
+		n.ValidLft, n.PreferedLft = 0xffffffff, int(*a.Preferred)
 	}
 	return n
 }

@@ -106,7 +106,7 @@ vrrp_instance VI_EXT {
   version 3
   advert_int 0.1
   virtual_ipaddress {
-    %s dev eth0
+    %s dev eth0%s
   }
 }
 vrrp_instance VI_INT {
@@ -117,7 +117,7 @@ vrrp_instance VI_INT {
   version 3
   advert_int 0.1
   virtual_ipaddress {
-    %s dev eth1
+    %s dev eth1%s
   }
 }
 virtual_server %s 80 {
@@ -136,7 +136,7 @@ dataplane {
   backend xdp
   interface eth0 eth1
 }
-`, i+1, prio, vipCIDR, prio, gwCIDR, vip, tcpReals.String(), vip, udpReals.String()))
+`, i+1, prio, vipCIDR, p.vipOpts(), prio, gwCIDR, p.vipOpts(), vip, tcpReals.String(), vip, udpReals.String()))
 	}
 
 	d2front, d2back := f.dirs[1].Link("eth0").HardwareAddr.String(), f.dirs[1].Link("eth1").HardwareAddr.String()

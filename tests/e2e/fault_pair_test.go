@@ -501,6 +501,17 @@ type pairFamily struct {
 	subnet int
 }
 
+// vipOpts are the options of the pair's VIPs: IPv6 VIPs are deprecated
+// (preferred_lft 0) so a director does not take its VIP as the source of
+// its own traffic, health checks included: a DR or TUN real holding the VIP
+// would answer such a check to itself (docs/keepalived.md#ipv6-vip-source-address).
+func (p pairFamily) vipOpts() string {
+	if p.v6 {
+		return " preferred_lft 0"
+	}
+	return ""
+}
+
 func (p pairFamily) ip(n, h int) string {
 	s := fmt.Sprintf("10.%d.%d.%d", p.subnet, n, h)
 	if p.v6 {

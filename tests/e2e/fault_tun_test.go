@@ -117,7 +117,7 @@ vrrp_instance VI_1 {
   version 3
   advert_int 0.1
   virtual_ipaddress {
-    %s dev eth0
+    %s dev eth0%s
   }
 }
 virtual_server %s 80 {
@@ -136,7 +136,7 @@ dataplane {
   backend xdp
   interface eth0
 }
-`, i+1, 150-50*i, p.cidr(0, 100), vip, tcpReals.String(), vip, udpReals.String()))
+`, i+1, 150-50*i, p.cidr(0, 100), p.vipOpts(), vip, tcpReals.String(), vip, udpReals.String()))
 	}
 
 	d2 := f.dirs[1].Link("eth0").HardwareAddr.String()
