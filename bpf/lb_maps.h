@@ -143,6 +143,20 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nexthops SEC(".maps");
 
+/* Addresses a NAT reply found no next hop for (nexthops' key): a director
+ * that takes over has never talked to on-link clients, and the client sends
+ * nothing during a download, so nothing would make its kernel learn the
+ * MAC. The Go side drains this, asks the kernel to resolve each address and
+ * mirrors the result into nexthops; LRU keeps a flood of unknown
+ * destinations bounded. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LB_MAX_NH_WANTED);
+	__type(key, struct nh_key);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nh_wanted SEC(".maps");
+
 /* Force BTF for bpf2go's Go mirrors. */
 const enum lb_reason *unused_reason __attribute__((unused));
 const enum lb_flags *unused_flags __attribute__((unused));

@@ -272,6 +272,9 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct ethhdr *eth, __u
 		}
 		struct nh_val *nh = bpf_map_lookup_elem(&nexthops, &nk);
 		if (!nh || !nh->ifindex) {
+			__u32 one = 1;
+			/* NOEXIST: one write per address until the Go side drains it. */
+			bpf_map_update_elem(&nh_wanted, &nk, &one, BPF_NOEXIST);
 			count(&reason_stats, R_PASS_NO_NEXTHOP, len);
 			return XDP_PASS;
 		}

@@ -24,6 +24,7 @@ enum lb_limits {
 	LB_MAX_VLAN_TAGS = 2, /* 802.1Q, or 802.1ad outer + 802.1Q inner (QinQ) */
 	LB_MAX_RNAT = 131072, /* reverse-NAT index: one per (real address, port, protocol) */
 	LB_MAX_NEXTHOPS = 1024, /* routes towards clients for NAT replies of unseen flows */
+	LB_MAX_NH_WANTED = 1024, /* client addresses a NAT reply found no next hop for */
 };
 
 enum lb_flags {

@@ -83,6 +83,7 @@ const (
 	lbLbLimitsLB_MAX_VLAN_TAGS  lbLbLimits = 2
 	lbLbLimitsLB_MAX_RNAT       lbLbLimits = 131072
 	lbLbLimitsLB_MAX_NEXTHOPS   lbLbLimits = 1024
+	lbLbLimitsLB_MAX_NH_WANTED  lbLbLimits = 1024
 )
 
 type lbLbMethod uint32
@@ -214,6 +215,7 @@ const (
 	lbMapFlood           = "flood"
 	lbMapIfMacs          = "if_macs"
 	lbMapNexthops        = "nexthops"
+	lbMapNhWanted        = "nh_wanted"
 	lbMapPersist         = "persist"
 	lbMapRealStats       = "real_stats"
 	lbMapReals           = "reals"
@@ -292,6 +294,7 @@ type lbMapSpecs struct {
 	Flood       *ebpf.MapSpec `ebpf:"flood"`
 	IfMacs      *ebpf.MapSpec `ebpf:"if_macs"`
 	Nexthops    *ebpf.MapSpec `ebpf:"nexthops"`
+	NhWanted    *ebpf.MapSpec `ebpf:"nh_wanted"`
 	Persist     *ebpf.MapSpec `ebpf:"persist"`
 	RealStats   *ebpf.MapSpec `ebpf:"real_stats"`
 	Reals       *ebpf.MapSpec `ebpf:"reals"`
@@ -346,6 +349,7 @@ type lbMaps struct {
 	Flood       *ebpf.Map `ebpf:"flood"`
 	IfMacs      *ebpf.Map `ebpf:"if_macs"`
 	Nexthops    *ebpf.Map `ebpf:"nexthops"`
+	NhWanted    *ebpf.Map `ebpf:"nh_wanted"`
 	Persist     *ebpf.Map `ebpf:"persist"`
 	RealStats   *ebpf.Map `ebpf:"real_stats"`
 	Reals       *ebpf.Map `ebpf:"reals"`
@@ -364,6 +368,7 @@ func (m *lbMaps) Close() error {
 		m.Flood,
 		m.IfMacs,
 		m.Nexthops,
+		m.NhWanted,
 		m.Persist,
 		m.RealStats,
 		m.Reals,

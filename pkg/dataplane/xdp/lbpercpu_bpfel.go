@@ -130,6 +130,7 @@ const (
 	lbpercpuMapFlood           = "flood"
 	lbpercpuMapIfMacs          = "if_macs"
 	lbpercpuMapNexthops        = "nexthops"
+	lbpercpuMapNhWanted        = "nh_wanted"
 	lbpercpuMapPersist         = "persist"
 	lbpercpuMapRealStats       = "real_stats"
 	lbpercpuMapReals           = "reals"
@@ -208,6 +209,7 @@ type lbpercpuMapSpecs struct {
 	Flood       *ebpf.MapSpec `ebpf:"flood"`
 	IfMacs      *ebpf.MapSpec `ebpf:"if_macs"`
 	Nexthops    *ebpf.MapSpec `ebpf:"nexthops"`
+	NhWanted    *ebpf.MapSpec `ebpf:"nh_wanted"`
 	Persist     *ebpf.MapSpec `ebpf:"persist"`
 	RealStats   *ebpf.MapSpec `ebpf:"real_stats"`
 	Reals       *ebpf.MapSpec `ebpf:"reals"`
@@ -262,6 +264,7 @@ type lbpercpuMaps struct {
 	Flood       *ebpf.Map `ebpf:"flood"`
 	IfMacs      *ebpf.Map `ebpf:"if_macs"`
 	Nexthops    *ebpf.Map `ebpf:"nexthops"`
+	NhWanted    *ebpf.Map `ebpf:"nh_wanted"`
 	Persist     *ebpf.Map `ebpf:"persist"`
 	RealStats   *ebpf.Map `ebpf:"real_stats"`
 	Reals       *ebpf.Map `ebpf:"reals"`
@@ -280,6 +283,7 @@ func (m *lbpercpuMaps) Close() error {
 		m.Flood,
 		m.IfMacs,
 		m.Nexthops,
+		m.NhWanted,
 		m.Persist,
 		m.RealStats,
 		m.Reals,

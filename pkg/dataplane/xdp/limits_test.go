@@ -28,6 +28,7 @@ func TestMapSizesMatchLimits(t *testing.T) {
 		"reason_stats": uint32(numReasons),
 		"tx_ports":     maxIfaces,
 		"if_macs":      maxIfaces,
+		"nh_wanted":    uint32(lbLbLimitsLB_MAX_NH_WANTED),
 	}
 	for name, n := range want {
 		m := spec.Maps[name]

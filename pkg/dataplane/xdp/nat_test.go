@@ -208,6 +208,17 @@ func TestNATReplyOfUnseenFlow(t *testing.T) {
 			t.Fatalf("reply to %s: verdict %d, changed %v", dst, verdict, !bytes.Equal(out, hc))
 		}
 	}
+	// Both destinations are asked for (the Go side resolves them and skips
+	// the director's own 10.1.0.1).
+	wanted := map[netip.Addr]bool{}
+	var wk lbNhKey
+	var wv uint32
+	for it := b.objs.NhWanted.Iterate(); it.Next(&wk, &wv); {
+		wanted[nhAddr(wk)] = true
+	}
+	if len(wanted) != 2 || !wanted[netip.MustParseAddr("10.1.0.1")] || !wanted[netip.MustParseAddr("10.1.0.77")] {
+		t.Fatalf("nh_wanted %v, want 10.1.0.1 and 10.1.0.77", wanted)
+	}
 	// Without NAT services the next hops go away with the index.
 	if err := b.Apply(context.Background(), goldenServices()); err != nil {
 		t.Fatal(err)

@@ -252,10 +252,14 @@ func (b *Backend) maintain() {
 	defer retry.Stop()
 	refresh := time.NewTicker(refreshEvery)
 	defer refresh.Stop()
+	wanted := time.NewTicker(wantedEvery)
+	defer wanted.Stop()
 	for {
 		select {
 		case <-b.stop:
 			return
+		case <-wanted.C:
+			b.resolveWanted()
 		case <-retry.C:
 			b.retryFailed()
 		case <-refresh.C:
