@@ -549,15 +549,6 @@ func (p pairFamily) forwarding(t *testing.T, ns *lab.NS, on bool) {
 	}
 }
 
-// hostAddr is a VIP (or any address) as the lo of a DR/TUN real holds it.
-func (p pairFamily) hostAddr(ns *lab.NS, addr string) {
-	if p.v6 {
-		ns.IP("-6", "addr", "add", addr+"/128", "dev", "lo", "nodad")
-		return
-	}
-	ns.IP("addr", "add", addr+"/32", "dev", "lo")
-}
-
 // resets counts TCP RSTs crossing ns's eth0 in the plan's family
 // (countResets for IPv4; the same over IPv6, TCP right after the fixed
 // header: the lab's traffic carries no extension headers).

@@ -7,34 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
-
 	"github.com/halo-lb/halo/internal/testkit/lab"
 )
-
-// attachTunDecap puts the TC decapsulation program the TUN tests use
-// (bpf/tundecap.c; this kernel has no ipip module) on ns's eth0.
-func attachTunDecap(t *testing.T, ns *lab.NS) {
-	t.Helper()
-	var objs tunObjects
-	if err := loadTunObjects(&objs, nil); err != nil {
-		t.Fatalf("load the decapsulation program: %v", err)
-	}
-	t.Cleanup(func() { objs.Close() })
-	var lk link.Link
-	if err := ns.Do(func() error {
-		ifi, err := net.InterfaceByName("eth0")
-		if err != nil {
-			return err
-		}
-		lk, err = link.AttachTCX(link.TCXOptions{Interface: ifi.Index, Program: objs.TunDecap, Attach: ebpf.AttachTCXIngress})
-		return err
-	}); err != nil {
-		t.Fatalf("attach the decapsulation program in %s: %v", ns.Tag, err)
-	}
-	t.Cleanup(func() { lk.Close() })
-}
 
 // Two directors with VRRP and XDP TUN (ipip), their kernels forwarding
 // nothing; three reals decapsulate with the TC program, hold the VIP on lo
@@ -90,13 +64,7 @@ func faultTUN(t *testing.T, p pairFamily) {
 		ns.Addr("eth0", p.cidr(0, 11+i))
 		ns.TxOff("eth0")
 		ns.Route(p.network(9), p.ip(0, 254))
-		p.hostAddr(ns, vip)
-		for _, k := range []string{"all", "eth0"} {
-			ns.Sysctl("net.ipv4.conf."+k+".arp_ignore", "1")
-			ns.Sysctl("net.ipv4.conf."+k+".arp_announce", "2")
-			ns.Sysctl("net.ipv4.conf."+k+".rp_filter", "0")
-		}
-		attachTunDecap(t, ns)
+		tunReal(t, ns, vip, 0, "")
 		servePacedReal(t, ns, ":80", fmt.Sprintf("real%d", i+1))
 		udpEchoReal(t, ns, net.JoinHostPort(vip, "5353")) // answers leave from the VIP
 		f.reals = append(f.reals, ns)

@@ -1,17 +1,14 @@
 package e2e
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 
 	"github.com/halo-lb/halo/internal/testkit"
 	"github.com/halo-lb/halo/internal/testkit/lab"
@@ -63,7 +60,8 @@ func gueLab(t *testing.T, v6 bool, csum string) {
 		sw.Plug(ns, "eth0")
 		ip := addr(11 + i)
 		ns.Addr("eth0", ip+plen)
-		stats[i] = gueReal(t, ns, vip, name)
+		ns.TxOff("eth0")
+		stats[i] = tunReal(t, ns, vip, guePort, name)
 		// The outer packets as they reach the real, checksums verified by
 		// tcpdump (-vv); -c bounds the capture.
 		dumps = append(dumps, ns.Start("tcpdump", "-l", "-n", "-vv", "--immediate-mode", "-c", "40", "-i", "eth0", fmt.Sprintf("udp dst port %d", guePort)))
@@ -156,55 +154,4 @@ dataplane {
 	if !strings.Contains(m, `halo_xdp_packets_total{reason="tun_encap"}`) {
 		t.Fatalf("no tun_encap counter\n%s", grepLines(m, "halo_xdp"))
 	}
-}
-
-// gueReal makes ns a GUE real: the VIP on lo (ARP for it ignored, as for
-// DR), the decapsulation program for the GUE port on eth0's ingress, and
-// an HTTP server on port 80 that answers its name. Returns the program's
-// decapsulation counters.
-func gueReal(t *testing.T, ns *lab.NS, vip, name string) *ebpf.Map {
-	t.Helper()
-	ns.TxOff("eth0")
-	if strings.Contains(vip, ":") {
-		ns.IP("-6", "addr", "add", vip+"/128", "dev", "lo")
-	} else {
-		ns.IP("addr", "add", vip+"/32", "dev", "lo")
-		for _, k := range []string{"all", "eth0"} {
-			ns.Sysctl("net.ipv4.conf."+k+".arp_ignore", "1")
-			ns.Sysctl("net.ipv4.conf."+k+".arp_announce", "2")
-			ns.Sysctl("net.ipv4.conf."+k+".rp_filter", "0")
-		}
-	}
-	spec, err := loadTun()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The program compares the port as it sits in the packet.
-	if err := spec.Variables[tunVarGuePort].Set(binary.NativeEndian.Uint16(binary.BigEndian.AppendUint16(nil, guePort))); err != nil {
-		t.Fatal(err)
-	}
-	var objs tunObjects
-	if err := spec.LoadAndAssign(&objs, nil); err != nil {
-		t.Fatalf("load the decapsulation program: %v", err)
-	}
-	t.Cleanup(func() { objs.Close() })
-	var lk link.Link
-	if err := ns.Do(func() error {
-		ifi, err := net.InterfaceByName("eth0")
-		if err != nil {
-			return err
-		}
-		lk, err = link.AttachTCX(link.TCXOptions{Interface: ifi.Index, Program: objs.TunDecap, Attach: ebpf.AttachTCXIngress})
-		return err
-	}); err != nil {
-		t.Fatalf("attach the decapsulation program: %v", err)
-	}
-	t.Cleanup(func() { lk.Close() })
-	var ln net.Listener
-	if err := ns.Do(func() (err error) { ln, err = net.Listen("tcp", ":80"); return err }); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, name) }))
-	return objs.DecapStats
 }

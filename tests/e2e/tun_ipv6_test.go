@@ -2,15 +2,10 @@ package e2e
 
 import (
 	"fmt"
-	"net"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 
 	"github.com/halo-lb/halo/internal/testkit/lab"
 )
@@ -38,30 +33,7 @@ func TestXDPTUNIPv6(t *testing.T) {
 		ip := fmt.Sprintf("fd96::%d", 11+i)
 		ns.Addr("eth0", ip+"/64")
 		ns.TxOff("eth0")
-		ns.IP("-6", "addr", "add", vip+"/128", "dev", "lo")
-		var objs tunObjects
-		if err := loadTunObjects(&objs, nil); err != nil {
-			t.Fatalf("load the decapsulation program: %v", err)
-		}
-		t.Cleanup(func() { objs.Close() })
-		var lk link.Link
-		if err := ns.Do(func() error {
-			ifi, err := net.InterfaceByName("eth0")
-			if err != nil {
-				return err
-			}
-			lk, err = link.AttachTCX(link.TCXOptions{Interface: ifi.Index, Program: objs.TunDecap, Attach: ebpf.AttachTCXIngress})
-			return err
-		}); err != nil {
-			t.Fatalf("attach the decapsulation program: %v", err)
-		}
-		t.Cleanup(func() { lk.Close() })
-		var ln net.Listener
-		if err := ns.Do(func() (err error) { ln, err = net.Listen("tcp", "[::]:80"); return err }); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, name) }))
+		tunReal(t, ns, vip, 0, name)
 		fmt.Fprintf(&rs, "  real_server %s 80 {\n    TCP_CHECK {\n      connect_timeout 1\n    }\n  }\n", ip)
 	}
 	conf := writeFile(t, "dir.conf", fmt.Sprintf(`

@@ -2,15 +2,10 @@ package e2e
 
 import (
 	"fmt"
-	"net"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 
 	"github.com/halo-lb/halo/internal/testkit/lab"
 )
@@ -62,35 +57,7 @@ func TestXDPTUN(t *testing.T) {
 			ns.Route("default", "10.96.5.1")
 		}
 		ns.TxOff("eth0")
-		ns.IP("addr", "add", vip+"/32", "dev", "lo")
-		for _, k := range []string{"all", "eth0"} {
-			ns.Sysctl("net.ipv4.conf."+k+".arp_ignore", "1")
-			ns.Sysctl("net.ipv4.conf."+k+".arp_announce", "2")
-			ns.Sysctl("net.ipv4.conf."+k+".rp_filter", "0")
-		}
-		var objs tunObjects
-		if err := loadTunObjects(&objs, nil); err != nil {
-			t.Fatalf("load the decapsulation program: %v", err)
-		}
-		t.Cleanup(func() { objs.Close() })
-		var lk link.Link
-		if err := ns.Do(func() error {
-			ifi, err := net.InterfaceByName("eth0")
-			if err != nil {
-				return err
-			}
-			lk, err = link.AttachTCX(link.TCXOptions{Interface: ifi.Index, Program: objs.TunDecap, Attach: ebpf.AttachTCXIngress})
-			return err
-		}); err != nil {
-			t.Fatalf("attach the decapsulation program: %v", err)
-		}
-		t.Cleanup(func() { lk.Close() })
-		var ln net.Listener
-		if err := ns.Do(func() (err error) { ln, err = net.Listen("tcp", "0.0.0.0:80"); return err }); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, name) }))
+		tunReal(t, ns, vip, 0, name)
 		fmt.Fprintf(&rs, "  real_server %s 80 {\n    TCP_CHECK {\n      connect_timeout 1\n    }\n  }\n", ip)
 	}
 	conf := writeFile(t, "dir.conf", fmt.Sprintf(`
