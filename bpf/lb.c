@@ -296,25 +296,21 @@ int xdp_lb(struct xdp_md *ctx)
 	vk.port = fk.dport;
 	vk.proto = proto;
 
-	struct vip_meta *vm = bpf_map_lookup_elem(&vips, &vk);
-	if (!vm) {
-		int verdict = nat_reply(ctx, eth, tags, l3, l4, data_end, v6, &fk, icmp, len);
-		if (verdict >= 0)
-			return verdict;
-		count(&reason_stats, R_PASS_NOT_VIP, len);
-		return XDP_PASS;
-	}
-	__u32 svc = vm->id;
 	__u32 zero = 0;
 	struct lb_config *cfg = bpf_map_lookup_elem(&config, &zero);
 	__u64 now = bpf_ktime_get_coarse_ns();
 	int syn = proto == IPPROTO_TCP && (tcp_flags & (TH_SYN | TH_ACK)) == TH_SYN;
 	int rst = proto == IPPROTO_TCP && (tcp_flags & TH_RST);
 
-	/* A known flow keeps its real, whatever the table says now: weight 0
-	 * (drain) only affects new flows. A real that left the configuration
-	 * (its slot invalid or reused: another gen) gets nothing more; its
-	 * flows re-resolve through the table. */
+	/* The flow table first: an entry's key holds the VIP, port and
+	 * protocol, so a hit is VIP traffic and needs no service lookup (the
+	 * real's slot names its service). The service is looked up only when
+	 * the table has no usable answer. A known flow keeps its real,
+	 * whatever the table says now: weight 0 (drain) only affects new
+	 * flows. A real that left the configuration (its slot invalid or
+	 * reused: another gen) gets nothing more; its flows re-resolve through
+	 * the table. */
+	struct vip_meta *vm = NULL;
 	__u32 rid = 0;
 	struct real *rs = NULL;
 	struct flow_val *fv = bpf_map_lookup_elem(&conntrack, &fk);
@@ -334,6 +330,9 @@ int xdp_lb(struct xdp_md *ctx)
 		if (usable(rs) && rs->gen == fv->gen) {
 			count(&reason_stats, R_CT_HIT, len);
 		} else {
+			vm = bpf_map_lookup_elem(&vips, &vk);
+			if (!vm)
+				goto not_vip; /* the service is gone */
 			rid = pick(vm, &fk);
 			rs = bpf_map_lookup_elem(&reals, &rid);
 			if (!rid || !usable(rs)) {
@@ -349,10 +348,12 @@ int xdp_lb(struct xdp_md *ctx)
 		}
 		if (now - fv->last_seen > LB_TOUCH_NS) {
 			fv->last_seen = now;
-			if (vm->persist_s) {
+			if (!vm)
+				vm = bpf_map_lookup_elem(&vips, &vk);
+			if (vm && vm->persist_s) {
 				/* The pin lasts persist_s after the client's last
 				 * packet, not after its last new connection. */
-				struct persist_key pk = { .svc = svc };
+				struct persist_key pk = { .svc = vm->id };
 				pk.src[0] = fk.src[0] & vm->src_mask[0];
 				pk.src[1] = fk.src[1] & vm->src_mask[1];
 				pk.src[2] = fk.src[2] & vm->src_mask[2];
@@ -367,12 +368,15 @@ int xdp_lb(struct xdp_md *ctx)
 			fv->last_seen = now;
 		}
 	} else {
+		vm = bpf_map_lookup_elem(&vips, &vk);
+		if (!vm)
+			goto not_vip;
 		/* Persistence: a fresh pin of this client wins over the table. */
 		struct persist_key pk = {};
 		struct persist_val *pv = NULL;
 		__u64 ptimeout = (__u64)vm->persist_s * 1000000000ULL;
 		if (ptimeout) {
-			pk.svc = svc;
+			pk.svc = vm->id;
 			pk.src[0] = fk.src[0] & vm->src_mask[0];
 			pk.src[1] = fk.src[1] & vm->src_mask[1];
 			pk.src[2] = fk.src[2] & vm->src_mask[2];
@@ -445,7 +449,8 @@ int xdp_lb(struct xdp_md *ctx)
 		count(&reason_stats, R_CT_CLOSED, len);
 	}
 
-	count(&vip_stats, svc, len);
+	/* The slot's service: the one whose table or flow chose it. */
+	count(&vip_stats, rs->svc, len);
 	count(&real_stats, rid, len);
 
 	if (tun)
@@ -469,6 +474,13 @@ int xdp_lb(struct xdp_md *ctx)
 	__u8 dmac[ETH_ALEN];
 	__builtin_memcpy(dmac, rs->mac, ETH_ALEN);
 	return send_to(ctx, eth, tags, rs->ifindex, dmac, len);
+
+not_vip:;
+	int verdict = nat_reply(ctx, eth, tags, l3, l4, data_end, v6, &fk, icmp, len);
+	if (verdict >= 0)
+		return verdict;
+	count(&reason_stats, R_PASS_NOT_VIP, len);
+	return XDP_PASS;
 }
 
 char _license[] SEC("license") = "GPL";
