@@ -99,13 +99,9 @@ static __always_inline __u32 pick(struct vip_meta *vm, struct flow_key *f)
 
 /* Whether a new entry may be written now: at most flood_threshold per
  * second on this CPU. */
-static __always_inline int flood_budget(struct lb_config *cfg, __u64 now)
+static __always_inline int flood_budget(struct lb_config *cfg, struct flood_state *st, __u64 now)
 {
-	if (!cfg || !cfg->flood_threshold)
-		return 1;
-	__u32 zero = 0;
-	struct flood_state *st = bpf_map_lookup_elem(&flood, &zero);
-	if (!st)
+	if (!cfg || !cfg->flood_threshold || !st)
 		return 1;
 	if (now - st->window_start > 1000000000ULL) {
 		st->window_start = now;
@@ -115,6 +111,21 @@ static __always_inline int flood_budget(struct lb_config *cfg, __u64 now)
 		return 0;
 	st->count++;
 	return 1;
+}
+
+/* The coarse clock, read at most once per jiffy on this CPU: every
+ * timeout is in seconds, and the helper call costs more on the hit path
+ * than the rest of the clock handling together. */
+static __always_inline __u64 clock_now(struct flood_state *st)
+{
+	if (!st)
+		return bpf_ktime_get_coarse_ns();
+	__u64 j = bpf_jiffies64();
+	if (j != st->jiffies) {
+		st->jiffies = j;
+		st->now = bpf_ktime_get_coarse_ns();
+	}
+	return st->now;
 }
 
 /* A pin that is fresh and whose real still takes new flows (a real that
@@ -298,7 +309,8 @@ int xdp_lb(struct xdp_md *ctx)
 
 	__u32 zero = 0;
 	struct lb_config *cfg = bpf_map_lookup_elem(&config, &zero);
-	__u64 now = bpf_ktime_get_coarse_ns();
+	struct flood_state *st = bpf_map_lookup_elem(&flood, &zero);
+	__u64 now = clock_now(st);
 	int syn = proto == IPPROTO_TCP && (tcp_flags & (TH_SYN | TH_ACK)) == TH_SYN;
 	int rst = proto == IPPROTO_TCP && (tcp_flags & TH_RST);
 
@@ -393,7 +405,7 @@ int xdp_lb(struct xdp_md *ctx)
 			return XDP_PASS;
 		}
 		if ((syn || proto == IPPROTO_UDP) && !rst && !icmp) {
-			if (flood_budget(cfg, now)) {
+			if (flood_budget(cfg, st, now)) {
 				struct flow_val nv = { .real_id = rid, .gen = rs->gen, .last_seen = now,
 						       .cifindex = ctx->ingress_ifindex };
 				__builtin_memcpy(nv.cmac, eth->h_source, ETH_ALEN);

@@ -184,9 +184,15 @@ struct lb_config {
 	__u32 pad;
 };
 
+/* Per-CPU state of the data path: the new-entry budget (flood guard) and
+ * the clock. The clock is bpf_ktime_get_coarse_ns, which only moves when
+ * jiffies tick: it is read once per tick (jiffies is one load, the helper a
+ * call) and kept here. */
 struct flood_state {
 	__u64 window_start;
 	__u64 count;
+	__u64 jiffies; /* bpf_jiffies64 when now was read */
+	__u64 now;     /* bpf_ktime_get_coarse_ns at that tick */
 };
 
 struct counter {

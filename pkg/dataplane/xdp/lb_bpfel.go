@@ -23,6 +23,8 @@ type lbFloodState struct {
 	_           structs.HostLayout
 	WindowStart uint64
 	Count       uint64
+	Jiffies     uint64
+	Now         uint64
 }
 
 type lbFlowFlags uint32
