@@ -99,10 +99,11 @@ static __always_inline __u32 pick(struct vip_meta *vm, struct flow_key *f)
 
 /* Whether a new entry may be written now: at most flood_threshold per
  * second on this CPU. */
-static __always_inline int flood_budget(struct lb_config *cfg, struct flood_state *st, __u64 now)
+static __always_inline int flood_budget(struct lb_config *cfg, struct lb_percpu *pc, __u64 now)
 {
-	if (!cfg || !cfg->flood_threshold || !st)
+	if (!cfg || !cfg->flood_threshold)
 		return 1;
+	struct flood_state *st = &pc->flood;
 	if (now - st->window_start > 1000000000ULL) {
 		st->window_start = now;
 		st->count = 0;
@@ -116,16 +117,14 @@ static __always_inline int flood_budget(struct lb_config *cfg, struct flood_stat
 /* The coarse clock, read at most once per jiffy on this CPU: every
  * timeout is in seconds, and the helper call costs more on the hit path
  * than the rest of the clock handling together. */
-static __always_inline __u64 clock_now(struct flood_state *st)
+static __always_inline __u64 clock_now(struct lb_percpu *pc)
 {
-	if (!st)
-		return bpf_ktime_get_coarse_ns();
 	__u64 j = bpf_jiffies64();
-	if (j != st->jiffies) {
-		st->jiffies = j;
-		st->now = bpf_ktime_get_coarse_ns();
+	if (j != pc->jiffies) {
+		pc->jiffies = j;
+		pc->now = bpf_ktime_get_coarse_ns();
 	}
-	return st->now;
+	return pc->now;
 }
 
 /* A pin that is fresh and whose real still takes new flows (a real that
@@ -208,23 +207,28 @@ int xdp_lb(struct xdp_md *ctx)
 	void *l3 = data, *l4 = data;
 	__u8 proto;
 
+	/* This CPU's counters, budget and clock: one lookup per packet. */
+	struct lb_percpu *pc = percpu();
+	if (!pc)
+		return XDP_PASS;
+
 	__be16 ethp = parse_eth_tags(&c, &eth, &tags);
 	if (!ethp) {
-		count(&reason_stats, R_PASS_TRUNCATED, len);
+		reason(pc, R_PASS_TRUNCATED, len);
 		return XDP_PASS;
 	}
 	if (ethp == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = cursor_take(&c, sizeof(*ip));
 		if (!ip) {
-			count(&reason_stats, R_PASS_TRUNCATED, len);
+			reason(pc, R_PASS_TRUNCATED, len);
 			return XDP_PASS;
 		}
 		if (ip->ihl != 5) {
-			count(&reason_stats, R_PASS_IP_OPTIONS, len);
+			reason(pc, R_PASS_IP_OPTIONS, len);
 			return XDP_PASS;
 		}
 		if (ip->frag_off & bpf_htons(0x3fff)) {
-			count(&reason_stats, R_PASS_FRAGMENT, len);
+			reason(pc, R_PASS_FRAGMENT, len);
 			return XDP_PASS;
 		}
 		proto = ip->protocol;
@@ -236,14 +240,14 @@ int xdp_lb(struct xdp_md *ctx)
 	} else if (ethp == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = cursor_take(&c, sizeof(*ip6));
 		if (!ip6) {
-			count(&reason_stats, R_PASS_TRUNCATED, len);
+			reason(pc, R_PASS_TRUNCATED, len);
 			return XDP_PASS;
 		}
 		proto = ip6->nexthdr;
 		if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_ICMPV6) {
 			/* Extension headers (fragments included) are left to the
 			 * stack; so is anything else that is not TCP or UDP. */
-			count(&reason_stats, R_PASS_IPV6_EXT, len);
+			reason(pc, R_PASS_IPV6_EXT, len);
 			return XDP_PASS;
 		}
 		l3 = ip6;
@@ -253,14 +257,14 @@ int xdp_lb(struct xdp_md *ctx)
 		__builtin_memcpy(vk.addr, &ip6->daddr, 16);
 		vk.family = 6;
 	} else {
-		count(&reason_stats, R_PASS_NOT_IP, len);
+		reason(pc, R_PASS_NOT_IP, len);
 		return XDP_PASS;
 	}
 
 	if (proto == IPPROTO_TCP) {
 		struct tcphdr *th = cursor_take(&c, sizeof(*th));
 		if (!th) {
-			count(&reason_stats, R_PASS_TRUNCATED, len);
+			reason(pc, R_PASS_TRUNCATED, len);
 			return XDP_PASS;
 		}
 		l4 = th;
@@ -270,7 +274,7 @@ int xdp_lb(struct xdp_md *ctx)
 	} else if (proto == IPPROTO_UDP) {
 		struct udphdr *uh = cursor_take(&c, sizeof(*uh));
 		if (!uh) {
-			count(&reason_stats, R_PASS_TRUNCATED, len);
+			reason(pc, R_PASS_TRUNCATED, len);
 			return XDP_PASS;
 		}
 		l4 = uh;
@@ -283,13 +287,13 @@ int xdp_lb(struct xdp_md *ctx)
 		 * comes back to the VIP) goes to the real that owns the flow:
 		 * the inner headers, swapped, are that flow's key. */
 		if (icmp_error_flow(&c, proto, &fk) < 0) {
-			count(&reason_stats, R_PASS_NOT_VIP, len);
+			reason(pc, R_PASS_NOT_VIP, len);
 			return XDP_PASS;
 		}
 		icmp = 1;
 		proto = fk.proto;
 	} else {
-		count(&reason_stats, R_PASS_NOT_VIP, len);
+		reason(pc, R_PASS_NOT_VIP, len);
 		return XDP_PASS;
 	}
 	fk.proto = proto;
@@ -298,7 +302,7 @@ int xdp_lb(struct xdp_md *ctx)
 		 * else is not about one of our flows. */
 		if (vk.addr[0] != fk.dst[0] || vk.addr[1] != fk.dst[1] || vk.addr[2] != fk.dst[2] ||
 		    vk.addr[3] != fk.dst[3]) {
-			count(&reason_stats, R_PASS_NOT_VIP, len);
+			reason(pc, R_PASS_NOT_VIP, len);
 			return XDP_PASS;
 		}
 		/* The service is the inner packet's source: the VIP. */
@@ -309,8 +313,7 @@ int xdp_lb(struct xdp_md *ctx)
 
 	__u32 zero = 0;
 	struct lb_config *cfg = bpf_map_lookup_elem(&config, &zero);
-	struct flood_state *st = bpf_map_lookup_elem(&flood, &zero);
-	__u64 now = clock_now(st);
+	__u64 now = clock_now(pc);
 	int syn = proto == IPPROTO_TCP && (tcp_flags & (TH_SYN | TH_ACK)) == TH_SYN;
 	int rst = proto == IPPROTO_TCP && (tcp_flags & TH_RST);
 
@@ -332,7 +335,7 @@ int xdp_lb(struct xdp_md *ctx)
 			timeout = (fv->flags & FLOW_CLOSING) ? cfg->tcp_fin_timeout_ns : cfg->tcp_timeout_ns;
 		if (timeout && now - fv->last_seen > timeout) {
 			bpf_map_delete_elem(&conntrack, &fk);
-			count(&reason_stats, R_CT_EXPIRED, len);
+			reason(pc, R_CT_EXPIRED, len);
 			fv = NULL;
 		}
 	}
@@ -340,7 +343,7 @@ int xdp_lb(struct xdp_md *ctx)
 		rid = fv->real_id;
 		rs = bpf_map_lookup_elem(&reals, &rid);
 		if (usable(rs) && rs->gen == fv->gen) {
-			count(&reason_stats, R_CT_HIT, len);
+			reason(pc, R_CT_HIT, len);
 		} else {
 			vm = bpf_map_lookup_elem(&vips, &vk);
 			if (!vm)
@@ -348,7 +351,7 @@ int xdp_lb(struct xdp_md *ctx)
 			rid = pick(vm, &fk);
 			rs = bpf_map_lookup_elem(&reals, &rid);
 			if (!rid || !usable(rs)) {
-				count(&reason_stats, R_PASS_NO_REAL, len);
+				reason(pc, R_PASS_NO_REAL, len);
 				return XDP_PASS;
 			}
 			/* Rewriting an existing entry does not grow the table:
@@ -356,7 +359,7 @@ int xdp_lb(struct xdp_md *ctx)
 			fv->real_id = rid;
 			fv->gen = rs->gen;
 			fv->flags = 0;
-			count(&reason_stats, R_CT_STALE, len);
+			reason(pc, R_CT_STALE, len);
 		}
 		if (now - fv->last_seen > LB_TOUCH_NS) {
 			fv->last_seen = now;
@@ -401,11 +404,11 @@ int xdp_lb(struct xdp_md *ctx)
 			rid = pick(vm, &fk);
 		rs = bpf_map_lookup_elem(&reals, &rid);
 		if (!rid || !usable(rs)) {
-			count(&reason_stats, R_PASS_NO_REAL, len);
+			reason(pc, R_PASS_NO_REAL, len);
 			return XDP_PASS;
 		}
 		if ((syn || proto == IPPROTO_UDP) && !rst && !icmp) {
-			if (flood_budget(cfg, st, now)) {
+			if (flood_budget(cfg, pc, now)) {
 				struct flow_val nv = { .real_id = rid, .gen = rs->gen, .last_seen = now,
 						       .cifindex = ctx->ingress_ifindex };
 				__builtin_memcpy(nv.cmac, eth->h_source, ETH_ALEN);
@@ -414,17 +417,17 @@ int xdp_lb(struct xdp_md *ctx)
 					struct persist_val np = { .real_id = rid, .gen = rs->gen, .last_seen = now };
 					bpf_map_update_elem(&persist, &pk, &np, BPF_ANY);
 				}
-				count(&reason_stats, R_CT_NEW, len);
+				reason(pc, R_CT_NEW, len);
 			} else {
-				count(&reason_stats, R_CT_FLOOD, len);
+				reason(pc, R_CT_FLOOD, len);
 			}
 		} else {
-			count(&reason_stats, R_CT_MISS, len);
+			reason(pc, R_CT_MISS, len);
 		}
 	}
 	if (!(rs->flags & REAL_HAS_MAC)) {
 		/* Never a frame with an empty destination MAC. */
-		count(&reason_stats, R_PASS_NO_MAC, len);
+		reason(pc, R_PASS_NO_MAC, len);
 		return XDP_PASS;
 	}
 	int nat = rs->method == METHOD_NAT;
@@ -432,7 +435,7 @@ int xdp_lb(struct xdp_md *ctx)
 	if (tun && tags) {
 		/* The encapsulated frame is built behind an untagged Ethernet
 		 * header; tagged ingress is left to the stack. */
-		count(&reason_stats, R_PASS_NOT_VIP, len);
+		reason(pc, R_PASS_NOT_VIP, len);
 		return XDP_PASS;
 	}
 	if (nat) {
@@ -449,16 +452,16 @@ int xdp_lb(struct xdp_md *ctx)
 			ttl = ip->ttl;
 		}
 		if (ttl <= 1) {
-			count(&reason_stats, R_PASS_TTL, len);
+			reason(pc, R_PASS_TTL, len);
 			return XDP_PASS;
 		}
 	}
 	if (icmp)
-		count(&reason_stats, R_ICMP_TO_REAL, len);
+		reason(pc, R_ICMP_TO_REAL, len);
 	if (rst && fv) {
 		/* The RST itself still reaches the real; the flow is over. */
 		bpf_map_delete_elem(&conntrack, &fk);
-		count(&reason_stats, R_CT_CLOSED, len);
+		reason(pc, R_CT_CLOSED, len);
 	}
 
 	/* The slot's service: the one whose table or flow chose it. */
@@ -474,24 +477,24 @@ int xdp_lb(struct xdp_md *ctx)
 			/* An error about a reply (VIP:vport -> client), from the
 			 * client's side: to the real, as its own reply quoted. */
 			if (nat_icmp_apply(l3, data_end, v6, &nr, 1) < 0) {
-				count(&reason_stats, R_PASS_TRUNCATED, len);
+				reason(pc, R_PASS_TRUNCATED, len);
 				return XDP_PASS;
 			}
 		} else {
 			nat_apply(l3, l4, data_end, v6, proto, 1, &nr);
 		}
-		count(&reason_stats, R_NAT_DNAT, len);
+		reason(pc, R_NAT_DNAT, len);
 	}
 	/* DR: the IP packet is untouched; only the frame is re-addressed. */
 	__u8 dmac[ETH_ALEN];
 	__builtin_memcpy(dmac, rs->mac, ETH_ALEN);
-	return send_to(ctx, eth, tags, rs->ifindex, dmac, len);
+	return send_frame(ctx, pc, eth, tags, rs->ifindex, dmac, len);
 
 not_vip:;
-	int verdict = nat_reply(ctx, eth, tags, l3, l4, data_end, v6, &fk, icmp, len);
+	int verdict = nat_reply(ctx, pc, eth, tags, l3, l4, data_end, v6, &fk, icmp, len);
 	if (verdict >= 0)
 		return verdict;
-	count(&reason_stats, R_PASS_NOT_VIP, len);
+	reason(pc, R_PASS_NOT_VIP, len);
 	return XDP_PASS;
 }
 

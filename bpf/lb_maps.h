@@ -82,11 +82,13 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } real_stats SEC(".maps");
 
+/* One element per CPU: the reason counters, the flood guard's budget and
+ * the clock (struct lb_percpu). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, R_MAX);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct counter);
+	__type(value, struct lb_percpu);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } reason_stats SEC(".maps");
 
@@ -97,15 +99,6 @@ struct {
 	__type(value, struct lb_config);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } config SEC(".maps");
-
-/* New-entry budget per CPU and second (Katran's flood guard, per CPU so
- * that counting costs no shared write). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct flood_state);
-} flood SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
@@ -152,13 +145,38 @@ const enum lb_method *unused_method __attribute__((unused));
 const enum flow_flags *unused_flow_flags __attribute__((unused));
 const struct lb_config *unused_config __attribute__((unused));
 const struct flood_state *unused_flood __attribute__((unused));
+const struct lb_percpu *unused_percpu __attribute__((unused));
 const struct ring_chunk *unused_chunk __attribute__((unused));
 const struct rnat_val *unused_rnat __attribute__((unused));
 const struct nh_key *unused_nh_key __attribute__((unused));
 const struct nh_val *unused_nh_val __attribute__((unused));
 
+static __always_inline struct lb_percpu *percpu(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&reason_stats, &zero);
+}
+
+/* Counts a packet under reason r in this CPU's state p (looked up when
+ * the caller has none at hand). */
+static __always_inline void reason(struct lb_percpu *p, __u32 r, __u64 bytes)
+{
+	if (!p)
+		p = percpu();
+	if (p && r < R_MAX) {
+		p->reasons[r].packets++;
+		p->reasons[r].bytes += bytes;
+	}
+}
+
+/* count(&reason_stats, r, len) counts a reason; any other map is an array
+ * of struct counter indexed by key. */
 static __always_inline void count(void *map, __u32 key, __u64 bytes)
 {
+	if (map == (void *)&reason_stats) {
+		reason(NULL, key, bytes);
+		return;
+	}
 	struct counter *c = bpf_map_lookup_elem(map, &key);
 	if (c) {
 		c->packets++;

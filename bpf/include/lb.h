@@ -12,7 +12,7 @@
  * the maps in a directory named after the layout version and the sizes, so
  * a halod with another layout builds fresh maps beside the running ones. */
 enum lb_limits {
-	LB_LAYOUT_VERSION = 3, /* bump whenever a pinned map's key, value or type changes */
+	LB_LAYOUT_VERSION = 4, /* bump whenever a pinned map's key, value or type changes */
 	LB_MAX_SERVICES = 1024,
 	LB_MAX_REALS = 131072, /* (service, real) entries: a real in 3 services takes 3 */
 	LB_RING_SIZE = 16381,  /* largest per-service Maglev table; prime (pkg/maglev) */
@@ -184,18 +184,24 @@ struct lb_config {
 	__u32 pad;
 };
 
-/* Per-CPU state of the data path: the new-entry budget (flood guard) and
- * the clock. The clock is bpf_ktime_get_coarse_ns, which only moves when
- * jiffies tick: it is read once per tick (jiffies is one load, the helper a
- * call) and kept here. */
 struct flood_state {
 	__u64 window_start;
 	__u64 count;
-	__u64 jiffies; /* bpf_jiffies64 when now was read */
-	__u64 now;     /* bpf_ktime_get_coarse_ns at that tick */
 };
 
 struct counter {
 	__u64 packets;
 	__u64 bytes;
+};
+
+/* The per-CPU state of the data path, the one element of reason_stats: a
+ * packet looks it up once and then counts its reasons, spends its
+ * new-entry budget and reads the clock without another lookup. The clock
+ * is bpf_ktime_get_coarse_ns, which only moves when jiffies tick: it is
+ * read once per tick (bpf_jiffies64 is one load, the helper a call). */
+struct lb_percpu {
+	struct counter reasons[R_MAX]; /* indexed by enum lb_reason */
+	struct flood_state flood;
+	__u64 jiffies; /* bpf_jiffies64 when now was read */
+	__u64 now;     /* bpf_ktime_get_coarse_ns at that tick */
 };

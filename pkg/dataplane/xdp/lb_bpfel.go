@@ -19,14 +19,6 @@ type lbCounter struct {
 	Bytes   uint64
 }
 
-type lbFloodState struct {
-	_           structs.HostLayout
-	WindowStart uint64
-	Count       uint64
-	Jiffies     uint64
-	Now         uint64
-}
-
 type lbFlowFlags uint32
 
 const (
@@ -73,7 +65,7 @@ const (
 type lbLbLimits uint32
 
 const (
-	lbLbLimitsLB_LAYOUT_VERSION lbLbLimits = 3
+	lbLbLimitsLB_LAYOUT_VERSION lbLbLimits = 4
 	lbLbLimitsLB_MAX_SERVICES   lbLbLimits = 1024
 	lbLbLimitsLB_MAX_REALS      lbLbLimits = 131072
 	lbLbLimitsLB_RING_SIZE      lbLbLimits = 16381
@@ -94,6 +86,18 @@ const (
 	lbLbMethodMETHOD_NAT lbLbMethod = 1
 	lbLbMethodMETHOD_TUN lbLbMethod = 2
 )
+
+type lbLbPercpu struct {
+	_       structs.HostLayout
+	Reasons [25]lbCounter
+	Flood   struct {
+		_           structs.HostLayout
+		WindowStart uint64
+		Count       uint64
+	}
+	Jiffies uint64
+	Now     uint64
+}
 
 type lbLbReason uint32
 
@@ -211,7 +215,6 @@ type lbVipMeta struct {
 const (
 	lbMapConfig          = "config"
 	lbMapConntrack       = "conntrack"
-	lbMapFlood           = "flood"
 	lbMapIfMacs          = "if_macs"
 	lbMapNexthops        = "nexthops"
 	lbMapPersist         = "persist"
@@ -233,6 +236,7 @@ const (
 	lbVarUnusedMethod    = "unused_method"
 	lbVarUnusedNhKey     = "unused_nh_key"
 	lbVarUnusedNhVal     = "unused_nh_val"
+	lbVarUnusedPercpu    = "unused_percpu"
 	lbVarUnusedRealFlags = "unused_real_flags"
 	lbVarUnusedReason    = "unused_reason"
 	lbVarUnusedRnat      = "unused_rnat"
@@ -289,7 +293,6 @@ type lbProgramSpecs struct {
 type lbMapSpecs struct {
 	Config      *ebpf.MapSpec `ebpf:"config"`
 	Conntrack   *ebpf.MapSpec `ebpf:"conntrack"`
-	Flood       *ebpf.MapSpec `ebpf:"flood"`
 	IfMacs      *ebpf.MapSpec `ebpf:"if_macs"`
 	Nexthops    *ebpf.MapSpec `ebpf:"nexthops"`
 	Persist     *ebpf.MapSpec `ebpf:"persist"`
@@ -316,6 +319,7 @@ type lbVariableSpecs struct {
 	UnusedMethod    *ebpf.VariableSpec `ebpf:"unused_method"`
 	UnusedNhKey     *ebpf.VariableSpec `ebpf:"unused_nh_key"`
 	UnusedNhVal     *ebpf.VariableSpec `ebpf:"unused_nh_val"`
+	UnusedPercpu    *ebpf.VariableSpec `ebpf:"unused_percpu"`
 	UnusedRealFlags *ebpf.VariableSpec `ebpf:"unused_real_flags"`
 	UnusedReason    *ebpf.VariableSpec `ebpf:"unused_reason"`
 	UnusedRnat      *ebpf.VariableSpec `ebpf:"unused_rnat"`
@@ -343,7 +347,6 @@ func (o *lbObjects) Close() error {
 type lbMaps struct {
 	Config      *ebpf.Map `ebpf:"config"`
 	Conntrack   *ebpf.Map `ebpf:"conntrack"`
-	Flood       *ebpf.Map `ebpf:"flood"`
 	IfMacs      *ebpf.Map `ebpf:"if_macs"`
 	Nexthops    *ebpf.Map `ebpf:"nexthops"`
 	Persist     *ebpf.Map `ebpf:"persist"`
@@ -361,7 +364,6 @@ func (m *lbMaps) Close() error {
 	return _LbClose(
 		m.Config,
 		m.Conntrack,
-		m.Flood,
 		m.IfMacs,
 		m.Nexthops,
 		m.Persist,
@@ -389,6 +391,7 @@ type lbVariables struct {
 	UnusedMethod    *ebpf.Variable `ebpf:"unused_method"`
 	UnusedNhKey     *ebpf.Variable `ebpf:"unused_nh_key"`
 	UnusedNhVal     *ebpf.Variable `ebpf:"unused_nh_val"`
+	UnusedPercpu    *ebpf.Variable `ebpf:"unused_percpu"`
 	UnusedRealFlags *ebpf.Variable `ebpf:"unused_real_flags"`
 	UnusedReason    *ebpf.Variable `ebpf:"unused_reason"`
 	UnusedRnat      *ebpf.Variable `ebpf:"unused_rnat"`

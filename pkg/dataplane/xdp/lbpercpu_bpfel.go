@@ -19,14 +19,6 @@ type lbpercpuCounter struct {
 	Bytes   uint64
 }
 
-type lbpercpuFloodState struct {
-	_           structs.HostLayout
-	WindowStart uint64
-	Count       uint64
-	Jiffies     uint64
-	Now         uint64
-}
-
 type lbpercpuFlowKey struct {
 	_     structs.HostLayout
 	Src   [4]uint32
@@ -55,6 +47,18 @@ type lbpercpuLbConfig struct {
 	UdpTimeoutNs    uint64
 	FloodThreshold  uint32
 	Pad             uint32
+}
+
+type lbpercpuLbPercpu struct {
+	_       structs.HostLayout
+	Reasons [25]lbpercpuCounter
+	Flood   struct {
+		_           structs.HostLayout
+		WindowStart uint64
+		Count       uint64
+	}
+	Jiffies uint64
+	Now     uint64
 }
 
 type lbpercpuNhKey struct {
@@ -129,7 +133,6 @@ type lbpercpuVipMeta struct {
 const (
 	lbpercpuMapConfig          = "config"
 	lbpercpuMapConntrack       = "conntrack"
-	lbpercpuMapFlood           = "flood"
 	lbpercpuMapIfMacs          = "if_macs"
 	lbpercpuMapNexthops        = "nexthops"
 	lbpercpuMapPersist         = "persist"
@@ -151,6 +154,7 @@ const (
 	lbpercpuVarUnusedMethod    = "unused_method"
 	lbpercpuVarUnusedNhKey     = "unused_nh_key"
 	lbpercpuVarUnusedNhVal     = "unused_nh_val"
+	lbpercpuVarUnusedPercpu    = "unused_percpu"
 	lbpercpuVarUnusedRealFlags = "unused_real_flags"
 	lbpercpuVarUnusedReason    = "unused_reason"
 	lbpercpuVarUnusedRnat      = "unused_rnat"
@@ -207,7 +211,6 @@ type lbpercpuProgramSpecs struct {
 type lbpercpuMapSpecs struct {
 	Config      *ebpf.MapSpec `ebpf:"config"`
 	Conntrack   *ebpf.MapSpec `ebpf:"conntrack"`
-	Flood       *ebpf.MapSpec `ebpf:"flood"`
 	IfMacs      *ebpf.MapSpec `ebpf:"if_macs"`
 	Nexthops    *ebpf.MapSpec `ebpf:"nexthops"`
 	Persist     *ebpf.MapSpec `ebpf:"persist"`
@@ -234,6 +237,7 @@ type lbpercpuVariableSpecs struct {
 	UnusedMethod    *ebpf.VariableSpec `ebpf:"unused_method"`
 	UnusedNhKey     *ebpf.VariableSpec `ebpf:"unused_nh_key"`
 	UnusedNhVal     *ebpf.VariableSpec `ebpf:"unused_nh_val"`
+	UnusedPercpu    *ebpf.VariableSpec `ebpf:"unused_percpu"`
 	UnusedRealFlags *ebpf.VariableSpec `ebpf:"unused_real_flags"`
 	UnusedReason    *ebpf.VariableSpec `ebpf:"unused_reason"`
 	UnusedRnat      *ebpf.VariableSpec `ebpf:"unused_rnat"`
@@ -261,7 +265,6 @@ func (o *lbpercpuObjects) Close() error {
 type lbpercpuMaps struct {
 	Config      *ebpf.Map `ebpf:"config"`
 	Conntrack   *ebpf.Map `ebpf:"conntrack"`
-	Flood       *ebpf.Map `ebpf:"flood"`
 	IfMacs      *ebpf.Map `ebpf:"if_macs"`
 	Nexthops    *ebpf.Map `ebpf:"nexthops"`
 	Persist     *ebpf.Map `ebpf:"persist"`
@@ -279,7 +282,6 @@ func (m *lbpercpuMaps) Close() error {
 	return _LbpercpuClose(
 		m.Config,
 		m.Conntrack,
-		m.Flood,
 		m.IfMacs,
 		m.Nexthops,
 		m.Persist,
@@ -307,6 +309,7 @@ type lbpercpuVariables struct {
 	UnusedMethod    *ebpf.Variable `ebpf:"unused_method"`
 	UnusedNhKey     *ebpf.Variable `ebpf:"unused_nh_key"`
 	UnusedNhVal     *ebpf.Variable `ebpf:"unused_nh_val"`
+	UnusedPercpu    *ebpf.Variable `ebpf:"unused_percpu"`
 	UnusedRealFlags *ebpf.Variable `ebpf:"unused_real_flags"`
 	UnusedReason    *ebpf.Variable `ebpf:"unused_reason"`
 	UnusedRnat      *ebpf.Variable `ebpf:"unused_rnat"`

@@ -25,7 +25,7 @@ func TestMapSizesMatchLimits(t *testing.T) {
 		"conntrack":    FlowTableSize,
 		"vip_stats":    MaxServices,
 		"real_stats":   MaxReals,
-		"reason_stats": uint32(numReasons),
+		"reason_stats": 1, // one struct lb_percpu per CPU
 		"tx_ports":     maxIfaces,
 		"if_macs":      maxIfaces,
 	}
@@ -40,9 +40,10 @@ func TestMapSizesMatchLimits(t *testing.T) {
 		}
 	}
 	sizes := map[string]struct{ key, value uint32 }{
-		"vips":      {uint32(sizeOf[lbVipKey]()), uint32(sizeOf[lbVipMeta]())},
-		"reals":     {4, uint32(sizeOf[lbReal]())},
-		"conntrack": {uint32(sizeOf[lbFlowKey]()), uint32(sizeOf[lbFlowVal]())},
+		"vips":         {uint32(sizeOf[lbVipKey]()), uint32(sizeOf[lbVipMeta]())},
+		"reals":        {4, uint32(sizeOf[lbReal]())},
+		"conntrack":    {uint32(sizeOf[lbFlowKey]()), uint32(sizeOf[lbFlowVal]())},
+		"reason_stats": {4, uint32(sizeOf[lbLbPercpu]())},
 	}
 	for name, s := range sizes {
 		m := spec.Maps[name]

@@ -72,11 +72,21 @@ func sumCounter(m *ebpf.Map, key uint32) dataplane.Stats {
 	return s
 }
 
-// Reasons returns the per-reason packet counters.
+// Reasons returns the per-reason packet counters (summed over the CPUs'
+// states: reason_stats has one element per CPU, struct lb_percpu).
 func (b *Backend) Reasons() map[Reason]uint64 {
 	out := map[Reason]uint64{}
 	for r := Reason(0); r < numReasons; r++ {
-		out[r] = sumCounter(b.objs.ReasonStats, uint32(r)).Packets
+		out[r] = 0
+	}
+	var per []lbLbPercpu
+	if err := b.objs.ReasonStats.Lookup(uint32(0), &per); err != nil {
+		return out
+	}
+	for _, p := range per {
+		for r := Reason(0); r < numReasons && int(r) < len(p.Reasons); r++ {
+			out[r] += p.Reasons[r].Packets
+		}
 	}
 	return out
 }
