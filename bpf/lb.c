@@ -328,13 +328,13 @@ int xdp_lb(struct xdp_md *ctx)
 	struct vip_meta *vm = NULL;
 	__u32 rid = 0;
 	struct real *rs = NULL;
-	struct flow_val *fv = bpf_map_lookup_elem(&conntrack, &fk);
+	struct flow_val *fv = ct_lookup(&fk, v6);
 	if (fv && cfg) {
 		__u64 timeout = cfg->udp_timeout_ns;
 		if (proto == IPPROTO_TCP)
 			timeout = (fv->flags & FLOW_CLOSING) ? cfg->tcp_fin_timeout_ns : cfg->tcp_timeout_ns;
 		if (timeout && now - fv->last_seen > timeout) {
-			bpf_map_delete_elem(&conntrack, &fk);
+			ct_delete(&fk, v6);
 			reason(pc, R_CT_EXPIRED, len);
 			fv = NULL;
 		}
@@ -412,7 +412,7 @@ int xdp_lb(struct xdp_md *ctx)
 				struct flow_val nv = { .real_id = rid, .gen = rs->gen, .last_seen = now,
 						       .cifindex = ctx->ingress_ifindex };
 				__builtin_memcpy(nv.cmac, eth->h_source, ETH_ALEN);
-				bpf_map_update_elem(&conntrack, &fk, &nv, BPF_ANY);
+				ct_update(&fk, v6, &nv);
 				if (ptimeout && !pinned) {
 					struct persist_val np = { .real_id = rid, .gen = rs->gen, .last_seen = now };
 					bpf_map_update_elem(&persist, &pk, &np, BPF_ANY);
@@ -460,7 +460,7 @@ int xdp_lb(struct xdp_md *ctx)
 		reason(pc, R_ICMP_TO_REAL, len);
 	if (rst && fv) {
 		/* The RST itself still reaches the real; the flow is over. */
-		bpf_map_delete_elem(&conntrack, &fk);
+		ct_delete(&fk, v6);
 		reason(pc, R_CT_CLOSED, len);
 	}
 

@@ -41,20 +41,31 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } reals SEC(".maps");
 
-/* One global LRU: veth and multi-queue NICs may move a flow between CPUs,
- * and a per-CPU table would then forget it. CT_PERCPU builds the per-CPU
- * variant that BenchmarkConntrack measures against this one. */
-struct {
+/* One global LRU per family: veth and multi-queue NICs may move a flow
+ * between CPUs, and a per-CPU table would then forget it. CT_PERCPU builds
+ * the per-CPU variant that BenchmarkConntrack measures against this one.
+ * conntrack holds IPv6 flows, conntrack4 IPv4 flows (a key of 16 bytes:
+ * ct_lookup and the others below choose). */
 #ifdef CT_PERCPU
-	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+#define LB_CT_TYPE BPF_MAP_TYPE_LRU_PERCPU_HASH
 #else
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+#define LB_CT_TYPE BPF_MAP_TYPE_LRU_HASH
 #endif
+struct {
+	__uint(type, LB_CT_TYPE);
 	__uint(max_entries, LB_CT_SIZE);
 	__type(key, struct flow_key);
 	__type(value, struct flow_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } conntrack SEC(".maps");
+
+struct {
+	__uint(type, LB_CT_TYPE);
+	__uint(max_entries, LB_CT_SIZE);
+	__type(key, struct flow_key4);
+	__type(value, struct flow_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} conntrack4 SEC(".maps");
 
 /* Persistence pins, with expiry checked on use (the LRU bounds them). */
 struct {
@@ -150,6 +161,43 @@ const struct ring_chunk *unused_chunk __attribute__((unused));
 const struct rnat_val *unused_rnat __attribute__((unused));
 const struct nh_key *unused_nh_key __attribute__((unused));
 const struct nh_val *unused_nh_val __attribute__((unused));
+
+/* The flow table of f's family: v6 says which (a v4 key has its address
+ * in src[0], dst[0]). */
+static __always_inline struct flow_key4 flow_key4_of(struct flow_key *f)
+{
+	struct flow_key4 k = { .src = f->src[0], .dst = f->dst[0], .sport = f->sport, .dport = f->dport,
+			       .proto = f->proto };
+	return k;
+}
+
+static __always_inline struct flow_val *ct_lookup(struct flow_key *f, int v6)
+{
+	if (v6)
+		return bpf_map_lookup_elem(&conntrack, f);
+	struct flow_key4 k = flow_key4_of(f);
+	return bpf_map_lookup_elem(&conntrack4, &k);
+}
+
+static __always_inline void ct_delete(struct flow_key *f, int v6)
+{
+	if (v6) {
+		bpf_map_delete_elem(&conntrack, f);
+		return;
+	}
+	struct flow_key4 k = flow_key4_of(f);
+	bpf_map_delete_elem(&conntrack4, &k);
+}
+
+static __always_inline void ct_update(struct flow_key *f, int v6, struct flow_val *v)
+{
+	if (v6) {
+		bpf_map_update_elem(&conntrack, f, v, BPF_ANY);
+		return;
+	}
+	struct flow_key4 k = flow_key4_of(f);
+	bpf_map_update_elem(&conntrack4, &k, v, BPF_ANY);
+}
 
 static __always_inline struct lb_percpu *percpu(void)
 {

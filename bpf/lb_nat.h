@@ -265,7 +265,7 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct lb_percpu *pc, s
 	__builtin_memcpy(ck.dst, rv->vip, 16);
 	__u32 oif = 0;
 	__u8 mac[ETH_ALEN];
-	struct flow_val *fv = bpf_map_lookup_elem(&conntrack, &ck);
+	struct flow_val *fv = ct_lookup(&ck, v6);
 	if (fv && fv->cifindex) {
 		oif = fv->cifindex;
 		__builtin_memcpy(mac, fv->cmac, ETH_ALEN);

@@ -12,7 +12,7 @@
  * the maps in a directory named after the layout version and the sizes, so
  * a halod with another layout builds fresh maps beside the running ones. */
 enum lb_limits {
-	LB_LAYOUT_VERSION = 4, /* bump whenever a pinned map's key, value or type changes */
+	LB_LAYOUT_VERSION = 5, /* bump whenever a pinned map's key, value or type changes */
 	LB_MAX_SERVICES = 1024,
 	LB_MAX_REALS = 131072, /* (service, real) entries: a real in 3 services takes 3 */
 	LB_RING_SIZE = 16381,  /* largest per-service Maglev table; prime (pkg/maglev) */
@@ -122,6 +122,18 @@ struct real {
 struct flow_key {
 	__u32 src[4];
 	__u32 dst[4];
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+/* An IPv4 flow's key: struct flow_key's fields in 16 bytes instead of
+ * 40, in a table of its own (conntrack4), because the kernel hashes and
+ * compares the whole key on every lookup. */
+struct flow_key4 {
+	__u32 src;
+	__u32 dst;
 	__u16 sport;
 	__u16 dport;
 	__u8 proto;

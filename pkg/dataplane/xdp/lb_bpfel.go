@@ -35,6 +35,16 @@ type lbFlowKey struct {
 	Pad   [3]uint8
 }
 
+type lbFlowKey4 struct {
+	_     structs.HostLayout
+	Src   uint32
+	Dst   uint32
+	Sport uint16
+	Dport uint16
+	Proto uint8
+	Pad   [3]uint8
+}
+
 type lbFlowVal struct {
 	_        structs.HostLayout
 	RealId   uint32
@@ -65,7 +75,7 @@ const (
 type lbLbLimits uint32
 
 const (
-	lbLbLimitsLB_LAYOUT_VERSION lbLbLimits = 4
+	lbLbLimitsLB_LAYOUT_VERSION lbLbLimits = 5
 	lbLbLimitsLB_MAX_SERVICES   lbLbLimits = 1024
 	lbLbLimitsLB_MAX_REALS      lbLbLimits = 131072
 	lbLbLimitsLB_RING_SIZE      lbLbLimits = 16381
@@ -215,6 +225,7 @@ type lbVipMeta struct {
 const (
 	lbMapConfig          = "config"
 	lbMapConntrack       = "conntrack"
+	lbMapConntrack4      = "conntrack4"
 	lbMapIfMacs          = "if_macs"
 	lbMapNexthops        = "nexthops"
 	lbMapPersist         = "persist"
@@ -293,6 +304,7 @@ type lbProgramSpecs struct {
 type lbMapSpecs struct {
 	Config      *ebpf.MapSpec `ebpf:"config"`
 	Conntrack   *ebpf.MapSpec `ebpf:"conntrack"`
+	Conntrack4  *ebpf.MapSpec `ebpf:"conntrack4"`
 	IfMacs      *ebpf.MapSpec `ebpf:"if_macs"`
 	Nexthops    *ebpf.MapSpec `ebpf:"nexthops"`
 	Persist     *ebpf.MapSpec `ebpf:"persist"`
@@ -347,6 +359,7 @@ func (o *lbObjects) Close() error {
 type lbMaps struct {
 	Config      *ebpf.Map `ebpf:"config"`
 	Conntrack   *ebpf.Map `ebpf:"conntrack"`
+	Conntrack4  *ebpf.Map `ebpf:"conntrack4"`
 	IfMacs      *ebpf.Map `ebpf:"if_macs"`
 	Nexthops    *ebpf.Map `ebpf:"nexthops"`
 	Persist     *ebpf.Map `ebpf:"persist"`
@@ -364,6 +377,7 @@ func (m *lbMaps) Close() error {
 	return _LbClose(
 		m.Config,
 		m.Conntrack,
+		m.Conntrack4,
 		m.IfMacs,
 		m.Nexthops,
 		m.Persist,

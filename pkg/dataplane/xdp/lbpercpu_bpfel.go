@@ -29,6 +29,16 @@ type lbpercpuFlowKey struct {
 	Pad   [3]uint8
 }
 
+type lbpercpuFlowKey4 struct {
+	_     structs.HostLayout
+	Src   uint32
+	Dst   uint32
+	Sport uint16
+	Dport uint16
+	Proto uint8
+	Pad   [3]uint8
+}
+
 type lbpercpuFlowVal struct {
 	_        structs.HostLayout
 	RealId   uint32
@@ -133,6 +143,7 @@ type lbpercpuVipMeta struct {
 const (
 	lbpercpuMapConfig          = "config"
 	lbpercpuMapConntrack       = "conntrack"
+	lbpercpuMapConntrack4      = "conntrack4"
 	lbpercpuMapIfMacs          = "if_macs"
 	lbpercpuMapNexthops        = "nexthops"
 	lbpercpuMapPersist         = "persist"
@@ -211,6 +222,7 @@ type lbpercpuProgramSpecs struct {
 type lbpercpuMapSpecs struct {
 	Config      *ebpf.MapSpec `ebpf:"config"`
 	Conntrack   *ebpf.MapSpec `ebpf:"conntrack"`
+	Conntrack4  *ebpf.MapSpec `ebpf:"conntrack4"`
 	IfMacs      *ebpf.MapSpec `ebpf:"if_macs"`
 	Nexthops    *ebpf.MapSpec `ebpf:"nexthops"`
 	Persist     *ebpf.MapSpec `ebpf:"persist"`
@@ -265,6 +277,7 @@ func (o *lbpercpuObjects) Close() error {
 type lbpercpuMaps struct {
 	Config      *ebpf.Map `ebpf:"config"`
 	Conntrack   *ebpf.Map `ebpf:"conntrack"`
+	Conntrack4  *ebpf.Map `ebpf:"conntrack4"`
 	IfMacs      *ebpf.Map `ebpf:"if_macs"`
 	Nexthops    *ebpf.Map `ebpf:"nexthops"`
 	Persist     *ebpf.Map `ebpf:"persist"`
@@ -282,6 +295,7 @@ func (m *lbpercpuMaps) Close() error {
 	return _LbpercpuClose(
 		m.Config,
 		m.Conntrack,
+		m.Conntrack4,
 		m.IfMacs,
 		m.Nexthops,
 		m.Persist,

@@ -23,6 +23,7 @@ func TestMapSizesMatchLimits(t *testing.T) {
 		"persist":      uint32(lbLbLimitsLB_PERSIST_SIZE),
 		"reals":        MaxReals,
 		"conntrack":    FlowTableSize,
+		"conntrack4":   FlowTableSize,
 		"vip_stats":    MaxServices,
 		"real_stats":   MaxReals,
 		"reason_stats": 1, // one struct lb_percpu per CPU
@@ -63,8 +64,10 @@ func TestMapSizesMatchLimits(t *testing.T) {
 			t.Errorf("reason %d has no metrics name", r)
 		}
 	}
-	if spec.Maps["conntrack"].Type != ebpf.LRUHash {
-		t.Errorf("conntrack is %s, want an LRU hash", spec.Maps["conntrack"].Type)
+	for _, name := range []string{"conntrack", "conntrack4"} {
+		if spec.Maps[name].Type != ebpf.LRUHash {
+			t.Errorf("%s is %s, want an LRU hash", name, spec.Maps[name].Type)
+		}
 	}
 }
 

@@ -109,23 +109,28 @@ func (b *Backend) RealFlows() map[netip.Addr]int {
 	}
 	b.mu.Unlock()
 	out := map[netip.Addr]int{}
-	var k lbFlowKey
-	var v lbFlowVal
-	it := b.objs.Conntrack.Iterate()
-	for it.Next(&k, &v) {
-		out[byID[v.RealId]]++
-	}
+	b.eachFlow(func(v *lbFlowVal) { out[byID[v.RealId]]++ })
 	return out
 }
 
-// FlowEntries is the number of flow-table entries.
+// eachFlow calls f with every entry of both flow tables (IPv4, IPv6).
+func (b *Backend) eachFlow(f func(*lbFlowVal)) {
+	var v lbFlowVal
+	var k4 lbFlowKey4
+	it := b.objs.Conntrack4.Iterate()
+	for it.Next(&k4, &v) {
+		f(&v)
+	}
+	var k lbFlowKey
+	it = b.objs.Conntrack.Iterate()
+	for it.Next(&k, &v) {
+		f(&v)
+	}
+}
+
+// FlowEntries is the number of flow-table entries (both families).
 func (b *Backend) FlowEntries() int {
 	n := 0
-	var k lbFlowKey
-	var v lbFlowVal
-	it := b.objs.Conntrack.Iterate()
-	for it.Next(&k, &v) {
-		n++
-	}
+	b.eachFlow(func(*lbFlowVal) { n++ })
 	return n
 }
