@@ -310,6 +310,8 @@ int xdp_lb(struct xdp_md *ctx)
 	}
 	vk.port = fk.dport;
 	vk.proto = proto;
+	if (!maybe_vip(vk.addr))
+		goto not_vip;
 
 	__u32 zero = 0;
 	struct lb_config *cfg = bpf_map_lookup_elem(&config, &zero);

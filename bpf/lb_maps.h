@@ -14,6 +14,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vips SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vip_filter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vip_filter SEC(".maps");
+
 /* A service's Maglev table is a map of its own: memory follows the
  * services installed, a table is replaced in one update of the outer slot
  * (no moment without a table), and tables may differ in size. */
@@ -157,10 +165,28 @@ const enum flow_flags *unused_flow_flags __attribute__((unused));
 const struct lb_config *unused_config __attribute__((unused));
 const struct flood_state *unused_flood __attribute__((unused));
 const struct lb_percpu *unused_percpu __attribute__((unused));
+const struct vip_filter *unused_vip_filter __attribute__((unused));
 const struct ring_chunk *unused_chunk __attribute__((unused));
 const struct rnat_val *unused_rnat __attribute__((unused));
 const struct nh_key *unused_nh_key __attribute__((unused));
 const struct nh_val *unused_nh_val __attribute__((unused));
+
+/* pkg/dataplane/xdp.vipFilterIndex is the same function in Go. */
+static __always_inline __u32 vip_filter_index(__u32 *addr)
+{
+	return ((addr[0] ^ addr[1] ^ addr[2] ^ addr[3]) * 0x9e3779b1u) >> LB_VIP_FILTER_SHIFT;
+}
+
+/* Whether addr may be a VIP (false positives only). */
+static __always_inline int maybe_vip(__u32 *addr)
+{
+	__u32 zero = 0;
+	struct vip_filter *vf = bpf_map_lookup_elem(&vip_filter, &zero);
+	if (!vf)
+		return 1;
+	__u32 i = vip_filter_index(addr) & (LB_VIP_FILTER_BITS - 1);
+	return (vf->bits[i / 64] >> (i % 64)) & 1;
+}
 
 /* The flow table of f's family: v6 says which (a v4 key has its address
  * in src[0], dst[0]). */

@@ -12,7 +12,7 @@
  * the maps in a directory named after the layout version and the sizes, so
  * a halod with another layout builds fresh maps beside the running ones. */
 enum lb_limits {
-	LB_LAYOUT_VERSION = 5, /* bump whenever a pinned map's key, value or type changes */
+	LB_LAYOUT_VERSION = 6, /* bump whenever a pinned map's key, value or type changes */
 	LB_MAX_SERVICES = 1024,
 	LB_MAX_REALS = 131072, /* (service, real) entries: a real in 3 services takes 3 */
 	LB_RING_SIZE = 16381,  /* largest per-service Maglev table; prime (pkg/maglev) */
@@ -24,6 +24,8 @@ enum lb_limits {
 	LB_MAX_VLAN_TAGS = 2, /* 802.1Q, or 802.1ad outer + 802.1Q inner (QinQ) */
 	LB_MAX_RNAT = 131072, /* reverse-NAT index: one per (real address, port, protocol) */
 	LB_MAX_NEXTHOPS = 1024, /* routes towards clients for NAT replies of unseen flows */
+	LB_VIP_FILTER_BITS = 4096, /* struct vip_filter: a power of two */
+	LB_VIP_FILTER_SHIFT = 20,  /* 32 - log2(LB_VIP_FILTER_BITS) */
 };
 
 enum lb_flags {
@@ -86,6 +88,15 @@ struct vip_key {
 	__u16 port;    /* network order */
 	__u8 proto;
 	__u8 family;   /* 4 or 6 */
+};
+
+/* One bit per hash of a VIP address (vip_filter_index): a packet whose
+ * destination's bit is clear is no VIP's, and skips the flow-table and
+ * service lookups (it may still be a NAT reply). Go sets the bits of every
+ * installed VIP, adding before a service appears and clearing after it is
+ * gone. */
+struct vip_filter {
+	__u64 bits[LB_VIP_FILTER_BITS / 64];
 };
 
 struct vip_meta {

@@ -75,18 +75,20 @@ const (
 type lbLbLimits uint32
 
 const (
-	lbLbLimitsLB_LAYOUT_VERSION lbLbLimits = 5
-	lbLbLimitsLB_MAX_SERVICES   lbLbLimits = 1024
-	lbLbLimitsLB_MAX_REALS      lbLbLimits = 131072
-	lbLbLimitsLB_RING_SIZE      lbLbLimits = 16381
-	lbLbLimitsLB_RING_CHUNK     lbLbLimits = 16
-	lbLbLimitsLB_RING_CHUNKS    lbLbLimits = 1024
-	lbLbLimitsLB_CT_SIZE        lbLbLimits = 262144
-	lbLbLimitsLB_PERSIST_SIZE   lbLbLimits = 65536
-	lbLbLimitsLB_MAX_IFACES     lbLbLimits = 64
-	lbLbLimitsLB_MAX_VLAN_TAGS  lbLbLimits = 2
-	lbLbLimitsLB_MAX_RNAT       lbLbLimits = 131072
-	lbLbLimitsLB_MAX_NEXTHOPS   lbLbLimits = 1024
+	lbLbLimitsLB_LAYOUT_VERSION   lbLbLimits = 6
+	lbLbLimitsLB_MAX_SERVICES     lbLbLimits = 1024
+	lbLbLimitsLB_MAX_REALS        lbLbLimits = 131072
+	lbLbLimitsLB_RING_SIZE        lbLbLimits = 16381
+	lbLbLimitsLB_RING_CHUNK       lbLbLimits = 16
+	lbLbLimitsLB_RING_CHUNKS      lbLbLimits = 1024
+	lbLbLimitsLB_CT_SIZE          lbLbLimits = 262144
+	lbLbLimitsLB_PERSIST_SIZE     lbLbLimits = 65536
+	lbLbLimitsLB_MAX_IFACES       lbLbLimits = 64
+	lbLbLimitsLB_MAX_VLAN_TAGS    lbLbLimits = 2
+	lbLbLimitsLB_MAX_RNAT         lbLbLimits = 131072
+	lbLbLimitsLB_MAX_NEXTHOPS     lbLbLimits = 1024
+	lbLbLimitsLB_VIP_FILTER_BITS  lbLbLimits = 4096
+	lbLbLimitsLB_VIP_FILTER_SHIFT lbLbLimits = 20
 )
 
 type lbLbMethod uint32
@@ -202,6 +204,11 @@ type lbRnatVal struct {
 	Svc    uint32
 }
 
+type lbVipFilter struct {
+	_    structs.HostLayout
+	Bits [64]uint64
+}
+
 type lbVipKey struct {
 	_      structs.HostLayout
 	Addr   [4]uint32
@@ -235,6 +242,7 @@ const (
 	lbMapRings           = "rings"
 	lbMapRnat            = "rnat"
 	lbMapTxPorts         = "tx_ports"
+	lbMapVipFilter       = "vip_filter"
 	lbMapVipStats        = "vip_stats"
 	lbMapVips            = "vips"
 	lbProgXdpLb          = "xdp_lb"
@@ -251,6 +259,7 @@ const (
 	lbVarUnusedRealFlags = "unused_real_flags"
 	lbVarUnusedReason    = "unused_reason"
 	lbVarUnusedRnat      = "unused_rnat"
+	lbVarUnusedVipFilter = "unused_vip_filter"
 )
 
 // loadLb returns the embedded CollectionSpec for lb.
@@ -314,6 +323,7 @@ type lbMapSpecs struct {
 	Rings       *ebpf.MapSpec `ebpf:"rings"`
 	Rnat        *ebpf.MapSpec `ebpf:"rnat"`
 	TxPorts     *ebpf.MapSpec `ebpf:"tx_ports"`
+	VipFilter   *ebpf.MapSpec `ebpf:"vip_filter"`
 	VipStats    *ebpf.MapSpec `ebpf:"vip_stats"`
 	Vips        *ebpf.MapSpec `ebpf:"vips"`
 }
@@ -335,6 +345,7 @@ type lbVariableSpecs struct {
 	UnusedRealFlags *ebpf.VariableSpec `ebpf:"unused_real_flags"`
 	UnusedReason    *ebpf.VariableSpec `ebpf:"unused_reason"`
 	UnusedRnat      *ebpf.VariableSpec `ebpf:"unused_rnat"`
+	UnusedVipFilter *ebpf.VariableSpec `ebpf:"unused_vip_filter"`
 }
 
 // lbObjects contains all objects after they have been loaded into the kernel.
@@ -369,6 +380,7 @@ type lbMaps struct {
 	Rings       *ebpf.Map `ebpf:"rings"`
 	Rnat        *ebpf.Map `ebpf:"rnat"`
 	TxPorts     *ebpf.Map `ebpf:"tx_ports"`
+	VipFilter   *ebpf.Map `ebpf:"vip_filter"`
 	VipStats    *ebpf.Map `ebpf:"vip_stats"`
 	Vips        *ebpf.Map `ebpf:"vips"`
 }
@@ -387,6 +399,7 @@ func (m *lbMaps) Close() error {
 		m.Rings,
 		m.Rnat,
 		m.TxPorts,
+		m.VipFilter,
 		m.VipStats,
 		m.Vips,
 	)
@@ -409,6 +422,7 @@ type lbVariables struct {
 	UnusedRealFlags *ebpf.Variable `ebpf:"unused_real_flags"`
 	UnusedReason    *ebpf.Variable `ebpf:"unused_reason"`
 	UnusedRnat      *ebpf.Variable `ebpf:"unused_rnat"`
+	UnusedVipFilter *ebpf.Variable `ebpf:"unused_vip_filter"`
 }
 
 // lbPrograms contains all programs after they have been loaded into the kernel.

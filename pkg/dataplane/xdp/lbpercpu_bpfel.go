@@ -120,6 +120,11 @@ type lbpercpuRnatVal struct {
 	Svc    uint32
 }
 
+type lbpercpuVipFilter struct {
+	_    structs.HostLayout
+	Bits [64]uint64
+}
+
 type lbpercpuVipKey struct {
 	_      structs.HostLayout
 	Addr   [4]uint32
@@ -153,6 +158,7 @@ const (
 	lbpercpuMapRings           = "rings"
 	lbpercpuMapRnat            = "rnat"
 	lbpercpuMapTxPorts         = "tx_ports"
+	lbpercpuMapVipFilter       = "vip_filter"
 	lbpercpuMapVipStats        = "vip_stats"
 	lbpercpuMapVips            = "vips"
 	lbpercpuProgXdpLb          = "xdp_lb"
@@ -169,6 +175,7 @@ const (
 	lbpercpuVarUnusedRealFlags = "unused_real_flags"
 	lbpercpuVarUnusedReason    = "unused_reason"
 	lbpercpuVarUnusedRnat      = "unused_rnat"
+	lbpercpuVarUnusedVipFilter = "unused_vip_filter"
 )
 
 // loadLbpercpu returns the embedded CollectionSpec for lbpercpu.
@@ -232,6 +239,7 @@ type lbpercpuMapSpecs struct {
 	Rings       *ebpf.MapSpec `ebpf:"rings"`
 	Rnat        *ebpf.MapSpec `ebpf:"rnat"`
 	TxPorts     *ebpf.MapSpec `ebpf:"tx_ports"`
+	VipFilter   *ebpf.MapSpec `ebpf:"vip_filter"`
 	VipStats    *ebpf.MapSpec `ebpf:"vip_stats"`
 	Vips        *ebpf.MapSpec `ebpf:"vips"`
 }
@@ -253,6 +261,7 @@ type lbpercpuVariableSpecs struct {
 	UnusedRealFlags *ebpf.VariableSpec `ebpf:"unused_real_flags"`
 	UnusedReason    *ebpf.VariableSpec `ebpf:"unused_reason"`
 	UnusedRnat      *ebpf.VariableSpec `ebpf:"unused_rnat"`
+	UnusedVipFilter *ebpf.VariableSpec `ebpf:"unused_vip_filter"`
 }
 
 // lbpercpuObjects contains all objects after they have been loaded into the kernel.
@@ -287,6 +296,7 @@ type lbpercpuMaps struct {
 	Rings       *ebpf.Map `ebpf:"rings"`
 	Rnat        *ebpf.Map `ebpf:"rnat"`
 	TxPorts     *ebpf.Map `ebpf:"tx_ports"`
+	VipFilter   *ebpf.Map `ebpf:"vip_filter"`
 	VipStats    *ebpf.Map `ebpf:"vip_stats"`
 	Vips        *ebpf.Map `ebpf:"vips"`
 }
@@ -305,6 +315,7 @@ func (m *lbpercpuMaps) Close() error {
 		m.Rings,
 		m.Rnat,
 		m.TxPorts,
+		m.VipFilter,
 		m.VipStats,
 		m.Vips,
 	)
@@ -327,6 +338,7 @@ type lbpercpuVariables struct {
 	UnusedRealFlags *ebpf.Variable `ebpf:"unused_real_flags"`
 	UnusedReason    *ebpf.Variable `ebpf:"unused_reason"`
 	UnusedRnat      *ebpf.Variable `ebpf:"unused_rnat"`
+	UnusedVipFilter *ebpf.Variable `ebpf:"unused_vip_filter"`
 }
 
 // lbpercpuPrograms contains all programs after they have been loaded into the kernel.
