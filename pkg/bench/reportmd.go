@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/halo-lb/halo/pkg/dataplane/xdp"
 )
 
 // goal is one line of the issue's goals with what this run measured.
@@ -60,8 +62,9 @@ func writeHeadline(b *strings.Builder, m map[string]Result, mic *Micro) {
 	hit, swapNs := pathNs(mic, "halo: VIP UDP/IPv4"), pathNs(mic, "baseline: MAC swap")
 	extra := ""
 	if !math.IsNaN(hit) && !math.IsNaN(swapNs) {
-		extra = fmt.Sprintf("the program costs %s ns per flow-table hit against %s ns for the MAC swap (BPF_PROG_TEST_RUN, below); the XDP program is not yet tuned (issue 12 item 4).", f(hit, 1), f(swapNs, 1))
+		extra = fmt.Sprintf("the program costs %s ns per flow-table hit against %s ns for the MAC swap (BPF_PROG_TEST_RUN, below): what is left is mostly the flow-table lookup (a kernel hash-map call), the real's entry and the counters.", f(hit, 1), f(swapNs, 1))
 	}
+	extra += flowSpread(m)
 	tx := pr(m, "halo-dr-32k", refTX)
 	goal(b, "halo DR, 32k flows ÷ MAC-swap XDP_TX", floor(tx, 2), "≥ 0.95", tx >= 0.95, !math.IsNaN(tx), whyShort(tx >= 0.95, extra))
 	for _, n := range []string{"halo-nat-in-32k", "halo-nat-out-32k", "halo-tun-32k"} {
@@ -102,6 +105,19 @@ func writeHeadline(b *strings.Builder, m map[string]Result, mic *Micro) {
 	} else if mic != nil {
 		goal(b, "10,000 TCP checks at delay_loop 1 s", "skipped: "+mic.ChecksSkip, "≤ 0.5 core", false, false, "")
 	}
+}
+
+// flowSpread says what many flows cost over one, from the two DR rows of
+// this run: with 32k flows every packet reads another flow-table bucket
+// and entry, which no longer stay in the caches.
+func flowSpread(m map[string]Result) string {
+	a, b := med(m, "halo-dr-1flow"), med(m, "halo-dr-32k")
+	if math.IsNaN(a) || math.IsNaN(b) || a <= 0 || b <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" With one flow halo DR reaches %s× the MAC swap; at 32k flows each packet reads another flow-table bucket and entry "+
+		"(a table of %d preallocated entries) and pays %s ns more per packet in this lab (%s vs %s Mpps): memory the caches no longer hold "+
+		"(no cycle counters here to break it down further).", floor(pr(m, "halo-dr-1flow", refTX), 2), xdp.FlowTableSize, f(1000/b-1000/a, 0), f(a, 3), f(b, 3))
 }
 
 func whyShort(met bool, why string) string {
