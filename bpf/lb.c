@@ -310,7 +310,7 @@ int xdp_lb(struct xdp_md *ctx)
 	}
 	vk.port = fk.dport;
 	vk.proto = proto;
-	if (!maybe_vip(vk.addr))
+	if (!maybe_vip(&vk))
 		goto not_vip;
 
 	__u32 zero = 0;

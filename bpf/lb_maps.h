@@ -172,19 +172,21 @@ const struct nh_key *unused_nh_key __attribute__((unused));
 const struct nh_val *unused_nh_val __attribute__((unused));
 
 /* pkg/dataplane/xdp.vipFilterIndex is the same function in Go. */
-static __always_inline __u32 vip_filter_index(__u32 *addr)
+static __always_inline __u32 vip_filter_index(struct vip_key *vk)
 {
-	return ((addr[0] ^ addr[1] ^ addr[2] ^ addr[3]) * 0x9e3779b1u) >> LB_VIP_FILTER_SHIFT;
+	__u32 x = vk->addr[0] ^ vk->addr[1] ^ vk->addr[2] ^ vk->addr[3] ^ ((__u32)vk->port << 16 | vk->proto);
+	return (x * 0x9e3779b1u) >> LB_VIP_FILTER_SHIFT;
 }
 
-/* Whether addr may be a VIP (false positives only). */
-static __always_inline int maybe_vip(__u32 *addr)
+/* Whether vk (address, port, protocol) may be a service (false positives
+ * only). */
+static __always_inline int maybe_vip(struct vip_key *vk)
 {
 	__u32 zero = 0;
 	struct vip_filter *vf = bpf_map_lookup_elem(&vip_filter, &zero);
 	if (!vf)
 		return 1;
-	__u32 i = vip_filter_index(addr) & (LB_VIP_FILTER_BITS - 1);
+	__u32 i = vip_filter_index(vk) & (LB_VIP_FILTER_BITS - 1);
 	return (vf->bits[i / 64] >> (i % 64)) & 1;
 }
 

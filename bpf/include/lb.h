@@ -12,7 +12,7 @@
  * the maps in a directory named after the layout version and the sizes, so
  * a halod with another layout builds fresh maps beside the running ones. */
 enum lb_limits {
-	LB_LAYOUT_VERSION = 6, /* bump whenever a pinned map's key, value or type changes */
+	LB_LAYOUT_VERSION = 7, /* bump whenever a pinned map's key, value or type changes */
 	LB_MAX_SERVICES = 1024,
 	LB_MAX_REALS = 131072, /* (service, real) entries: a real in 3 services takes 3 */
 	LB_RING_SIZE = 16381,  /* largest per-service Maglev table; prime (pkg/maglev) */
@@ -90,11 +90,11 @@ struct vip_key {
 	__u8 family;   /* 4 or 6 */
 };
 
-/* One bit per hash of a VIP address (vip_filter_index): a packet whose
- * destination's bit is clear is no VIP's, and skips the flow-table and
- * service lookups (it may still be a NAT reply). Go sets the bits of every
- * installed VIP, adding before a service appears and clearing after it is
- * gone. */
+/* One bit per hash of a service's (address, port, protocol)
+ * (vip_filter_index): a packet whose destination's bit is clear is no
+ * service's, and skips the flow-table and service lookups (it may still be
+ * a NAT reply). Go sets the bits of every installed service, adding before
+ * a service appears and clearing after it is gone. */
 struct vip_filter {
 	__u64 bits[LB_VIP_FILTER_BITS / 64];
 };

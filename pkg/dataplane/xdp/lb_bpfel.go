@@ -75,7 +75,7 @@ const (
 type lbLbLimits uint32
 
 const (
-	lbLbLimitsLB_LAYOUT_VERSION   lbLbLimits = 6
+	lbLbLimitsLB_LAYOUT_VERSION   lbLbLimits = 7
 	lbLbLimitsLB_MAX_SERVICES     lbLbLimits = 1024
 	lbLbLimitsLB_MAX_REALS        lbLbLimits = 131072
 	lbLbLimitsLB_RING_SIZE        lbLbLimits = 16381

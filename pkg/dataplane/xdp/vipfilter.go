@@ -2,25 +2,24 @@ package xdp
 
 import (
 	"fmt"
-	"net/netip"
 
 	"github.com/halo-lb/halo/pkg/dataplane"
 )
 
 // vipFilterIndex is bpf/lb_maps.h's vip_filter_index: the bit of
-// vip_filter that an address sets (VIPs) or tests (every packet's
-// destination).
-func vipFilterIndex(a netip.Addr) uint32 {
-	w, _ := addrWords(a)
-	return ((w[0] ^ w[1] ^ w[2] ^ w[3]) * 0x9e3779b1) >> uint32(lbLbLimitsLB_VIP_FILTER_SHIFT) & (uint32(lbLbLimitsLB_VIP_FILTER_BITS) - 1)
+// vip_filter that a service key sets (installed services) or tests (every
+// packet's destination address, port and protocol).
+func vipFilterIndex(k lbVipKey) uint32 {
+	x := k.Addr[0] ^ k.Addr[1] ^ k.Addr[2] ^ k.Addr[3] ^ (uint32(k.Port)<<16 | uint32(k.Proto))
+	return (x * 0x9e3779b1) >> uint32(lbLbLimitsLB_VIP_FILTER_SHIFT) & (uint32(lbLbLimitsLB_VIP_FILTER_BITS) - 1)
 }
 
-// vipFilterOf is the filter with the bit of every service address set.
+// vipFilterOf is the filter with the bit of every service set.
 func vipFilterOf(lists ...[]dataplane.Service) lbVipFilter {
 	var f lbVipFilter
 	for _, l := range lists {
 		for _, s := range l {
-			i := vipFilterIndex(s.Key.Addr)
+			i := vipFilterIndex(vipKey(s.Key))
 			f.Bits[i/64] |= 1 << (i % 64)
 		}
 	}

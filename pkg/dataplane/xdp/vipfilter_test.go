@@ -9,25 +9,34 @@ import (
 )
 
 func TestVIPFilterBits(t *testing.T) {
-	a, b := netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("2001:db8::10")
-	f := vipFilterOf([]dataplane.Service{{Key: dataplane.ServiceKey{Addr: a}}}, []dataplane.Service{{Key: dataplane.ServiceKey{Addr: b}}})
+	a := dataplane.ServiceKey{Addr: netip.MustParseAddr("192.0.2.10"), Port: 80, Proto: dataplane.TCP}
+	b := dataplane.ServiceKey{Addr: netip.MustParseAddr("2001:db8::10"), Port: 53, Proto: dataplane.UDP}
+	f := vipFilterOf([]dataplane.Service{{Key: a}}, []dataplane.Service{{Key: b}})
 	set := 0
 	for _, w := range f.Bits {
 		for ; w != 0; w &= w - 1 {
 			set++
 		}
 	}
+	ia, ib := vipFilterIndex(vipKey(a)), vipFilterIndex(vipKey(b))
 	want := 2
-	if vipFilterIndex(a) == vipFilterIndex(b) {
+	if ia == ib {
 		want = 1
 	}
 	if set != want {
-		t.Fatalf("%d bits set for two addresses, want %d", set, want)
+		t.Fatalf("%d bits set for two services, want %d", set, want)
 	}
-	for _, x := range []netip.Addr{a, b} {
-		if i := vipFilterIndex(x); f.Bits[i/64]&(1<<(i%64)) == 0 {
-			t.Errorf("bit of %s (%d) not set", x, i)
+	for _, i := range []uint32{ia, ib} {
+		if f.Bits[i/64]&(1<<(i%64)) == 0 {
+			t.Errorf("bit %d not set", i)
 		}
+	}
+	// The port and protocol count: another port of the same address
+	// (almost always) tests another bit.
+	other := a
+	other.Port = 81
+	if vipFilterIndex(vipKey(other)) == ia {
+		t.Errorf("port 81 shares port 80's bit")
 	}
 }
 
