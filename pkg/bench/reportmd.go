@@ -62,7 +62,7 @@ func writeHeadline(b *strings.Builder, m map[string]Result, mic *Micro) {
 	hit, swapNs := pathNs(mic, "halo: VIP UDP/IPv4"), pathNs(mic, "baseline: MAC swap")
 	extra := ""
 	if !math.IsNaN(hit) && !math.IsNaN(swapNs) {
-		extra = fmt.Sprintf("the program costs %s ns per flow-table hit against %s ns for the MAC swap (BPF_PROG_TEST_RUN, below): what is left is mostly the flow-table lookup (a kernel hash-map call), the real's entry and the counters.", f(hit, 1), f(swapNs, 1))
+		extra = fmt.Sprintf("the program costs %s ns per flow-table hit against %s ns for the MAC swap (BPF_PROG_TEST_RUN, below); the flow-table lookup (a kernel hash-map call) is the largest part of that (last row).", f(hit, 1), f(swapNs, 1))
 	}
 	extra += flowSpread(m)
 	tx := pr(m, "halo-dr-32k", refTX)
