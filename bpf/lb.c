@@ -99,14 +99,11 @@ static __always_inline __u32 pick(struct vip_meta *vm, struct flow_key *f)
 
 /* Whether a new entry may be written now: at most flood_threshold per
  * second on this CPU. */
-static __always_inline int flood_budget(struct lb_config *cfg, __u64 now)
+static __always_inline int flood_budget(struct lb_config *cfg, struct lb_percpu *pc, __u64 now)
 {
 	if (!cfg || !cfg->flood_threshold)
 		return 1;
-	__u32 zero = 0;
-	struct flood_state *st = bpf_map_lookup_elem(&flood, &zero);
-	if (!st)
-		return 1;
+	struct flood_state *st = &pc->flood;
 	if (now - st->window_start > 1000000000ULL) {
 		st->window_start = now;
 		st->count = 0;
@@ -115,6 +112,19 @@ static __always_inline int flood_budget(struct lb_config *cfg, __u64 now)
 		return 0;
 	st->count++;
 	return 1;
+}
+
+/* The coarse clock, read at most once per jiffy on this CPU: every
+ * timeout is in seconds, and the helper call costs more on the hit path
+ * than the rest of the clock handling together. */
+static __always_inline __u64 clock_now(struct lb_percpu *pc)
+{
+	__u64 j = bpf_jiffies64();
+	if (j != pc->jiffies) {
+		pc->jiffies = j;
+		pc->now = bpf_ktime_get_coarse_ns();
+	}
+	return pc->now;
 }
 
 /* A pin that is fresh and whose real still takes new flows (a real that
@@ -197,23 +207,28 @@ int xdp_lb(struct xdp_md *ctx)
 	void *l3 = data, *l4 = data;
 	__u8 proto;
 
+	/* This CPU's counters, budget and clock: one lookup per packet. */
+	struct lb_percpu *pc = percpu();
+	if (!pc)
+		return XDP_PASS;
+
 	__be16 ethp = parse_eth_tags(&c, &eth, &tags);
 	if (!ethp) {
-		count(&reason_stats, R_PASS_TRUNCATED, len);
+		reason(pc, R_PASS_TRUNCATED, len);
 		return XDP_PASS;
 	}
 	if (ethp == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = cursor_take(&c, sizeof(*ip));
 		if (!ip) {
-			count(&reason_stats, R_PASS_TRUNCATED, len);
+			reason(pc, R_PASS_TRUNCATED, len);
 			return XDP_PASS;
 		}
 		if (ip->ihl != 5) {
-			count(&reason_stats, R_PASS_IP_OPTIONS, len);
+			reason(pc, R_PASS_IP_OPTIONS, len);
 			return XDP_PASS;
 		}
 		if (ip->frag_off & bpf_htons(0x3fff)) {
-			count(&reason_stats, R_PASS_FRAGMENT, len);
+			reason(pc, R_PASS_FRAGMENT, len);
 			return XDP_PASS;
 		}
 		proto = ip->protocol;
@@ -225,14 +240,14 @@ int xdp_lb(struct xdp_md *ctx)
 	} else if (ethp == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = cursor_take(&c, sizeof(*ip6));
 		if (!ip6) {
-			count(&reason_stats, R_PASS_TRUNCATED, len);
+			reason(pc, R_PASS_TRUNCATED, len);
 			return XDP_PASS;
 		}
 		proto = ip6->nexthdr;
 		if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_ICMPV6) {
 			/* Extension headers (fragments included) are left to the
 			 * stack; so is anything else that is not TCP or UDP. */
-			count(&reason_stats, R_PASS_IPV6_EXT, len);
+			reason(pc, R_PASS_IPV6_EXT, len);
 			return XDP_PASS;
 		}
 		l3 = ip6;
@@ -242,14 +257,14 @@ int xdp_lb(struct xdp_md *ctx)
 		__builtin_memcpy(vk.addr, &ip6->daddr, 16);
 		vk.family = 6;
 	} else {
-		count(&reason_stats, R_PASS_NOT_IP, len);
+		reason(pc, R_PASS_NOT_IP, len);
 		return XDP_PASS;
 	}
 
 	if (proto == IPPROTO_TCP) {
 		struct tcphdr *th = cursor_take(&c, sizeof(*th));
 		if (!th) {
-			count(&reason_stats, R_PASS_TRUNCATED, len);
+			reason(pc, R_PASS_TRUNCATED, len);
 			return XDP_PASS;
 		}
 		l4 = th;
@@ -259,7 +274,7 @@ int xdp_lb(struct xdp_md *ctx)
 	} else if (proto == IPPROTO_UDP) {
 		struct udphdr *uh = cursor_take(&c, sizeof(*uh));
 		if (!uh) {
-			count(&reason_stats, R_PASS_TRUNCATED, len);
+			reason(pc, R_PASS_TRUNCATED, len);
 			return XDP_PASS;
 		}
 		l4 = uh;
@@ -272,13 +287,13 @@ int xdp_lb(struct xdp_md *ctx)
 		 * comes back to the VIP) goes to the real that owns the flow:
 		 * the inner headers, swapped, are that flow's key. */
 		if (icmp_error_flow(&c, proto, &fk) < 0) {
-			count(&reason_stats, R_PASS_NOT_VIP, len);
+			reason(pc, R_PASS_NOT_VIP, len);
 			return XDP_PASS;
 		}
 		icmp = 1;
 		proto = fk.proto;
 	} else {
-		count(&reason_stats, R_PASS_NOT_VIP, len);
+		reason(pc, R_PASS_NOT_VIP, len);
 		return XDP_PASS;
 	}
 	fk.proto = proto;
@@ -287,7 +302,7 @@ int xdp_lb(struct xdp_md *ctx)
 		 * else is not about one of our flows. */
 		if (vk.addr[0] != fk.dst[0] || vk.addr[1] != fk.dst[1] || vk.addr[2] != fk.dst[2] ||
 		    vk.addr[3] != fk.dst[3]) {
-			count(&reason_stats, R_PASS_NOT_VIP, len);
+			reason(pc, R_PASS_NOT_VIP, len);
 			return XDP_PASS;
 		}
 		/* The service is the inner packet's source: the VIP. */
@@ -295,36 +310,34 @@ int xdp_lb(struct xdp_md *ctx)
 	}
 	vk.port = fk.dport;
 	vk.proto = proto;
+	if (!maybe_vip(&vk))
+		goto not_vip;
 
-	struct vip_meta *vm = bpf_map_lookup_elem(&vips, &vk);
-	if (!vm) {
-		int verdict = nat_reply(ctx, eth, tags, l3, l4, data_end, v6, &fk, icmp, len);
-		if (verdict >= 0)
-			return verdict;
-		count(&reason_stats, R_PASS_NOT_VIP, len);
-		return XDP_PASS;
-	}
-	__u32 svc = vm->id;
 	__u32 zero = 0;
 	struct lb_config *cfg = bpf_map_lookup_elem(&config, &zero);
-	__u64 now = bpf_ktime_get_coarse_ns();
+	__u64 now = clock_now(pc);
 	int syn = proto == IPPROTO_TCP && (tcp_flags & (TH_SYN | TH_ACK)) == TH_SYN;
 	int rst = proto == IPPROTO_TCP && (tcp_flags & TH_RST);
 
-	/* A known flow keeps its real, whatever the table says now: weight 0
-	 * (drain) only affects new flows. A real that left the configuration
-	 * (its slot invalid or reused: another gen) gets nothing more; its
-	 * flows re-resolve through the table. */
+	/* The flow table first: an entry's key holds the VIP, port and
+	 * protocol, so a hit is VIP traffic and needs no service lookup (the
+	 * real's slot names its service). The service is looked up only when
+	 * the table has no usable answer. A known flow keeps its real,
+	 * whatever the table says now: weight 0 (drain) only affects new
+	 * flows. A real that left the configuration (its slot invalid or
+	 * reused: another gen) gets nothing more; its flows re-resolve through
+	 * the table. */
+	struct vip_meta *vm = NULL;
 	__u32 rid = 0;
 	struct real *rs = NULL;
-	struct flow_val *fv = bpf_map_lookup_elem(&conntrack, &fk);
+	struct flow_val *fv = ct_lookup(&fk, v6);
 	if (fv && cfg) {
 		__u64 timeout = cfg->udp_timeout_ns;
 		if (proto == IPPROTO_TCP)
 			timeout = (fv->flags & FLOW_CLOSING) ? cfg->tcp_fin_timeout_ns : cfg->tcp_timeout_ns;
 		if (timeout && now - fv->last_seen > timeout) {
-			bpf_map_delete_elem(&conntrack, &fk);
-			count(&reason_stats, R_CT_EXPIRED, len);
+			ct_delete(&fk, v6);
+			reason(pc, R_CT_EXPIRED, len);
 			fv = NULL;
 		}
 	}
@@ -332,12 +345,15 @@ int xdp_lb(struct xdp_md *ctx)
 		rid = fv->real_id;
 		rs = bpf_map_lookup_elem(&reals, &rid);
 		if (usable(rs) && rs->gen == fv->gen) {
-			count(&reason_stats, R_CT_HIT, len);
+			reason(pc, R_CT_HIT, len);
 		} else {
+			vm = bpf_map_lookup_elem(&vips, &vk);
+			if (!vm)
+				goto not_vip; /* the service is gone */
 			rid = pick(vm, &fk);
 			rs = bpf_map_lookup_elem(&reals, &rid);
 			if (!rid || !usable(rs)) {
-				count(&reason_stats, R_PASS_NO_REAL, len);
+				reason(pc, R_PASS_NO_REAL, len);
 				return XDP_PASS;
 			}
 			/* Rewriting an existing entry does not grow the table:
@@ -345,14 +361,16 @@ int xdp_lb(struct xdp_md *ctx)
 			fv->real_id = rid;
 			fv->gen = rs->gen;
 			fv->flags = 0;
-			count(&reason_stats, R_CT_STALE, len);
+			reason(pc, R_CT_STALE, len);
 		}
 		if (now - fv->last_seen > LB_TOUCH_NS) {
 			fv->last_seen = now;
-			if (vm->persist_s) {
+			if (!vm)
+				vm = bpf_map_lookup_elem(&vips, &vk);
+			if (vm && vm->persist_s) {
 				/* The pin lasts persist_s after the client's last
 				 * packet, not after its last new connection. */
-				struct persist_key pk = { .svc = svc };
+				struct persist_key pk = { .svc = vm->id };
 				pk.src[0] = fk.src[0] & vm->src_mask[0];
 				pk.src[1] = fk.src[1] & vm->src_mask[1];
 				pk.src[2] = fk.src[2] & vm->src_mask[2];
@@ -367,12 +385,15 @@ int xdp_lb(struct xdp_md *ctx)
 			fv->last_seen = now;
 		}
 	} else {
+		vm = bpf_map_lookup_elem(&vips, &vk);
+		if (!vm)
+			goto not_vip;
 		/* Persistence: a fresh pin of this client wins over the table. */
 		struct persist_key pk = {};
 		struct persist_val *pv = NULL;
 		__u64 ptimeout = (__u64)vm->persist_s * 1000000000ULL;
 		if (ptimeout) {
-			pk.svc = svc;
+			pk.svc = vm->id;
 			pk.src[0] = fk.src[0] & vm->src_mask[0];
 			pk.src[1] = fk.src[1] & vm->src_mask[1];
 			pk.src[2] = fk.src[2] & vm->src_mask[2];
@@ -385,30 +406,30 @@ int xdp_lb(struct xdp_md *ctx)
 			rid = pick(vm, &fk);
 		rs = bpf_map_lookup_elem(&reals, &rid);
 		if (!rid || !usable(rs)) {
-			count(&reason_stats, R_PASS_NO_REAL, len);
+			reason(pc, R_PASS_NO_REAL, len);
 			return XDP_PASS;
 		}
 		if ((syn || proto == IPPROTO_UDP) && !rst && !icmp) {
-			if (flood_budget(cfg, now)) {
+			if (flood_budget(cfg, pc, now)) {
 				struct flow_val nv = { .real_id = rid, .gen = rs->gen, .last_seen = now,
 						       .cifindex = ctx->ingress_ifindex };
 				__builtin_memcpy(nv.cmac, eth->h_source, ETH_ALEN);
-				bpf_map_update_elem(&conntrack, &fk, &nv, BPF_ANY);
+				ct_update(&fk, v6, &nv);
 				if (ptimeout && !pinned) {
 					struct persist_val np = { .real_id = rid, .gen = rs->gen, .last_seen = now };
 					bpf_map_update_elem(&persist, &pk, &np, BPF_ANY);
 				}
-				count(&reason_stats, R_CT_NEW, len);
+				reason(pc, R_CT_NEW, len);
 			} else {
-				count(&reason_stats, R_CT_FLOOD, len);
+				reason(pc, R_CT_FLOOD, len);
 			}
 		} else {
-			count(&reason_stats, R_CT_MISS, len);
+			reason(pc, R_CT_MISS, len);
 		}
 	}
 	if (!(rs->flags & REAL_HAS_MAC)) {
 		/* Never a frame with an empty destination MAC. */
-		count(&reason_stats, R_PASS_NO_MAC, len);
+		reason(pc, R_PASS_NO_MAC, len);
 		return XDP_PASS;
 	}
 	int nat = rs->method == METHOD_NAT;
@@ -416,7 +437,7 @@ int xdp_lb(struct xdp_md *ctx)
 	if (tun && tags) {
 		/* The encapsulated frame is built behind an untagged Ethernet
 		 * header; tagged ingress is left to the stack. */
-		count(&reason_stats, R_PASS_NOT_VIP, len);
+		reason(pc, R_PASS_NOT_VIP, len);
 		return XDP_PASS;
 	}
 	if (nat) {
@@ -433,19 +454,20 @@ int xdp_lb(struct xdp_md *ctx)
 			ttl = ip->ttl;
 		}
 		if (ttl <= 1) {
-			count(&reason_stats, R_PASS_TTL, len);
+			reason(pc, R_PASS_TTL, len);
 			return XDP_PASS;
 		}
 	}
 	if (icmp)
-		count(&reason_stats, R_ICMP_TO_REAL, len);
+		reason(pc, R_ICMP_TO_REAL, len);
 	if (rst && fv) {
 		/* The RST itself still reaches the real; the flow is over. */
-		bpf_map_delete_elem(&conntrack, &fk);
-		count(&reason_stats, R_CT_CLOSED, len);
+		ct_delete(&fk, v6);
+		reason(pc, R_CT_CLOSED, len);
 	}
 
-	count(&vip_stats, svc, len);
+	/* The slot's service: the one whose table or flow chose it. */
+	count(&vip_stats, rs->svc, len);
 	count(&real_stats, rid, len);
 
 	if (tun)
@@ -457,18 +479,25 @@ int xdp_lb(struct xdp_md *ctx)
 			/* An error about a reply (VIP:vport -> client), from the
 			 * client's side: to the real, as its own reply quoted. */
 			if (nat_icmp_apply(l3, data_end, v6, &nr, 1) < 0) {
-				count(&reason_stats, R_PASS_TRUNCATED, len);
+				reason(pc, R_PASS_TRUNCATED, len);
 				return XDP_PASS;
 			}
 		} else {
 			nat_apply(l3, l4, data_end, v6, proto, 1, &nr);
 		}
-		count(&reason_stats, R_NAT_DNAT, len);
+		reason(pc, R_NAT_DNAT, len);
 	}
 	/* DR: the IP packet is untouched; only the frame is re-addressed. */
 	__u8 dmac[ETH_ALEN];
 	__builtin_memcpy(dmac, rs->mac, ETH_ALEN);
-	return send_to(ctx, eth, tags, rs->ifindex, dmac, len);
+	return send_frame(ctx, pc, eth, tags, rs->ifindex, dmac, len);
+
+not_vip:;
+	int verdict = nat_reply(ctx, pc, eth, tags, l3, l4, data_end, v6, &fk, icmp, len);
+	if (verdict >= 0)
+		return verdict;
+	reason(pc, R_PASS_NOT_VIP, len);
+	return XDP_PASS;
 }
 
 char _license[] SEC("license") = "GPL";

@@ -14,6 +14,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vips SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vip_filter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vip_filter SEC(".maps");
+
 /* A service's Maglev table is a map of its own: memory follows the
  * services installed, a table is replaced in one update of the outer slot
  * (no moment without a table), and tables may differ in size. */
@@ -41,20 +49,31 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } reals SEC(".maps");
 
-/* One global LRU: veth and multi-queue NICs may move a flow between CPUs,
- * and a per-CPU table would then forget it. CT_PERCPU builds the per-CPU
- * variant that BenchmarkConntrack measures against this one. */
-struct {
+/* One global LRU per family: veth and multi-queue NICs may move a flow
+ * between CPUs, and a per-CPU table would then forget it. CT_PERCPU builds
+ * the per-CPU variant that BenchmarkConntrack measures against this one.
+ * conntrack holds IPv6 flows, conntrack4 IPv4 flows (a key of 16 bytes:
+ * ct_lookup and the others below choose). */
 #ifdef CT_PERCPU
-	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+#define LB_CT_TYPE BPF_MAP_TYPE_LRU_PERCPU_HASH
 #else
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+#define LB_CT_TYPE BPF_MAP_TYPE_LRU_HASH
 #endif
+struct {
+	__uint(type, LB_CT_TYPE);
 	__uint(max_entries, LB_CT_SIZE);
 	__type(key, struct flow_key);
 	__type(value, struct flow_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } conntrack SEC(".maps");
+
+struct {
+	__uint(type, LB_CT_TYPE);
+	__uint(max_entries, LB_CT_SIZE);
+	__type(key, struct flow_key4);
+	__type(value, struct flow_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} conntrack4 SEC(".maps");
 
 /* Persistence pins, with expiry checked on use (the LRU bounds them). */
 struct {
@@ -82,11 +101,13 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } real_stats SEC(".maps");
 
+/* One element per CPU: the reason counters, the flood guard's budget and
+ * the clock (struct lb_percpu). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, R_MAX);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct counter);
+	__type(value, struct lb_percpu);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } reason_stats SEC(".maps");
 
@@ -97,15 +118,6 @@ struct {
 	__type(value, struct lb_config);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } config SEC(".maps");
-
-/* New-entry budget per CPU and second (Katran's flood guard, per CPU so
- * that counting costs no shared write). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct flood_state);
-} flood SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
@@ -166,13 +178,95 @@ const enum lb_method *unused_method __attribute__((unused));
 const enum flow_flags *unused_flow_flags __attribute__((unused));
 const struct lb_config *unused_config __attribute__((unused));
 const struct flood_state *unused_flood __attribute__((unused));
+const struct lb_percpu *unused_percpu __attribute__((unused));
+const struct vip_filter *unused_vip_filter __attribute__((unused));
 const struct ring_chunk *unused_chunk __attribute__((unused));
 const struct rnat_val *unused_rnat __attribute__((unused));
 const struct nh_key *unused_nh_key __attribute__((unused));
 const struct nh_val *unused_nh_val __attribute__((unused));
 
+/* pkg/dataplane/xdp.vipFilterIndex is the same function in Go. */
+static __always_inline __u32 vip_filter_index(struct vip_key *vk)
+{
+	__u32 x = vk->addr[0] ^ vk->addr[1] ^ vk->addr[2] ^ vk->addr[3] ^ ((__u32)vk->port << 16 | vk->proto);
+	return (x * 0x9e3779b1u) >> LB_VIP_FILTER_SHIFT;
+}
+
+/* Whether vk (address, port, protocol) may be a service (false positives
+ * only). */
+static __always_inline int maybe_vip(struct vip_key *vk)
+{
+	__u32 zero = 0;
+	struct vip_filter *vf = bpf_map_lookup_elem(&vip_filter, &zero);
+	if (!vf)
+		return 1;
+	__u32 i = vip_filter_index(vk) & (LB_VIP_FILTER_BITS - 1);
+	return (vf->bits[i / 64] >> (i % 64)) & 1;
+}
+
+/* The flow table of f's family: v6 says which (a v4 key has its address
+ * in src[0], dst[0]). */
+static __always_inline struct flow_key4 flow_key4_of(struct flow_key *f)
+{
+	struct flow_key4 k = { .src = f->src[0], .dst = f->dst[0], .sport = f->sport, .dport = f->dport,
+			       .proto = f->proto };
+	return k;
+}
+
+static __always_inline struct flow_val *ct_lookup(struct flow_key *f, int v6)
+{
+	if (v6)
+		return bpf_map_lookup_elem(&conntrack, f);
+	struct flow_key4 k = flow_key4_of(f);
+	return bpf_map_lookup_elem(&conntrack4, &k);
+}
+
+static __always_inline void ct_delete(struct flow_key *f, int v6)
+{
+	if (v6) {
+		bpf_map_delete_elem(&conntrack, f);
+		return;
+	}
+	struct flow_key4 k = flow_key4_of(f);
+	bpf_map_delete_elem(&conntrack4, &k);
+}
+
+static __always_inline void ct_update(struct flow_key *f, int v6, struct flow_val *v)
+{
+	if (v6) {
+		bpf_map_update_elem(&conntrack, f, v, BPF_ANY);
+		return;
+	}
+	struct flow_key4 k = flow_key4_of(f);
+	bpf_map_update_elem(&conntrack4, &k, v, BPF_ANY);
+}
+
+static __always_inline struct lb_percpu *percpu(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&reason_stats, &zero);
+}
+
+/* Counts a packet under reason r in this CPU's state p (looked up when
+ * the caller has none at hand). */
+static __always_inline void reason(struct lb_percpu *p, __u32 r, __u64 bytes)
+{
+	if (!p)
+		p = percpu();
+	if (p && r < R_MAX) {
+		p->reasons[r].packets++;
+		p->reasons[r].bytes += bytes;
+	}
+}
+
+/* count(&reason_stats, r, len) counts a reason; any other map is an array
+ * of struct counter indexed by key. */
 static __always_inline void count(void *map, __u32 key, __u64 bytes)
 {
+	if (map == (void *)&reason_stats) {
+		reason(NULL, key, bytes);
+		return;
+	}
 	struct counter *c = bpf_map_lookup_elem(map, &key);
 	if (c) {
 		c->packets++;

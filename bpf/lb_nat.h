@@ -102,12 +102,13 @@ static __always_inline void nat_apply(void *l3, void *l4, void *end, int v6, __u
 /* Sends the frame out of oif to dmac: XDP_TX when oif is the ingress
  * interface (tags kept, our MAC is the old destination), a devmap redirect
  * otherwise (tags stripped: another interface is another link). */
-static __always_inline int send_to(struct xdp_md *ctx, struct ethhdr *eth, __u32 tags, __u32 oif, __u8 *dmac_in, __u64 len)
+static __always_inline int send_frame(struct xdp_md *ctx, struct lb_percpu *pc, struct ethhdr *eth, __u32 tags,
+				      __u32 oif, __u8 *dmac_in, __u64 len)
 {
 	if (oif == 0 || oif == ctx->ingress_ifindex) {
 		__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
 		__builtin_memcpy(eth->h_dest, dmac_in, ETH_ALEN);
-		count(&reason_stats, R_TX, len);
+		reason(pc, R_TX, len);
 		return XDP_TX;
 	}
 	struct real *om = bpf_map_lookup_elem(&if_macs, &oif);
@@ -132,11 +133,17 @@ static __always_inline int send_to(struct xdp_md *ctx, struct ethhdr *eth, __u32
 	long ret = bpf_redirect_map(&tx_ports, oif, 0);
 	if (ret != XDP_REDIRECT)
 		goto drop;
-	count(&reason_stats, R_REDIRECT, len);
+	reason(pc, R_REDIRECT, len);
 	return XDP_REDIRECT;
 drop:
-	count(&reason_stats, R_DROP_NO_TXPORT, len);
+	reason(pc, R_DROP_NO_TXPORT, len);
 	return XDP_DROP;
+}
+
+/* send_frame for callers without this CPU's state at hand. */
+static __always_inline int send_to(struct xdp_md *ctx, struct ethhdr *eth, __u32 tags, __u32 oif, __u8 *dmac_in, __u64 len)
+{
+	return send_frame(ctx, percpu(), eth, tags, oif, dmac_in, len);
 }
 
 /* An ICMP error about a NAT flow, rewritten like the packet it quotes:
@@ -210,8 +217,8 @@ static __always_inline int nat_icmp_apply(void *l3, void *end, int v6, struct na
 
 /* A NAT reply: f is the packet's own key (real -> client). Returns the
  * verdict, or -1 when the packet is not from a NAT real of the index. */
-static __always_inline int nat_reply(struct xdp_md *ctx, struct ethhdr *eth, __u32 tags, void *l3, void *l4,
-				     void *end, int v6, struct flow_key *f, int icmp, __u64 len)
+static __always_inline int nat_reply(struct xdp_md *ctx, struct lb_percpu *pc, struct ethhdr *eth, __u32 tags,
+				     void *l3, void *l4, void *end, int v6, struct flow_key *f, int icmp, __u64 len)
 {
 	struct vip_key rk = { .port = f->sport, .proto = f->proto, .family = v6 ? 6 : 4 };
 	__builtin_memcpy(rk.addr, f->src, 16);
@@ -249,7 +256,7 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct ethhdr *eth, __u
 			return -1;
 	}
 	if (ttl <= 1) {
-		count(&reason_stats, R_PASS_TTL, len);
+		reason(pc, R_PASS_TTL, len);
 		return XDP_PASS;
 	}
 	/* The client's flow, as the forward path recorded it. */
@@ -258,7 +265,7 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct ethhdr *eth, __u
 	__builtin_memcpy(ck.dst, rv->vip, 16);
 	__u32 oif = 0;
 	__u8 mac[ETH_ALEN];
-	struct flow_val *fv = bpf_map_lookup_elem(&conntrack, &ck);
+	struct flow_val *fv = ct_lookup(&ck, v6);
 	if (fv && fv->cifindex) {
 		oif = fv->cifindex;
 		__builtin_memcpy(mac, fv->cmac, ETH_ALEN);
@@ -275,7 +282,7 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct ethhdr *eth, __u
 			__u32 one = 1;
 			/* NOEXIST: one write per address until the Go side drains it. */
 			bpf_map_update_elem(&nh_wanted, &nk, &one, BPF_NOEXIST);
-			count(&reason_stats, R_PASS_NO_NEXTHOP, len);
+			reason(pc, R_PASS_NO_NEXTHOP, len);
 			return XDP_PASS;
 		}
 		oif = nh->ifindex;
@@ -291,7 +298,7 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct ethhdr *eth, __u
 	} else {
 		nat_apply(l3, l4, end, v6, f->proto, 0, &nr);
 	}
-	count(&reason_stats, R_NAT_REPLY, len);
-	return send_to(ctx, eth, tags, oif, mac, len);
+	reason(pc, R_NAT_REPLY, len);
+	return send_frame(ctx, pc, eth, tags, oif, mac, len);
 }
 

@@ -12,7 +12,7 @@
  * the maps in a directory named after the layout version and the sizes, so
  * a halod with another layout builds fresh maps beside the running ones. */
 enum lb_limits {
-	LB_LAYOUT_VERSION = 3, /* bump whenever a pinned map's key, value or type changes */
+	LB_LAYOUT_VERSION = 7, /* bump whenever a pinned map's key, value or type changes */
 	LB_MAX_SERVICES = 1024,
 	LB_MAX_REALS = 131072, /* (service, real) entries: a real in 3 services takes 3 */
 	LB_RING_SIZE = 16381,  /* largest per-service Maglev table; prime (pkg/maglev) */
@@ -25,6 +25,8 @@ enum lb_limits {
 	LB_MAX_RNAT = 131072, /* reverse-NAT index: one per (real address, port, protocol) */
 	LB_MAX_NEXTHOPS = 1024, /* routes towards clients for NAT replies of unseen flows */
 	LB_MAX_NH_WANTED = 1024, /* client addresses a NAT reply found no next hop for */
+	LB_VIP_FILTER_BITS = 4096, /* struct vip_filter: a power of two */
+	LB_VIP_FILTER_SHIFT = 20,  /* 32 - log2(LB_VIP_FILTER_BITS) */
 };
 
 enum lb_flags {
@@ -91,6 +93,15 @@ struct vip_key {
 	__u8 family;   /* 4 or 6 */
 };
 
+/* One bit per hash of a service's (address, port, protocol)
+ * (vip_filter_index): a packet whose destination's bit is clear is no
+ * service's, and skips the flow-table and service lookups (it may still be
+ * a NAT reply). Go sets the bits of every installed service, adding before
+ * a service appears and clearing after it is gone. */
+struct vip_filter {
+	__u64 bits[LB_VIP_FILTER_BITS / 64];
+};
+
 struct vip_meta {
 	__u32 id;        /* service index: rings, vip_stats */
 	__u32 flags;     /* enum lb_flags */
@@ -125,6 +136,18 @@ struct real {
 struct flow_key {
 	__u32 src[4];
 	__u32 dst[4];
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+/* An IPv4 flow's key: struct flow_key's fields in 16 bytes instead of
+ * 40, in a table of its own (conntrack4), because the kernel hashes and
+ * compares the whole key on every lookup. */
+struct flow_key4 {
+	__u32 src;
+	__u32 dst;
 	__u16 sport;
 	__u16 dport;
 	__u8 proto;
@@ -195,4 +218,16 @@ struct flood_state {
 struct counter {
 	__u64 packets;
 	__u64 bytes;
+};
+
+/* The per-CPU state of the data path, the one element of reason_stats: a
+ * packet looks it up once and then counts its reasons, spends its
+ * new-entry budget and reads the clock without another lookup. The clock
+ * is bpf_ktime_get_coarse_ns, which only moves when jiffies tick: it is
+ * read once per tick (bpf_jiffies64 is one load, the helper a call). */
+struct lb_percpu {
+	struct counter reasons[R_MAX]; /* indexed by enum lb_reason */
+	struct flood_state flood;
+	__u64 jiffies; /* bpf_jiffies64 when now was read */
+	__u64 now;     /* bpf_ktime_get_coarse_ns at that tick */
 };

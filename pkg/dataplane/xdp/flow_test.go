@@ -48,10 +48,12 @@ func realOf(out []byte) string {
 	return "?"
 }
 
-func flowKeyOf(f *packet.Frame) lbFlowKey {
-	k := lbFlowKey{Proto: 6}
-	k.Src, _ = addrWords(f.IPv4.Src)
-	k.Dst, _ = addrWords(f.IPv4.Dst)
+// flowKeyOf is the key of an IPv4 TCP frame's flow in conntrack4.
+func flowKeyOf(f *packet.Frame) lbFlowKey4 {
+	k := lbFlowKey4{Proto: 6}
+	src, _ := addrWords(f.IPv4.Src)
+	dst, _ := addrWords(f.IPv4.Dst)
+	k.Src, k.Dst = src[0], dst[0]
 	k.Sport, k.Dport = htons(f.TCP.SrcPort), htons(f.TCP.DstPort)
 	return k
 }
@@ -59,7 +61,7 @@ func flowKeyOf(f *packet.Frame) lbFlowKey {
 func (b *Backend) hasFlow(f *packet.Frame) bool {
 	k := flowKeyOf(f)
 	var v lbFlowVal
-	return b.objs.Conntrack.Lookup(&k, &v) == nil
+	return b.objs.Conntrack4.Lookup(&k, &v) == nil
 }
 
 // rewindFlow makes f's entry look idle for d.
@@ -67,11 +69,11 @@ func (b *Backend) rewindFlow(t *testing.T, f *packet.Frame, d time.Duration) {
 	t.Helper()
 	k := flowKeyOf(f)
 	var v lbFlowVal
-	if err := b.objs.Conntrack.Lookup(&k, &v); err != nil {
+	if err := b.objs.Conntrack4.Lookup(&k, &v); err != nil {
 		t.Fatalf("no entry to age: %v", err)
 	}
 	v.LastSeen -= uint64(d)
-	if err := b.objs.Conntrack.Put(&k, &v); err != nil {
+	if err := b.objs.Conntrack4.Put(&k, &v); err != nil {
 		t.Fatal(err)
 	}
 }

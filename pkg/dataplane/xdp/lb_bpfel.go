@@ -19,12 +19,6 @@ type lbCounter struct {
 	Bytes   uint64
 }
 
-type lbFloodState struct {
-	_           structs.HostLayout
-	WindowStart uint64
-	Count       uint64
-}
-
 type lbFlowFlags uint32
 
 const (
@@ -35,6 +29,16 @@ type lbFlowKey struct {
 	_     structs.HostLayout
 	Src   [4]uint32
 	Dst   [4]uint32
+	Sport uint16
+	Dport uint16
+	Proto uint8
+	Pad   [3]uint8
+}
+
+type lbFlowKey4 struct {
+	_     structs.HostLayout
+	Src   uint32
+	Dst   uint32
 	Sport uint16
 	Dport uint16
 	Proto uint8
@@ -71,19 +75,21 @@ const (
 type lbLbLimits uint32
 
 const (
-	lbLbLimitsLB_LAYOUT_VERSION lbLbLimits = 3
-	lbLbLimitsLB_MAX_SERVICES   lbLbLimits = 1024
-	lbLbLimitsLB_MAX_REALS      lbLbLimits = 131072
-	lbLbLimitsLB_RING_SIZE      lbLbLimits = 16381
-	lbLbLimitsLB_RING_CHUNK     lbLbLimits = 16
-	lbLbLimitsLB_RING_CHUNKS    lbLbLimits = 1024
-	lbLbLimitsLB_CT_SIZE        lbLbLimits = 262144
-	lbLbLimitsLB_PERSIST_SIZE   lbLbLimits = 65536
-	lbLbLimitsLB_MAX_IFACES     lbLbLimits = 64
-	lbLbLimitsLB_MAX_VLAN_TAGS  lbLbLimits = 2
-	lbLbLimitsLB_MAX_RNAT       lbLbLimits = 131072
-	lbLbLimitsLB_MAX_NEXTHOPS   lbLbLimits = 1024
-	lbLbLimitsLB_MAX_NH_WANTED  lbLbLimits = 1024
+	lbLbLimitsLB_LAYOUT_VERSION   lbLbLimits = 7
+	lbLbLimitsLB_MAX_SERVICES     lbLbLimits = 1024
+	lbLbLimitsLB_MAX_REALS        lbLbLimits = 131072
+	lbLbLimitsLB_RING_SIZE        lbLbLimits = 16381
+	lbLbLimitsLB_RING_CHUNK       lbLbLimits = 16
+	lbLbLimitsLB_RING_CHUNKS      lbLbLimits = 1024
+	lbLbLimitsLB_CT_SIZE          lbLbLimits = 262144
+	lbLbLimitsLB_PERSIST_SIZE     lbLbLimits = 65536
+	lbLbLimitsLB_MAX_IFACES       lbLbLimits = 64
+	lbLbLimitsLB_MAX_VLAN_TAGS    lbLbLimits = 2
+	lbLbLimitsLB_MAX_RNAT         lbLbLimits = 131072
+	lbLbLimitsLB_MAX_NEXTHOPS     lbLbLimits = 1024
+	lbLbLimitsLB_MAX_NH_WANTED    lbLbLimits = 1024
+	lbLbLimitsLB_VIP_FILTER_BITS  lbLbLimits = 4096
+	lbLbLimitsLB_VIP_FILTER_SHIFT lbLbLimits = 20
 )
 
 type lbLbMethod uint32
@@ -94,6 +100,18 @@ const (
 	lbLbMethodMETHOD_TUN lbLbMethod = 2
 	lbLbMethodMETHOD_GUE lbLbMethod = 3
 )
+
+type lbLbPercpu struct {
+	_       structs.HostLayout
+	Reasons [25]lbCounter
+	Flood   struct {
+		_           structs.HostLayout
+		WindowStart uint64
+		Count       uint64
+	}
+	Jiffies uint64
+	Now     uint64
+}
 
 type lbLbReason uint32
 
@@ -189,6 +207,11 @@ type lbRnatVal struct {
 	Svc    uint32
 }
 
+type lbVipFilter struct {
+	_    structs.HostLayout
+	Bits [64]uint64
+}
+
 type lbVipKey struct {
 	_      structs.HostLayout
 	Addr   [4]uint32
@@ -212,7 +235,7 @@ type lbVipMeta struct {
 const (
 	lbMapConfig          = "config"
 	lbMapConntrack       = "conntrack"
-	lbMapFlood           = "flood"
+	lbMapConntrack4      = "conntrack4"
 	lbMapIfMacs          = "if_macs"
 	lbMapNexthops        = "nexthops"
 	lbMapNhWanted        = "nh_wanted"
@@ -223,6 +246,7 @@ const (
 	lbMapRings           = "rings"
 	lbMapRnat            = "rnat"
 	lbMapTxPorts         = "tx_ports"
+	lbMapVipFilter       = "vip_filter"
 	lbMapVipStats        = "vip_stats"
 	lbMapVips            = "vips"
 	lbProgXdpLb          = "xdp_lb"
@@ -235,9 +259,11 @@ const (
 	lbVarUnusedMethod    = "unused_method"
 	lbVarUnusedNhKey     = "unused_nh_key"
 	lbVarUnusedNhVal     = "unused_nh_val"
+	lbVarUnusedPercpu    = "unused_percpu"
 	lbVarUnusedRealFlags = "unused_real_flags"
 	lbVarUnusedReason    = "unused_reason"
 	lbVarUnusedRnat      = "unused_rnat"
+	lbVarUnusedVipFilter = "unused_vip_filter"
 )
 
 // loadLb returns the embedded CollectionSpec for lb.
@@ -291,7 +317,7 @@ type lbProgramSpecs struct {
 type lbMapSpecs struct {
 	Config      *ebpf.MapSpec `ebpf:"config"`
 	Conntrack   *ebpf.MapSpec `ebpf:"conntrack"`
-	Flood       *ebpf.MapSpec `ebpf:"flood"`
+	Conntrack4  *ebpf.MapSpec `ebpf:"conntrack4"`
 	IfMacs      *ebpf.MapSpec `ebpf:"if_macs"`
 	Nexthops    *ebpf.MapSpec `ebpf:"nexthops"`
 	NhWanted    *ebpf.MapSpec `ebpf:"nh_wanted"`
@@ -302,6 +328,7 @@ type lbMapSpecs struct {
 	Rings       *ebpf.MapSpec `ebpf:"rings"`
 	Rnat        *ebpf.MapSpec `ebpf:"rnat"`
 	TxPorts     *ebpf.MapSpec `ebpf:"tx_ports"`
+	VipFilter   *ebpf.MapSpec `ebpf:"vip_filter"`
 	VipStats    *ebpf.MapSpec `ebpf:"vip_stats"`
 	Vips        *ebpf.MapSpec `ebpf:"vips"`
 }
@@ -319,9 +346,11 @@ type lbVariableSpecs struct {
 	UnusedMethod    *ebpf.VariableSpec `ebpf:"unused_method"`
 	UnusedNhKey     *ebpf.VariableSpec `ebpf:"unused_nh_key"`
 	UnusedNhVal     *ebpf.VariableSpec `ebpf:"unused_nh_val"`
+	UnusedPercpu    *ebpf.VariableSpec `ebpf:"unused_percpu"`
 	UnusedRealFlags *ebpf.VariableSpec `ebpf:"unused_real_flags"`
 	UnusedReason    *ebpf.VariableSpec `ebpf:"unused_reason"`
 	UnusedRnat      *ebpf.VariableSpec `ebpf:"unused_rnat"`
+	UnusedVipFilter *ebpf.VariableSpec `ebpf:"unused_vip_filter"`
 }
 
 // lbObjects contains all objects after they have been loaded into the kernel.
@@ -346,7 +375,7 @@ func (o *lbObjects) Close() error {
 type lbMaps struct {
 	Config      *ebpf.Map `ebpf:"config"`
 	Conntrack   *ebpf.Map `ebpf:"conntrack"`
-	Flood       *ebpf.Map `ebpf:"flood"`
+	Conntrack4  *ebpf.Map `ebpf:"conntrack4"`
 	IfMacs      *ebpf.Map `ebpf:"if_macs"`
 	Nexthops    *ebpf.Map `ebpf:"nexthops"`
 	NhWanted    *ebpf.Map `ebpf:"nh_wanted"`
@@ -357,6 +386,7 @@ type lbMaps struct {
 	Rings       *ebpf.Map `ebpf:"rings"`
 	Rnat        *ebpf.Map `ebpf:"rnat"`
 	TxPorts     *ebpf.Map `ebpf:"tx_ports"`
+	VipFilter   *ebpf.Map `ebpf:"vip_filter"`
 	VipStats    *ebpf.Map `ebpf:"vip_stats"`
 	Vips        *ebpf.Map `ebpf:"vips"`
 }
@@ -365,7 +395,7 @@ func (m *lbMaps) Close() error {
 	return _LbClose(
 		m.Config,
 		m.Conntrack,
-		m.Flood,
+		m.Conntrack4,
 		m.IfMacs,
 		m.Nexthops,
 		m.NhWanted,
@@ -376,6 +406,7 @@ func (m *lbMaps) Close() error {
 		m.Rings,
 		m.Rnat,
 		m.TxPorts,
+		m.VipFilter,
 		m.VipStats,
 		m.Vips,
 	)
@@ -394,9 +425,11 @@ type lbVariables struct {
 	UnusedMethod    *ebpf.Variable `ebpf:"unused_method"`
 	UnusedNhKey     *ebpf.Variable `ebpf:"unused_nh_key"`
 	UnusedNhVal     *ebpf.Variable `ebpf:"unused_nh_val"`
+	UnusedPercpu    *ebpf.Variable `ebpf:"unused_percpu"`
 	UnusedRealFlags *ebpf.Variable `ebpf:"unused_real_flags"`
 	UnusedReason    *ebpf.Variable `ebpf:"unused_reason"`
 	UnusedRnat      *ebpf.Variable `ebpf:"unused_rnat"`
+	UnusedVipFilter *ebpf.Variable `ebpf:"unused_vip_filter"`
 }
 
 // lbPrograms contains all programs after they have been loaded into the kernel.

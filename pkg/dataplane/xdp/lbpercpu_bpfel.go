@@ -19,16 +19,20 @@ type lbpercpuCounter struct {
 	Bytes   uint64
 }
 
-type lbpercpuFloodState struct {
-	_           structs.HostLayout
-	WindowStart uint64
-	Count       uint64
-}
-
 type lbpercpuFlowKey struct {
 	_     structs.HostLayout
 	Src   [4]uint32
 	Dst   [4]uint32
+	Sport uint16
+	Dport uint16
+	Proto uint8
+	Pad   [3]uint8
+}
+
+type lbpercpuFlowKey4 struct {
+	_     structs.HostLayout
+	Src   uint32
+	Dst   uint32
 	Sport uint16
 	Dport uint16
 	Proto uint8
@@ -53,6 +57,18 @@ type lbpercpuLbConfig struct {
 	UdpTimeoutNs    uint64
 	FloodThreshold  uint32
 	Pad             uint32
+}
+
+type lbpercpuLbPercpu struct {
+	_       structs.HostLayout
+	Reasons [25]lbpercpuCounter
+	Flood   struct {
+		_           structs.HostLayout
+		WindowStart uint64
+		Count       uint64
+	}
+	Jiffies uint64
+	Now     uint64
 }
 
 type lbpercpuNhKey struct {
@@ -104,6 +120,11 @@ type lbpercpuRnatVal struct {
 	Svc    uint32
 }
 
+type lbpercpuVipFilter struct {
+	_    structs.HostLayout
+	Bits [64]uint64
+}
+
 type lbpercpuVipKey struct {
 	_      structs.HostLayout
 	Addr   [4]uint32
@@ -127,7 +148,7 @@ type lbpercpuVipMeta struct {
 const (
 	lbpercpuMapConfig          = "config"
 	lbpercpuMapConntrack       = "conntrack"
-	lbpercpuMapFlood           = "flood"
+	lbpercpuMapConntrack4      = "conntrack4"
 	lbpercpuMapIfMacs          = "if_macs"
 	lbpercpuMapNexthops        = "nexthops"
 	lbpercpuMapNhWanted        = "nh_wanted"
@@ -138,6 +159,7 @@ const (
 	lbpercpuMapRings           = "rings"
 	lbpercpuMapRnat            = "rnat"
 	lbpercpuMapTxPorts         = "tx_ports"
+	lbpercpuMapVipFilter       = "vip_filter"
 	lbpercpuMapVipStats        = "vip_stats"
 	lbpercpuMapVips            = "vips"
 	lbpercpuProgXdpLb          = "xdp_lb"
@@ -150,9 +172,11 @@ const (
 	lbpercpuVarUnusedMethod    = "unused_method"
 	lbpercpuVarUnusedNhKey     = "unused_nh_key"
 	lbpercpuVarUnusedNhVal     = "unused_nh_val"
+	lbpercpuVarUnusedPercpu    = "unused_percpu"
 	lbpercpuVarUnusedRealFlags = "unused_real_flags"
 	lbpercpuVarUnusedReason    = "unused_reason"
 	lbpercpuVarUnusedRnat      = "unused_rnat"
+	lbpercpuVarUnusedVipFilter = "unused_vip_filter"
 )
 
 // loadLbpercpu returns the embedded CollectionSpec for lbpercpu.
@@ -206,7 +230,7 @@ type lbpercpuProgramSpecs struct {
 type lbpercpuMapSpecs struct {
 	Config      *ebpf.MapSpec `ebpf:"config"`
 	Conntrack   *ebpf.MapSpec `ebpf:"conntrack"`
-	Flood       *ebpf.MapSpec `ebpf:"flood"`
+	Conntrack4  *ebpf.MapSpec `ebpf:"conntrack4"`
 	IfMacs      *ebpf.MapSpec `ebpf:"if_macs"`
 	Nexthops    *ebpf.MapSpec `ebpf:"nexthops"`
 	NhWanted    *ebpf.MapSpec `ebpf:"nh_wanted"`
@@ -217,6 +241,7 @@ type lbpercpuMapSpecs struct {
 	Rings       *ebpf.MapSpec `ebpf:"rings"`
 	Rnat        *ebpf.MapSpec `ebpf:"rnat"`
 	TxPorts     *ebpf.MapSpec `ebpf:"tx_ports"`
+	VipFilter   *ebpf.MapSpec `ebpf:"vip_filter"`
 	VipStats    *ebpf.MapSpec `ebpf:"vip_stats"`
 	Vips        *ebpf.MapSpec `ebpf:"vips"`
 }
@@ -234,9 +259,11 @@ type lbpercpuVariableSpecs struct {
 	UnusedMethod    *ebpf.VariableSpec `ebpf:"unused_method"`
 	UnusedNhKey     *ebpf.VariableSpec `ebpf:"unused_nh_key"`
 	UnusedNhVal     *ebpf.VariableSpec `ebpf:"unused_nh_val"`
+	UnusedPercpu    *ebpf.VariableSpec `ebpf:"unused_percpu"`
 	UnusedRealFlags *ebpf.VariableSpec `ebpf:"unused_real_flags"`
 	UnusedReason    *ebpf.VariableSpec `ebpf:"unused_reason"`
 	UnusedRnat      *ebpf.VariableSpec `ebpf:"unused_rnat"`
+	UnusedVipFilter *ebpf.VariableSpec `ebpf:"unused_vip_filter"`
 }
 
 // lbpercpuObjects contains all objects after they have been loaded into the kernel.
@@ -261,7 +288,7 @@ func (o *lbpercpuObjects) Close() error {
 type lbpercpuMaps struct {
 	Config      *ebpf.Map `ebpf:"config"`
 	Conntrack   *ebpf.Map `ebpf:"conntrack"`
-	Flood       *ebpf.Map `ebpf:"flood"`
+	Conntrack4  *ebpf.Map `ebpf:"conntrack4"`
 	IfMacs      *ebpf.Map `ebpf:"if_macs"`
 	Nexthops    *ebpf.Map `ebpf:"nexthops"`
 	NhWanted    *ebpf.Map `ebpf:"nh_wanted"`
@@ -272,6 +299,7 @@ type lbpercpuMaps struct {
 	Rings       *ebpf.Map `ebpf:"rings"`
 	Rnat        *ebpf.Map `ebpf:"rnat"`
 	TxPorts     *ebpf.Map `ebpf:"tx_ports"`
+	VipFilter   *ebpf.Map `ebpf:"vip_filter"`
 	VipStats    *ebpf.Map `ebpf:"vip_stats"`
 	Vips        *ebpf.Map `ebpf:"vips"`
 }
@@ -280,7 +308,7 @@ func (m *lbpercpuMaps) Close() error {
 	return _LbpercpuClose(
 		m.Config,
 		m.Conntrack,
-		m.Flood,
+		m.Conntrack4,
 		m.IfMacs,
 		m.Nexthops,
 		m.NhWanted,
@@ -291,6 +319,7 @@ func (m *lbpercpuMaps) Close() error {
 		m.Rings,
 		m.Rnat,
 		m.TxPorts,
+		m.VipFilter,
 		m.VipStats,
 		m.Vips,
 	)
@@ -309,9 +338,11 @@ type lbpercpuVariables struct {
 	UnusedMethod    *ebpf.Variable `ebpf:"unused_method"`
 	UnusedNhKey     *ebpf.Variable `ebpf:"unused_nh_key"`
 	UnusedNhVal     *ebpf.Variable `ebpf:"unused_nh_val"`
+	UnusedPercpu    *ebpf.Variable `ebpf:"unused_percpu"`
 	UnusedRealFlags *ebpf.Variable `ebpf:"unused_real_flags"`
 	UnusedReason    *ebpf.Variable `ebpf:"unused_reason"`
 	UnusedRnat      *ebpf.Variable `ebpf:"unused_rnat"`
+	UnusedVipFilter *ebpf.Variable `ebpf:"unused_vip_filter"`
 }
 
 // lbpercpuPrograms contains all programs after they have been loaded into the kernel.

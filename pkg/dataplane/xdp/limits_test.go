@@ -23,9 +23,10 @@ func TestMapSizesMatchLimits(t *testing.T) {
 		"persist":      uint32(lbLbLimitsLB_PERSIST_SIZE),
 		"reals":        MaxReals,
 		"conntrack":    FlowTableSize,
+		"conntrack4":   FlowTableSize,
 		"vip_stats":    MaxServices,
 		"real_stats":   MaxReals,
-		"reason_stats": uint32(numReasons),
+		"reason_stats": 1, // one struct lb_percpu per CPU
 		"tx_ports":     maxIfaces,
 		"if_macs":      maxIfaces,
 		"nh_wanted":    uint32(lbLbLimitsLB_MAX_NH_WANTED),
@@ -41,9 +42,10 @@ func TestMapSizesMatchLimits(t *testing.T) {
 		}
 	}
 	sizes := map[string]struct{ key, value uint32 }{
-		"vips":      {uint32(sizeOf[lbVipKey]()), uint32(sizeOf[lbVipMeta]())},
-		"reals":     {4, uint32(sizeOf[lbReal]())},
-		"conntrack": {uint32(sizeOf[lbFlowKey]()), uint32(sizeOf[lbFlowVal]())},
+		"vips":         {uint32(sizeOf[lbVipKey]()), uint32(sizeOf[lbVipMeta]())},
+		"reals":        {4, uint32(sizeOf[lbReal]())},
+		"conntrack":    {uint32(sizeOf[lbFlowKey]()), uint32(sizeOf[lbFlowVal]())},
+		"reason_stats": {4, uint32(sizeOf[lbLbPercpu]())},
 	}
 	for name, s := range sizes {
 		m := spec.Maps[name]
@@ -63,8 +65,10 @@ func TestMapSizesMatchLimits(t *testing.T) {
 			t.Errorf("reason %d has no metrics name", r)
 		}
 	}
-	if spec.Maps["conntrack"].Type != ebpf.LRUHash {
-		t.Errorf("conntrack is %s, want an LRU hash", spec.Maps["conntrack"].Type)
+	for _, name := range []string{"conntrack", "conntrack4"} {
+		if spec.Maps[name].Type != ebpf.LRUHash {
+			t.Errorf("%s is %s, want an LRU hash", name, spec.Maps[name].Type)
+		}
 	}
 }
 

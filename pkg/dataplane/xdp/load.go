@@ -48,7 +48,8 @@ func loadSpec(spec *ebpf.CollectionSpec, opts Options) (*Backend, error) {
 		b.log = opts.Log
 	}
 	for name, n := range map[string]uint32{"vips": opts.MaxServices, "rings": opts.MaxServices,
-		"vip_stats": opts.MaxServices, "reals": opts.MaxReals, "real_stats": opts.MaxReals, "conntrack": opts.FlowTableSize} {
+		"vip_stats": opts.MaxServices, "reals": opts.MaxReals, "real_stats": opts.MaxReals,
+		"conntrack": opts.FlowTableSize, "conntrack4": opts.FlowTableSize} {
 		spec.Maps[name].MaxEntries = n
 	}
 	// stageTable creates the inner maps without BTF, so the template must

@@ -78,8 +78,8 @@ func memoryReport(tb testing.TB, be *Backend, n int) string {
 	var sb strings.Builder
 	var total uint64
 	maps := map[string]*ebpf.Map{"vips": be.objs.Vips, "rings (outer)": be.objs.Rings, "reals": be.objs.Reals,
-		"conntrack": be.objs.Conntrack, "vip_stats": be.objs.VipStats, "real_stats": be.objs.RealStats,
-		"reason_stats": be.objs.ReasonStats, "config": be.objs.Config, "flood": be.objs.Flood,
+		"conntrack": be.objs.Conntrack, "conntrack4": be.objs.Conntrack4, "vip_stats": be.objs.VipStats, "real_stats": be.objs.RealStats,
+		"reason_stats": be.objs.ReasonStats, "config": be.objs.Config,
 		"tx_ports": be.objs.TxPorts, "if_macs": be.objs.IfMacs, "persist": be.objs.Persist}
 	cpus, _ := ebpf.PossibleCPU()
 	fmt.Fprintf(&sb, "kernel memory of the maps (memlock, %d possible CPUs):\n", cpus)

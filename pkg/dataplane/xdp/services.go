@@ -30,7 +30,13 @@ func (b *Backend) Apply(ctx context.Context, desired []dataplane.Service) error 
 	b.resolveNew(accepted)
 
 	b.mu.Lock()
-	err := b.install(accepted)
+	// Bits of VIPs about to appear are set first, and the bits of the ones
+	// gone are cleared once they are (see writeVIPFilter).
+	err := b.writeVIPFilter(b.installed, accepted)
+	if err == nil {
+		err = b.install(accepted)
+		err = errors.Join(err, b.writeVIPFilter(b.installed))
+	}
 	if err == nil {
 		err = b.syncRNAT(accepted)
 	}

@@ -72,11 +72,21 @@ func sumCounter(m *ebpf.Map, key uint32) dataplane.Stats {
 	return s
 }
 
-// Reasons returns the per-reason packet counters.
+// Reasons returns the per-reason packet counters (summed over the CPUs'
+// states: reason_stats has one element per CPU, struct lb_percpu).
 func (b *Backend) Reasons() map[Reason]uint64 {
 	out := map[Reason]uint64{}
 	for r := Reason(0); r < numReasons; r++ {
-		out[r] = sumCounter(b.objs.ReasonStats, uint32(r)).Packets
+		out[r] = 0
+	}
+	var per []lbLbPercpu
+	if err := b.objs.ReasonStats.Lookup(uint32(0), &per); err != nil {
+		return out
+	}
+	for _, p := range per {
+		for r := Reason(0); r < numReasons && int(r) < len(p.Reasons); r++ {
+			out[r] += p.Reasons[r].Packets
+		}
 	}
 	return out
 }
@@ -99,23 +109,28 @@ func (b *Backend) RealFlows() map[netip.Addr]int {
 	}
 	b.mu.Unlock()
 	out := map[netip.Addr]int{}
-	var k lbFlowKey
-	var v lbFlowVal
-	it := b.objs.Conntrack.Iterate()
-	for it.Next(&k, &v) {
-		out[byID[v.RealId]]++
-	}
+	b.eachFlow(func(v *lbFlowVal) { out[byID[v.RealId]]++ })
 	return out
 }
 
-// FlowEntries is the number of flow-table entries.
+// eachFlow calls f with every entry of both flow tables (IPv4, IPv6).
+func (b *Backend) eachFlow(f func(*lbFlowVal)) {
+	var v lbFlowVal
+	var k4 lbFlowKey4
+	it := b.objs.Conntrack4.Iterate()
+	for it.Next(&k4, &v) {
+		f(&v)
+	}
+	var k lbFlowKey
+	it = b.objs.Conntrack.Iterate()
+	for it.Next(&k, &v) {
+		f(&v)
+	}
+}
+
+// FlowEntries is the number of flow-table entries (both families).
 func (b *Backend) FlowEntries() int {
 	n := 0
-	var k lbFlowKey
-	var v lbFlowVal
-	it := b.objs.Conntrack.Iterate()
-	for it.Next(&k, &v) {
-		n++
-	}
+	b.eachFlow(func(*lbFlowVal) { n++ })
 	return n
 }
