@@ -50,15 +50,10 @@ struct {
 } reals SEC(".maps");
 
 /* One global LRU per family: veth and multi-queue NICs may move a flow
- * between CPUs, and a per-CPU table would then forget it. CT_PERCPU builds
- * the per-CPU variant that BenchmarkConntrack measures against this one.
+ * between CPUs, and a per-CPU table would then forget it.
  * conntrack holds IPv6 flows, conntrack4 IPv4 flows (a key of 16 bytes:
  * ct_lookup and the others below choose). */
-#ifdef CT_PERCPU
-#define LB_CT_TYPE BPF_MAP_TYPE_LRU_PERCPU_HASH
-#else
 #define LB_CT_TYPE BPF_MAP_TYPE_LRU_HASH
-#endif
 struct {
 	__uint(type, LB_CT_TYPE);
 	__uint(max_entries, LB_CT_SIZE);
