@@ -20,6 +20,21 @@ type Item struct {
 	Unknown bool
 }
 
+// Pending names the first weight-0 script that has not reported yet, or is
+// "". keepalived 2.2.7 shows no state for an instance tracking one until
+// its first result, with or without init_fail: no FAULT first, then FAULT
+// or BACKUP (docs/keepalived.md#init_fail-measured). A weighted script
+// moves nothing until its first result, init_fail or not (measured: weight
+// -60 on base 150 notified BACKUP 150 at start).
+func Pending(items []Item) string {
+	for _, it := range items {
+		if it.Unknown && it.Weight == 0 {
+			return it.Name
+		}
+	}
+	return ""
+}
+
 // Effective computes an instance's priority from its base priority and
 // tracked items: positive weights add while OK, negative weights subtract
 // while failed (reverse: the other way round, at the same moments), weight

@@ -133,3 +133,21 @@ func TestUnknownScriptMovesNothing(t *testing.T) {
 		}
 	}
 }
+
+// Only a weight-0 script without a result holds an instance.
+func TestPending(t *testing.T) {
+	for _, c := range []struct {
+		it   Item
+		want string
+	}{
+		{Item{Name: "a", Unknown: true}, "a"},
+		{Item{Name: "a", Unknown: true, Reverse: true}, "a"},
+		{Item{Name: "a", Unknown: false}, ""},
+		{Item{Name: "a", Unknown: true, Weight: -60}, ""},
+		{Item{Name: "a", Unknown: true, Weight: 10}, ""},
+	} {
+		if got := Pending([]Item{{Name: "if", OK: true}, c.it}); got != c.want {
+			t.Errorf("%+v: pending %q, want %q", c.it, got, c.want)
+		}
+	}
+}

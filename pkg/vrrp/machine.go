@@ -98,6 +98,11 @@ type Machine struct {
 	mai        time.Duration // Master_Adver_Interval
 	fault      bool          // one of the instance's own tracked objects is down
 	groupFault bool          // a sync-group sibling is in FAULT (keepalived takes the whole group there)
+	// held keeps the machine in INIT, showing no state, until a weight-0
+	// script tracker has reported (docs/keepalived.md#init_fail-measured);
+	// startWanted remembers a Start that came while held.
+	held        bool
+	startWanted bool
 
 	downAt    time.Time // BACKUP: Master_Down timer
 	advertAt  time.Time // MASTER: next advert
@@ -189,6 +194,10 @@ func (m *Machine) Start(now time.Time) []Action {
 	if m.state != Init {
 		return nil
 	}
+	if m.held {
+		m.startWanted = true
+		return nil
+	}
 	if m.fault {
 		return []Action{m.to(Fault, "tracked object down at start")}
 	}
@@ -201,6 +210,24 @@ func (m *Machine) Start(now time.Time) []Action {
 	m.mai = m.cfg.AdvertInt
 	return []Action{m.becomeBackup(now, "start")}
 }
+
+// SetHold holds the machine in INIT while a weight-0 script tracker has not
+// reported: keepalived 2.2.7 shows no state (and notifies nothing) for such
+// an instance until the script's first result, init_fail or not, then FAULT if it failed
+// or BACKUP if it passed. A Start that came while held happens on release,
+// with the faults and priority known by then. Holding only matters before
+// the start.
+func (m *Machine) SetHold(now time.Time, hold bool) []Action {
+	m.held = hold
+	if hold || !m.startWanted || m.state != Init {
+		return nil
+	}
+	m.startWanted = false
+	return m.Start(now)
+}
+
+// Held reports whether a Start is waiting for SetHold(false).
+func (m *Machine) Held() bool { return m.held && m.state == Init }
 
 // Receive handles a validated advert for this instance from src.
 func (m *Machine) Receive(now time.Time, src netip.Addr, a *Advert) []Action {

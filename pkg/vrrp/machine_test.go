@@ -358,3 +358,49 @@ func TestReconfigureKeepsState(t *testing.T) {
 		t.Fatalf("priority %d after leaving ownership", b.Priority())
 	}
 }
+
+// A weight-0 script tracker with no result holds the machine in INIT:
+// Start shows no state; the release starts it with what is known by then
+// (docs/keepalived.md#init_fail-measured).
+func TestHoldDelaysStart(t *testing.T) {
+	m := New(cfg(150))
+	expect(t, m.SetHold(at(0), true), "")
+	expect(t, m.Start(at(0)), "")
+	if m.State() != Init || !m.Held() || !m.Deadline().IsZero() {
+		t.Fatalf("held start: state %v held %v deadline %v", m.State(), m.Held(), m.Deadline())
+	}
+	expect(t, m.SetHold(at(time.Second), true), "")
+	// The first result passed 3 s in: BACKUP, down timer from then.
+	expect(t, m.SetHold(at(3*time.Second), false), "INIT->BACKUP (start)")
+	if m.Held() || m.Deadline() != at(3*time.Second+m.MasterDownInterval()) {
+		t.Fatalf("down timer %v after release", m.Deadline().Sub(t0))
+	}
+	expect(t, m.SetHold(at(4*time.Second), false), "")
+
+	// The first result failed: FAULT, never BACKUP first.
+	m = New(cfg(150))
+	m.SetHold(at(0), true)
+	expect(t, m.Start(at(0)), "")
+	expect(t, m.SetFault(at(3*time.Second), true, "chk is down"), "")
+	expect(t, m.SetHold(at(3*time.Second), false), "INIT->FAULT (tracked object down at start)")
+
+	// Released before the start: Start then proceeds as usual.
+	m = New(cfg(150))
+	m.SetHold(at(0), true)
+	expect(t, m.SetHold(at(0), false), "")
+	expect(t, m.Start(at(0)), "INIT->BACKUP (start)")
+
+	// The owner becomes MASTER on release.
+	m = New(cfg(OwnerPriority))
+	m.SetHold(at(0), true)
+	expect(t, m.Start(at(0)), "")
+	expect(t, m.SetHold(at(time.Second), false), "advert(prio 255); INIT->MASTER (address owner (priority 255))")
+
+	// Holding after the start changes nothing.
+	m = New(cfg(150))
+	m.Start(at(0))
+	expect(t, m.SetHold(at(time.Second), true), "")
+	if m.State() != Backup || m.Held() {
+		t.Fatalf("hold after start: %v held %v", m.State(), m.Held())
+	}
+}

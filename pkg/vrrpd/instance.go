@@ -220,11 +220,11 @@ func (in *instance) addTracker(kind string, t config.TrackRef, weight int) {
 		for _, s := range in.d.cfg.Scripts {
 			if s.Name == t.Name {
 				reverse = reverse || s.Reverse
-				// init_fail starts the tracker failed until the first run.
-				// Unknown until its first result, unless init_fail
-				// starts it failed.
+				// Unknown until its first result, init_fail or not: a
+				// weighted script moves nothing before it, a weight-0 one
+				// holds the instance before any state (track.Pending).
 				in.trackers[kind+"/"+t.Name] = &track.Item{Name: t.Name, Weight: weight, Reverse: reverse, OK: !s.InitFail,
-					Unknown: !s.InitFail}
+					Unknown: true}
 				in.order = append(in.order, kind+"/"+t.Name)
 				return
 			}
@@ -252,10 +252,7 @@ func (in *instance) setTracker(name, kind string, ok bool, value int) bool {
 
 // recompute applies the trackers: FAULT, or a new effective priority.
 func (in *instance) recompute(now time.Time, act bool) {
-	items := make([]track.Item, 0, len(in.order))
-	for _, k := range in.order {
-		items = append(items, *in.trackers[k])
-	}
+	items := in.items()
 	prio, fault := track.Effective(in.cfg.Priority, items)
 	var acts []vrrp.Action
 	if fault != "" {
@@ -264,6 +261,10 @@ func (in *instance) recompute(now time.Time, act bool) {
 		acts = append(acts, in.m.SetFault(now, false, "tracked objects recovered")...)
 	}
 	acts = append(acts, in.m.SetPriority(now, prio)...)
+	// Sync-group members are not held: how keepalived starts a group
+	// whose member waits for a script was not measured, and a held member
+	// would leave the group without its start notify.
+	acts = append(acts, in.m.SetHold(now, in.group == nil && track.Pending(items) != "")...)
 	if act {
 		in.d.apply(in, acts)
 	}
@@ -711,3 +712,20 @@ func forState(s vrrp.State, master, backup, fault, stop *config.Script) *config.
 	}
 	return nil
 }
+
+// items is a snapshot of the trackers in config order.
+func (in *instance) items() []track.Item {
+	items := make([]track.Item, 0, len(in.order))
+	for _, k := range in.order {
+		items = append(items, *in.trackers[k])
+	}
+	return items
+}
+
+// pendingScript names the weight-0 script whose first result the instance
+// waits for.
+func (in *instance) pendingScript() string { return track.Pending(in.items()) }
+
+// started reports whether tracker changes act on the instance now: it has
+// left INIT, or its start waits for a weight-0 script's first result.
+func (in *instance) started() bool { return in.m.State() != vrrp.Init || in.m.Held() }

@@ -295,3 +295,43 @@ func TestStartupDelay(t *testing.T) {
 		t.Fatalf("state %v after the delay", in.m.State())
 	}
 }
+
+// A weight-0 script, init_fail or not, holds the instance in INIT (no
+// FAULT) until its first result; a weighted init_fail one moves nothing
+// until then (docs/keepalived.md#init_fail-measured).
+func TestInitFailWaitsForFirstResult(t *testing.T) {
+	const scr = "vrrp_script chk {\n script /bin/true\n init_fail\n}\n"
+	for _, c := range []struct {
+		script string
+		ok     bool
+	}{{scr, true}, {scr, false}, {"vrrp_script chk {\n script /bin/true\n}\n", false}} {
+		d, clk := testDaemon(t, c.script+inst2("VI_1", 51, " priority 150\n track_script {\n  chk\n }"))
+		in := d.instances[0]
+		if in.m.State() != vrrp.Init || !in.m.Held() || in.pendingScript() != "chk" {
+			t.Fatalf("before the first result: %v held %v", in.m.State(), in.m.Held())
+		}
+		clk.t = clk.t.Add(3 * time.Second)
+		d.handle(event{kind: evScript, name: "chk", ok: c.ok})
+		want := vrrp.Backup
+		if !c.ok {
+			want = vrrp.Fault
+		}
+		if in.m.State() != want {
+			t.Fatalf("first result ok=%v: %v, want %v", c.ok, in.m.State(), want)
+		}
+		if c.ok && in.m.Deadline() != clk.t.Add(in.m.MasterDownInterval()) {
+			t.Fatalf("down timer not started at the first result: %v", in.m.Deadline().Sub(clk.t))
+		}
+	}
+
+	d, clk := testDaemon(t, scr+inst2("VI_1", 51, " priority 150\n track_script {\n  chk weight -60\n }"))
+	in := d.instances[0]
+	if in.m.State() != vrrp.Backup || in.m.Priority() != 150 {
+		t.Fatalf("weighted init_fail at start: %v prio %d, want BACKUP 150", in.m.State(), in.m.Priority())
+	}
+	clk.t = clk.t.Add(3 * time.Second)
+	d.handle(event{kind: evScript, name: "chk", ok: false})
+	if in.m.State() != vrrp.Backup || in.m.Priority() != 90 {
+		t.Fatalf("weighted init_fail failed: %v prio %d, want BACKUP 90", in.m.State(), in.m.Priority())
+	}
+}

@@ -280,7 +280,7 @@ func (d *Daemon) startDue(now time.Time) {
 		// members' own BACKUP notifies.
 		backup := g.state == vrrp.Init
 		for _, m := range g.members {
-			backup = backup && m.m.State() == vrrp.Init && !m.m.IsOwner() && !m.m.OwnFault()
+			backup = backup && m.m.State() == vrrp.Init && !m.m.IsOwner() && !m.m.OwnFault() && !m.m.Held()
 		}
 		if backup {
 			g.notifyState(d, vrrp.Backup)
@@ -291,6 +291,10 @@ func (d *Daemon) startDue(now time.Time) {
 			continue
 		}
 		d.apply(in, in.m.Start(now))
+		if in.m.Held() {
+			in.log.Info("waiting for the first result of a weight-0 script before showing a state",
+				"script", in.pendingScript())
+		}
 		if in.m.State() != vrrp.Master {
 			in.delStaleVIPs()
 		}
@@ -405,7 +409,7 @@ func (d *Daemon) handle(ev event) {
 		d.receive(now, ev.conn, ev.pkt)
 	case evScript:
 		for _, in := range d.instances {
-			if in.setTracker(ev.name, "script", ev.ok, 0) && in.m.State() != vrrp.Init {
+			if in.setTracker(ev.name, "script", ev.ok, 0) && in.started() {
 				in.recompute(now, true)
 			}
 		}
@@ -416,13 +420,13 @@ func (d *Daemon) handle(ev event) {
 			if ev.ok && (in.ifname == ev.name || in.cfg.Interface == ev.name) {
 				d.tryBind(in)
 			}
-			if in.m.State() != vrrp.Init {
+			if in.started() {
 				in.recompute(now, true)
 			}
 		}
 	case evFile:
 		for _, in := range d.instances {
-			if in.setTracker(ev.name, "file", true, ev.value) && in.m.State() != vrrp.Init {
+			if in.setTracker(ev.name, "file", true, ev.value) && in.started() {
 				in.recompute(now, true)
 			}
 		}
