@@ -17,13 +17,21 @@ type Firewall struct {
 	conn *nftables.Conn
 	plan *Plan
 	log  *slog.Logger
+	ns   int // network namespace fd of conn for our own netlink socket (0: the current one)
 }
+
+// Option tunes Open.
+type Option func(*Firewall)
+
+// NetNS names the network namespace conn works in, for the one message
+// the firewall sends on its own socket (rawset.go).
+func NetNS(fd int) Option { return func(f *Firewall) { f.ns = fd } }
 
 // Open connects to nftables (conn nil: a new netlink connection) and
 // removes tables a previous run left, as keepalived does before it creates
 // its own: after a crash the old drop set could otherwise block VIPs that no
 // instance holds any more.
-func Open(cfg Config, conn *nftables.Conn, log *slog.Logger) (*Firewall, error) {
+func Open(cfg Config, conn *nftables.Conn, log *slog.Logger, opts ...Option) (*Firewall, error) {
 	if conn == nil {
 		c, err := nftables.New(nftables.AsLasting())
 		if err != nil {
@@ -32,6 +40,9 @@ func Open(cfg Config, conn *nftables.Conn, log *slog.Logger) (*Firewall, error) 
 		conn = c
 	}
 	f := &Firewall{conn: conn, plan: NewPlan(cfg), log: log}
+	for _, o := range opts {
+		o(f)
+	}
 	if err := f.apply(f.plan.Start()); err != nil {
 		return nil, err
 	}
@@ -50,6 +61,22 @@ func (f *Firewall) Block(owner string, vips []VIP) error {
 		elems = append(elems, ElemOf(f.plan.cfg, v))
 	}
 	next, ops := f.plan.Block(owner, elems)
+	if err := f.apply(ops); err != nil {
+		return err
+	}
+	f.plan = next
+	return nil
+}
+
+// SetVMAC records owner's use_vmac interface (nil: it is gone): keepalived's
+// VMAC map and rules (docs/keepalived.md#use-vmac-nftables).
+func (f *Firewall) SetVMAC(owner string, l *VMACLink) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.plan == nil {
+		return errors.New("nftables: firewall closed")
+	}
+	next, ops := f.plan.SetVMAC(owner, l)
 	if err := f.apply(ops); err != nil {
 		return err
 	}
@@ -139,6 +166,30 @@ func (f *Firewall) queue(cfg Config, op Op) error {
 		return f.conn.SetDeleteElements(s, els)
 	case OpDelTable:
 		f.conn.DelTable(table(cfg, op.Family))
+	case OpAddVMACTable:
+		return f.add(VMACRuleset(cfg, op.Family))
+	case OpAddVMACElems, OpDelVMACElems:
+		t := table(cfg, op.Family)
+		mapEls, setEls := vmacElems(op.Links)
+		sets := []struct {
+			s   *nftables.Set
+			els []nftables.SetElement
+		}{{&nftables.Set{Table: t, Name: SetVMACMap, IsMap: true, KeyType: nftables.TypeIFIndex, DataType: nftables.TypeIFIndex}, mapEls},
+			{&nftables.Set{Table: t, Name: SetVMAC, KeyType: nftables.TypeIFIndex}, setEls}}
+		for _, x := range sets {
+			if len(x.els) == 0 {
+				continue
+			}
+			var err error
+			if op.Kind == OpAddVMACElems {
+				err = f.conn.SetAddElements(x.s, x.els)
+			} else {
+				err = f.conn.SetDeleteElements(x.s, x.els)
+			}
+			if err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -151,6 +202,17 @@ func (f *Firewall) add(rs Ruleset) error {
 		f.conn.AddChain(c)
 	}
 	for _, s := range rs.Sets {
+		if s.Set.IsMap && s.Set.DataType.Name == nftables.TypeIFIndex.Name {
+			// The table and chain queued so far first, then the map
+			// on its own (rawset.go).
+			if err := f.conn.Flush(); err != nil {
+				return fmt.Errorf("nftables: table %s: %w", rs.Table.Name, err)
+			}
+			if err := sendBatch(f.ns, ifindexMapMsg(rs.Table, s.Set.Name)); err != nil {
+				return fmt.Errorf("nftables: map %s: %w", s.Set.Name, err)
+			}
+			continue
+		}
 		if err := f.conn.AddSet(s.Set, s.Elems); err != nil {
 			return fmt.Errorf("nftables: set %s: %w", s.Set.Name, err)
 		}

@@ -13,6 +13,10 @@
 // (address . interface name), matched in chains "in_link_local" and
 // "out_link_local". See docs/keepalived.md#no-accept.
 //
+// With use_vmac the same tables also get keepalived's VMAC map and the rules
+// that send the VMACs' group-membership reports out of their lower
+// interfaces (vmac.go, docs/keepalived.md#use-vmac-nftables).
+//
 // Plan is the pure part: which VIPs are blocked for which instance, and the
 // steps that take the kernel from one state to the next. Firewall (nft.go)
 // carries the steps out over netlink.
@@ -150,9 +154,16 @@ const (
 	OpDelElems
 	// OpDelTable deletes the table of Family (halod stops).
 	OpDelTable
+	// OpAddVMACTable creates the use_vmac map, set and rules of Family
+	// (and the table and its output chain if need be).
+	OpAddVMACTable
+	// OpAddVMACElems and OpDelVMACElems add and remove Links.
+	OpAddVMACElems
+	OpDelVMACElems
 )
 
-var opNames = [...]string{"del-stale", "add-table", "add-link-local", "add-elems", "del-elems", "del-table"}
+var opNames = [...]string{"del-stale", "add-table", "add-link-local", "add-elems", "del-elems", "del-table",
+	"add-vmac-table", "add-vmac-elems", "del-vmac-elems"}
 
 func (k OpKind) String() string { return opNames[k] }
 
@@ -162,6 +173,7 @@ type Op struct {
 	Family Family
 	Set    string
 	Elems  []Elem
+	Links  []VMACLink
 }
 
 func (o Op) String() string {
@@ -173,6 +185,13 @@ func (o Op) String() string {
 		parts := make([]string, len(o.Elems))
 		for i, e := range o.Elems {
 			parts[i] = e.String()
+		}
+		s += " {" + strings.Join(parts, ", ") + "}"
+	}
+	if len(o.Links) > 0 {
+		parts := make([]string, len(o.Links))
+		for i, l := range o.Links {
+			parts[i] = strconv.FormatUint(uint64(l.Ifindex), 10) + ":" + strconv.FormatUint(uint64(l.Base), 10)
 		}
 		s += " {" + strings.Join(parts, ", ") + "}"
 	}
@@ -188,13 +207,18 @@ func (o Op) String() string {
 type Plan struct {
 	cfg    Config
 	owners map[string][]Elem
-	tables map[Family]bool
+	tables map[Family]bool // no_accept chains, sets and rules created
 	sets   map[string]bool // link-local sets created
+	// vmacs is each owner's use_vmac link; vmacTables the families whose
+	// VMAC map and rules exist.
+	vmacs      map[string]VMACLink
+	vmacTables map[Family]bool
 }
 
 // NewPlan is the state before anything is installed.
 func NewPlan(cfg Config) *Plan {
-	return &Plan{cfg: cfg, owners: map[string][]Elem{}, tables: map[Family]bool{}, sets: map[string]bool{}}
+	return &Plan{cfg: cfg, owners: map[string][]Elem{}, tables: map[Family]bool{}, sets: map[string]bool{},
+		vmacs: map[string]VMACLink{}, vmacTables: map[Family]bool{}}
 }
 
 // Start removes what a previous run left: both families' tables.
@@ -203,7 +227,8 @@ func (p *Plan) Start() []Op {
 }
 
 func (p *Plan) clone() *Plan {
-	n := &Plan{cfg: p.cfg, owners: maps.Clone(p.owners), tables: maps.Clone(p.tables), sets: maps.Clone(p.sets)}
+	n := &Plan{cfg: p.cfg, owners: maps.Clone(p.owners), tables: maps.Clone(p.tables), sets: maps.Clone(p.sets),
+		vmacs: maps.Clone(p.vmacs), vmacTables: maps.Clone(p.vmacTables)}
 	return n
 }
 
@@ -276,7 +301,7 @@ func (p *Plan) Unblock(owner string) (*Plan, []Op) { return p.Block(owner, nil) 
 func (p *Plan) Close() (*Plan, []Op) {
 	var ops []Op
 	for _, f := range []Family{IPv4, IPv6} {
-		if p.tables[f] {
+		if p.tables[f] || p.vmacTables[f] {
 			ops = append(ops, Op{Kind: OpDelTable, Family: f})
 		}
 	}

@@ -67,6 +67,7 @@ func (d *Daemon) bind(in *instance) error {
 	d.openAnnouncers(in)
 	if in.vmac != "" {
 		in.log.Info("VMAC interface ready", "vmac", in.vmac, "mac", vip.VMAC(in.cfg.VRID, in.is6).String())
+		in.syncVMACFirewall()
 	}
 	return nil
 }

@@ -13,10 +13,13 @@ import (
 // accept mode (no_accept, or vrrp_strict without `accept`), as keepalived
 // does with its nftables table (docs/keepalived.md#no-accept). Block sets
 // an instance's dropped VIPs (replacing what it had), Unblock releases
-// them, Close removes the table.
+// them, Close removes the table. SetVMAC records an instance's use_vmac
+// interface (nil: gone) for keepalived's VMAC rules in the same tables
+// (docs/keepalived.md#use-vmac-nftables).
 type Firewall interface {
 	Block(instance string, vips []vipfw.VIP) error
 	Unblock(instance string) error
+	SetVMAC(instance string, l *vipfw.VMACLink) error
 	Close() error
 }
 
@@ -54,7 +57,7 @@ func (d *Daemon) firewall() Firewall {
 	}
 	fw, err := OpenFirewall(cfg, d.log.With("component", "nftables"))
 	if err != nil {
-		d.log.Error("no_accept: cannot install the nftables drop rules; the VIPs of a master accept traffic", "err", err)
+		d.log.Error("nftables: cannot install keepalived's table; the VIPs of a no_accept master accept traffic and VMACs send their own group reports", "err", err)
 		return nil
 	}
 	d.fw, d.fwCfg = fw, cfg
@@ -115,7 +118,39 @@ func (d *Daemon) resyncFirewall() {
 		d.closeFirewall()
 	}
 	for _, in := range d.instances {
+		in.syncVMACFirewall()
 		in.syncFirewall(in.m.State() == vrrp.Master)
+	}
+}
+
+// syncVMACFirewall gives the firewall the instance's VMAC as it is now: its
+// index and its lower interface's while bound, nothing otherwise.
+func (in *instance) syncVMACFirewall() {
+	if in.vmac == "" {
+		return
+	}
+	d := in.d
+	var l *vipfw.VMACLink
+	if in.cs != nil {
+		vm, err1 := net.InterfaceByName(in.vmac)
+		base, err2 := net.InterfaceByName(in.cfg.Interface)
+		if err1 == nil && err2 == nil {
+			f := vipfw.IPv4
+			if in.is6 {
+				f = vipfw.IPv6
+			}
+			l = &vipfw.VMACLink{Family: f, Ifindex: uint32(vm.Index), Base: uint32(base.Index)}
+		}
+	}
+	if l == nil && d.fw == nil {
+		return
+	}
+	fw := d.firewall()
+	if fw == nil {
+		return
+	}
+	if err := fw.SetVMAC(in.cfg.Name, l); err != nil {
+		in.log.Error("use_vmac: update the nftables VMAC map", "vmac", in.vmac, "err", err)
 	}
 }
 
@@ -131,10 +166,10 @@ func (d *Daemon) closeFirewall() {
 
 // setupFirewall opens the firewall at start when any instance may need it,
 // so a table a crashed run left (with its drop set) is replaced before any
-// instance becomes master.
+// instance becomes master. keepalived makes its table for use_vmac too.
 func (d *Daemon) setupFirewall() {
 	for _, in := range d.instances {
-		if dropsTraffic(in.cfg) {
+		if dropsTraffic(in.cfg) || in.vmac != "" {
 			d.firewall()
 			return
 		}

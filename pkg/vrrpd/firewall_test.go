@@ -15,6 +15,7 @@ import (
 // dropped VIPs per instance, and whether the table was closed.
 type fakeFirewall struct {
 	blocked map[string]string
+	vmacs   map[string]vipfw.VMACLink
 	closes  int
 	cfg     vipfw.Config
 	opens   int
@@ -35,6 +36,18 @@ func (f *fakeFirewall) Block(name string, vips []vipfw.VIP) error {
 }
 
 func (f *fakeFirewall) Unblock(name string) error { return f.Block(name, nil) }
+
+func (f *fakeFirewall) SetVMAC(name string, l *vipfw.VMACLink) error {
+	if f.vmacs == nil {
+		f.vmacs = map[string]vipfw.VMACLink{}
+	}
+	if l == nil {
+		delete(f.vmacs, name)
+	} else {
+		f.vmacs[name] = *l
+	}
+	return nil
+}
 
 func (f *fakeFirewall) Close() error {
 	f.closes++
@@ -152,5 +165,34 @@ func TestNoAcceptOpenFailure(t *testing.T) {
 	becomeMaster(t, d, clk, in)
 	if fw.opens != 2 || d.fw != nil {
 		t.Fatalf("opens %d, want a retry at becoming master", fw.opens)
+	}
+}
+
+// use_vmac opens the firewall at start (keepalived makes its table for the
+// VMAC rules even without no_accept); a bound instance's VMAC is in the map
+// with its lower interface, and goes when the instance is unbound.
+func TestVMACInFirewall(t *testing.T) {
+	fw := useFakeFirewall(t)
+	d, _ := testDaemon(t, inst2("V", 51, " priority 100\n accept\n use_vmac"))
+	d.setupFirewall()
+	if fw.opens != 1 {
+		t.Fatalf("use_vmac: firewall opened %d times, want once", fw.opens)
+	}
+	in := d.instances[0]
+	if in.vmac != "vrrp.51" {
+		t.Fatalf("vmac %q", in.vmac)
+	}
+	// The test interfaces do not exist: stand the loopback in for both
+	// the VMAC and its lower interface.
+	in.vmac, in.cfg.Interface = "lo", "lo"
+	in.cs = &connState{}
+	in.syncVMACFirewall()
+	if got, want := fmt.Sprint(fw.vmacs), "map[V:{ip 1 1}]"; got != want {
+		t.Fatalf("bound VMAC: %s, want %s", got, want)
+	}
+	in.cs = nil
+	in.syncVMACFirewall()
+	if len(fw.vmacs) != 0 {
+		t.Fatalf("unbound VMAC still in the map: %v", fw.vmacs)
 	}
 }

@@ -629,6 +629,7 @@ func (d *Daemon) release(in *instance) {
 		if err := vip.DeleteLink(in.vmac); err != nil {
 			in.log.Warn("remove VMAC", "vmac", in.vmac, "err", err)
 		}
+		in.syncVMACFirewall() // unbound: its element goes
 	}
 }
 

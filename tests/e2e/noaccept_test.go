@@ -101,14 +101,23 @@ vrrp_instance V6 {
 		// keepalived 2.2.7 and halod, each alone as master with the same
 		// config, leave the same ruleset (nft list ruleset, byte for byte
 		// but for counter values), and both remove it on SIGTERM: with the
-		// defaults, and with a table name, priority, counters and
-		// link-local VIPs keyed by name (dont_track_primary).
+		// defaults, with a table name, priority, counters and link-local
+		// VIPs keyed by name (dont_track_primary), and with use_vmac, which
+		// adds keepalived's VMAC map and group-report rules to the tables,
+		// with vrrp_strict and without it (the table then holds only those:
+		// docs/keepalived.md#use-vmac-nftables).
 		requireKeepalived(t)
 		counters := regexp.MustCompile(`packets [0-9]+ bytes [0-9]+`)
 		settings := strings.Replace(conf(""), "  vrrp_strict\n",
 			"  vrrp_strict\n  nftables halo_e2e\n  nftables_priority -5\n  nftables_counters\n", 1)
 		settings = strings.Replace(settings, "  version 3\n", "  version 3\n  dont_track_primary\n", 1)
-		for i, text := range []string{conf(""), settings} {
+		vmacStrict := conf("  use_vmac")
+		vmacOnly := strings.Replace(vmacStrict, "  vrrp_strict\n", "", 1)
+		for i, text := range []string{conf(""), settings, vmacStrict, vmacOnly} {
+			mark := "@vips"
+			if i >= 2 {
+				mark = "@vmac_map"
+			}
 			c := writeFile(t, fmt.Sprintf("same%d.conf", i), text)
 			k := startKeepalived(t, v.n1, c)
 			waitMaster(t, v.n1, vip, vip6)
@@ -124,7 +133,7 @@ vrrp_instance V6 {
 			waitMaster(t, v.n1, vip, vip6)
 			got, _ := v.n1.Exec("nft", "list", "ruleset")
 			got, want = counters.ReplaceAllString(got, "C"), counters.ReplaceAllString(want, "C")
-			if got != want || !strings.Contains(want, "@vips") {
+			if got != want || !strings.Contains(want, mark) {
 				t.Errorf("config %d: halod's ruleset differs from keepalived's.\nkeepalived:\n%s\nhalod:\n%s", i, want, got)
 			}
 			stopHalod(t, p)
