@@ -45,17 +45,7 @@ func faultNAT(t *testing.T, p pairFamily) {
 
 	// A remote client behind a router: where most clients of a director
 	// are, and a next hop the backup resolves from its routes.
-	rt, rc := l.NS("rt"), l.NS("rc")
-	front.Plug(rt, "eth0")
-	l.Veth(rt, "eth1", rc, "eth0")
-	rt.Addr("eth0", p.cidr(0, 254))
-	rt.Addr("eth1", p.cidr(9, 1))
-	p.forwarding(t, rt, true)
-	rc.Addr("eth0", p.cidr(9, 2))
-	rc.Route("default", p.ip(9, 1))
-	rt.TxOff("eth0")
-	rt.TxOff("eth1")
-	rc.TxOff("eth0")
+	rt, rc := p.remoteClient(t, l, front)
 
 	for i, d := range f.dirs {
 		// Frames a director sends back out or redirects land in the

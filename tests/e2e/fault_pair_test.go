@@ -501,6 +501,26 @@ type pairFamily struct {
 	subnet int
 }
 
+// remoteClient is a router on the VIP's network (.254) with a client (rc)
+// behind it on network 9, checksum offload off on every end.
+func (p pairFamily) remoteClient(t *testing.T, l *lab.Lab, sw *lab.Switch) (rt, rc *lab.NS) {
+	rt, rc = l.NS("rt"), l.NS("rc")
+	sw.Plug(rt, "eth0")
+	l.Veth(rt, "eth1", rc, "eth0")
+	rt.Addr("eth0", p.cidr(0, 254))
+	rt.Addr("eth1", p.cidr(9, 1))
+	p.forwarding(t, rt, true)
+	rc.Addr("eth0", p.cidr(9, 2))
+	rc.Route("default", p.ip(9, 1))
+	for _, e := range []struct {
+		ns     *lab.NS
+		ifname string
+	}{{rt, "eth0"}, {rt, "eth1"}, {rc, "eth0"}} {
+		e.ns.TxOff(e.ifname) // docs/lab.md#checksum-offload
+	}
+	return rt, rc
+}
+
 // vipOpts are the options of the pair's VIPs: IPv6 VIPs are deprecated
 // (preferred_lft 0) so a director does not take its VIP as the source of
 // its own traffic, health checks included: a DR or TUN real holding the VIP

@@ -35,17 +35,7 @@ func faultTUN(t *testing.T, p pairFamily) {
 	cl.Addr("eth0", p.cidr(0, 2))
 	cl.TxOff("eth0") // docs/lab.md#checksum-offload
 
-	rt, rc := l.NS("rt"), l.NS("rc")
-	sw.Plug(rt, "eth0")
-	l.Veth(rt, "eth1", rc, "eth0")
-	rt.Addr("eth0", p.cidr(0, 254))
-	rt.Addr("eth1", p.cidr(9, 1))
-	p.forwarding(t, rt, true)
-	rc.Addr("eth0", p.cidr(9, 2))
-	rc.Route("default", p.ip(9, 1))
-	rt.TxOff("eth0")
-	rt.TxOff("eth1")
-	rc.TxOff("eth0")
+	rt, rc := p.remoteClient(t, l, sw)
 
 	for i, d := range f.dirs {
 		// XDP_TX'd frames need an XDP program on the veth peer
