@@ -2,6 +2,7 @@ package vrrpd
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/halo-lb/halo/pkg/config"
 	"github.com/halo-lb/halo/pkg/script"
@@ -35,6 +36,19 @@ func (g *group) notifyState(d *Daemon, s vrrp.State) {
 	g.queue.Script(forState(s, g.cfg.NotifyMaster, g.cfg.NotifyBackup, g.cfg.NotifyFault, g.cfg.NotifyStop))
 	g.queue.Script(g.cfg.Notify, "GROUP", g.cfg.Name, s.String(), "0")
 	d.fifo(fmt.Sprintf("GROUP \"%s\" %s 0", g.cfg.Name, s), d.log.With("sync_group", g.cfg.Name))
+}
+
+// releaseGroup starts the sync-group siblings of in that wait for a
+// script's first result, once none does (instance.pendingScript).
+func (in *instance) releaseGroup(now time.Time) {
+	if in.group == nil {
+		return
+	}
+	for _, m := range in.group.members {
+		if m != in && m.m.Held() {
+			m.recompute(now, true)
+		}
+	}
 }
 
 // buildGroups makes the running sync groups of d.cfg from the instances,

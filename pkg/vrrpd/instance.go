@@ -261,10 +261,7 @@ func (in *instance) recompute(now time.Time, act bool) {
 		acts = append(acts, in.m.SetFault(now, false, "tracked objects recovered")...)
 	}
 	acts = append(acts, in.m.SetPriority(now, prio)...)
-	// Sync-group members are not held: how keepalived starts a group
-	// whose member waits for a script was not measured, and a held member
-	// would leave the group without its start notify.
-	acts = append(acts, in.m.SetHold(now, in.group == nil && track.Pending(items) != "")...)
+	acts = append(acts, in.m.SetHold(now, in.pendingScript() != "")...)
 	if act {
 		in.d.apply(in, acts)
 	}
@@ -723,8 +720,20 @@ func (in *instance) items() []track.Item {
 }
 
 // pendingScript names the weight-0 script whose first result the instance
-// waits for.
-func (in *instance) pendingScript() string { return track.Pending(in.items()) }
+// waits for. A sync group waits as a whole: keepalived 2.2.7 showed no state
+// for any member until a member's script had answered, then BACKUP for
+// each and the group.
+func (in *instance) pendingScript() string {
+	if in.group == nil {
+		return track.Pending(in.items())
+	}
+	for _, m := range in.group.members {
+		if p := track.Pending(m.items()); p != "" {
+			return p
+		}
+	}
+	return ""
+}
 
 // started reports whether tracker changes act on the instance now: it has
 // left INIT, or its start waits for a weight-0 script's first result.

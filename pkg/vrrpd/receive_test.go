@@ -196,8 +196,12 @@ func TestSyncGroupFaultAndFIFO(t *testing.T) {
 	if w := a.trackers["script/chk"].Weight; w != 0 {
 		t.Fatalf("member tracker weight %d kept without sync_group_tracking_weight", w)
 	}
-	// The weight-20 script fails: without sync_group_tracking_weight it is
-	// a weight-0 tracker, so VI_1 faults and takes VI_2 along.
+	// Without sync_group_tracking_weight the script is a weight-0 tracker:
+	// the whole group waits for its first result, showing no state.
+	if a.m.State() != vrrp.Init || b.m.State() != vrrp.Init {
+		t.Fatalf("states %v %v before the script's first result, want INIT INIT", a.m.State(), b.m.State())
+	}
+	// It fails: VI_1 faults and takes VI_2 along.
 	clk.t = clk.t.Add(time.Second)
 	d.handle(event{kind: evScript, name: "chk", ok: false})
 	if a.m.State() != vrrp.Fault || b.m.State() != vrrp.Fault {
@@ -208,8 +212,7 @@ func TestSyncGroupFaultAndFIFO(t *testing.T) {
 	if a.m.State() != vrrp.Backup || b.m.State() != vrrp.Backup {
 		t.Fatalf("states %v %v after recovery, want BACKUP BACKUP", a.m.State(), b.m.State())
 	}
-	want := []string{`GROUP "G" BACKUP 0`, `INSTANCE "VI_1" BACKUP 100`, `INSTANCE "VI_2" BACKUP 100`,
-		`INSTANCE "VI_1" FAULT 100`, `INSTANCE "VI_2" FAULT 100`, `GROUP "G" FAULT 0`,
+	want := []string{`INSTANCE "VI_1" FAULT 100`, `INSTANCE "VI_2" FAULT 100`, `GROUP "G" FAULT 0`,
 		`INSTANCE "VI_1" BACKUP 100`, `INSTANCE "VI_2" BACKUP 100`, `GROUP "G" BACKUP 0`}
 	r.SetReadDeadline(time.Now().Add(2 * time.Second))
 	sc := bufio.NewScanner(r)
@@ -333,5 +336,22 @@ func TestInitFailWaitsForFirstResult(t *testing.T) {
 	d.handle(event{kind: evScript, name: "chk", ok: false})
 	if in.m.State() != vrrp.Backup || in.m.Priority() != 90 {
 		t.Fatalf("weighted init_fail failed: %v prio %d, want BACKUP 90", in.m.State(), in.m.Priority())
+	}
+}
+
+// A sync group waits as a whole for a member's weight-0 script, then every
+// member and the group go BACKUP (measured: TestDiffInitFailSyncGroup).
+func TestSyncGroupWaitsForFirstResult(t *testing.T) {
+	d, clk := testDaemon(t, "vrrp_script chk {\n script /bin/true\n init_fail\n}\n"+
+		inst2("VI_1", 51, " priority 100\n track_script {\n  chk\n }")+inst2("VI_2", 52, " priority 100")+
+		"vrrp_sync_group G {\n group {\n  VI_1\n  VI_2\n }\n}\n")
+	a, b := d.instances[0], d.instances[1]
+	if !a.m.Held() || !b.m.Held() || d.groups[0].state != vrrp.Init {
+		t.Fatalf("before the first result: held %v %v, group %v", a.m.Held(), b.m.Held(), d.groups[0].state)
+	}
+	clk.t = clk.t.Add(3 * time.Second)
+	d.handle(event{kind: evScript, name: "chk", ok: true})
+	if a.m.State() != vrrp.Backup || b.m.State() != vrrp.Backup || d.groups[0].state != vrrp.Backup {
+		t.Fatalf("after a pass: %v %v, group %v; want BACKUP", a.m.State(), b.m.State(), d.groups[0].state)
 	}
 }

@@ -411,6 +411,7 @@ func (d *Daemon) handle(ev event) {
 		for _, in := range d.instances {
 			if in.setTracker(ev.name, "script", ev.ok, 0) && in.started() {
 				in.recompute(now, true)
+				in.releaseGroup(now)
 			}
 		}
 	case evLink:

@@ -93,7 +93,7 @@ func TestDiffInitFailWeightedFail(t *testing.T) {
 }
 
 // Without init_fail a weight-0 script that is slow to fail its first run:
-// what the instance shows before the result.
+// keepalived shows no state before the result either, then FAULT.
 func TestDiffInitFailUnsetSlowFail(t *testing.T) {
 	runScenario(t, scenario{
 		nut: func(n *net) string {
@@ -109,4 +109,25 @@ func TestDiffInitFailUnsetSlowFail(t *testing.T) {
 		},
 		quantum: time.Second,
 	}, 158)
+}
+
+// A sync-group member tracking a weight-0 script that is slow to pass: the
+// whole group shows no state until the first result, then every member and
+// the group go BACKUP, then MASTER.
+func TestDiffInitFailSyncGroup(t *testing.T) {
+	runScenario(t, scenario{
+		nut: func(n *net) string {
+			return conf(n, "",
+				fmt.Sprintf("vrrp_script chk {\n  script \"%s\"\n  interval 4\n  timeout 5\n  init_fail\n}\n", slowScript(t, n, true)),
+				instance(n, "VI_1", 51, 150, "  track_script {\n    chk\n  }", n.V4(100)+"/24"),
+				instance(n, "VI_2", 52, 150, "", n.V4(101)+"/24"),
+				fmt.Sprintf("vrrp_sync_group G1 {\n  group {\n    VI_1\n    VI_2\n  }\n  notify \"%s\"\n}\n", n.Notify))
+		},
+		peer: func(n *net) string { return peer(n, "", [3]any{"VI_1", 51, 100}, [3]any{"VI_2", 52, 100}) },
+		steps: []step{
+			{"first run pending", nil, time.Second},
+			{"first run passed", nil, 8 * time.Second},
+		},
+		quantum: time.Second,
+	}, 160)
 }
