@@ -68,15 +68,16 @@ func (f *Firewall) Block(owner string, vips []VIP) error {
 	return nil
 }
 
-// SetVMAC records owner's use_vmac interface (nil: it is gone): keepalived's
-// VMAC map and rules (docs/keepalived.md#use-vmac-nftables).
-func (f *Firewall) SetVMAC(owner string, l *VMACLink) error {
+// SetVMAC records owner's use_vmac interface, a link per family (none: it
+// is gone): keepalived's VMAC map and rules
+// (docs/keepalived.md#use-vmac-nftables).
+func (f *Firewall) SetVMAC(owner string, ls []VMACLink) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.plan == nil {
 		return errors.New("nftables: firewall closed")
 	}
-	next, ops := f.plan.SetVMAC(owner, l)
+	next, ops := f.plan.SetVMAC(owner, ls)
 	if err := f.apply(ops); err != nil {
 		return err
 	}

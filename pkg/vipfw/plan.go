@@ -211,14 +211,14 @@ type Plan struct {
 	sets   map[string]bool // link-local sets created
 	// vmacs is each owner's use_vmac link; vmacTables the families whose
 	// VMAC map and rules exist.
-	vmacs      map[string]VMACLink
+	vmacs      map[string][]VMACLink
 	vmacTables map[Family]bool
 }
 
 // NewPlan is the state before anything is installed.
 func NewPlan(cfg Config) *Plan {
 	return &Plan{cfg: cfg, owners: map[string][]Elem{}, tables: map[Family]bool{}, sets: map[string]bool{},
-		vmacs: map[string]VMACLink{}, vmacTables: map[Family]bool{}}
+		vmacs: map[string][]VMACLink{}, vmacTables: map[Family]bool{}}
 }
 
 // Start removes what a previous run left: both families' tables.

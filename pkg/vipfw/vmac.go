@@ -44,16 +44,19 @@ type VMACLink struct {
 	Base    uint32 // its lower interface
 }
 
-// SetVMAC makes owner's VMAC link l (nil: none) and returns the new plan
-// and the steps to get there. A family's map, set and rules are made with
+// SetVMAC makes owner's VMAC links ls (none: it has no VMAC) and returns
+// the new plan and the steps to get there. A VMAC has a link in the table
+// of each family its instance has addresses of: keepalived 2.2.7 put an
+// IPv4 instance's VMAC in the ip6 map too once it had an IPv6
+// virtual_ipaddress_excluded. A family's map, set and rules are made with
 // its first link; they go with the table.
-func (p *Plan) SetVMAC(owner string, l *VMACLink) (*Plan, []Op) {
+func (p *Plan) SetVMAC(owner string, ls []VMACLink) (*Plan, []Op) {
 	before := p.links()
 	n := p.clone()
-	if l == nil {
+	if len(ls) == 0 {
 		delete(n.vmacs, owner)
 	} else {
-		n.vmacs[owner] = *l
+		n.vmacs[owner] = slices.Clone(ls)
 	}
 	after := n.links()
 	var add, del []VMACLink
@@ -92,9 +95,11 @@ func (p *Plan) VMACs() []VMACLink { return p.links() }
 
 func (p *Plan) links() []VMACLink {
 	var out []VMACLink
-	for _, l := range p.vmacs {
-		if !slices.Contains(out, l) {
-			out = append(out, l)
+	for _, ls := range p.vmacs {
+		for _, l := range ls {
+			if !slices.Contains(out, l) {
+				out = append(out, l)
+			}
 		}
 	}
 	slices.SortFunc(out, func(a, b VMACLink) int {

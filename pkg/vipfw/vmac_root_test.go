@@ -77,10 +77,10 @@ func TestVMACInKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := idx("eth0")
-	if err := fw.SetVMAC("V4", &VMACLink{Family: IPv4, Ifindex: idx("vrrp.97"), Base: base}); err != nil {
+	if err := fw.SetVMAC("V4", []VMACLink{{Family: IPv4, Ifindex: idx("vrrp.97"), Base: base}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := fw.SetVMAC("V6", &VMACLink{Family: IPv6, Ifindex: idx("vrrp.98"), Base: base}); err != nil {
+	if err := fw.SetVMAC("V6", []VMACLink{{Family: IPv6, Ifindex: idx("vrrp.98"), Base: base}}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := nftList(t, ns, "list", "ruleset")

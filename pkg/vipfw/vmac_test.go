@@ -15,7 +15,7 @@ import (
 // tables made for VMACs alone.
 func TestPlanVMAC(t *testing.T) {
 	p := NewPlan(Config{})
-	p1, got := p.SetVMAC("V4", &VMACLink{Family: IPv4, Ifindex: 4, Base: 3})
+	p1, got := p.SetVMAC("V4", []VMACLink{{Family: IPv4, Ifindex: 4, Base: 3}})
 	want := []string{"add-vmac-table ip", "add-vmac-elems ip {4:3}"}
 	if !reflect.DeepEqual(ops(t, got), want) {
 		t.Fatalf("ops %q, want %q", ops(t, got), want)
@@ -23,25 +23,30 @@ func TestPlanVMAC(t *testing.T) {
 	if len(p.VMACs()) != 0 {
 		t.Fatal("SetVMAC changed the plan it was called on")
 	}
-	p2, got := p1.SetVMAC("V6", &VMACLink{Family: IPv6, Ifindex: 5, Base: 3})
+	p2, got := p1.SetVMAC("V6", []VMACLink{{Family: IPv6, Ifindex: 5, Base: 3}})
 	if want := []string{"add-vmac-table ip6", "add-vmac-elems ip6 {5:3}"}; !reflect.DeepEqual(ops(t, got), want) {
 		t.Fatalf("ops %q, want %q", ops(t, got), want)
 	}
-	p3, got := p2.SetVMAC("V4b", &VMACLink{Family: IPv4, Ifindex: 6, Base: 3})
+	p3, got := p2.SetVMAC("V4b", []VMACLink{{Family: IPv4, Ifindex: 6, Base: 3}})
 	if want := []string{"add-vmac-elems ip {6:3}"}; !reflect.DeepEqual(ops(t, got), want) {
 		t.Fatalf("second VMAC: ops %q, want %q", ops(t, got), want)
 	}
-	p4, got := p3.SetVMAC("V4", &VMACLink{Family: IPv4, Ifindex: 9, Base: 3})
+	p4, got := p3.SetVMAC("V4", []VMACLink{{Family: IPv4, Ifindex: 9, Base: 3}})
 	if want := []string{"del-vmac-elems ip {4:3}", "add-vmac-elems ip {9:3}"}; !reflect.DeepEqual(ops(t, got), want) {
 		t.Fatalf("recreated VMAC: ops %q, want %q", ops(t, got), want)
 	}
-	_, got = p4.SetVMAC("V4", &VMACLink{Family: IPv4, Ifindex: 9, Base: 3})
+	_, got = p4.SetVMAC("V4", []VMACLink{{Family: IPv4, Ifindex: 9, Base: 3}})
 	if len(got) != 0 {
 		t.Fatalf("unchanged VMAC: ops %q", ops(t, got))
 	}
 	p5, got := p4.SetVMAC("V4", nil)
 	if want := []string{"del-vmac-elems ip {9:3}"}; !reflect.DeepEqual(ops(t, got), want) {
 		t.Fatalf("VMAC gone: ops %q, want %q", ops(t, got), want)
+	}
+	// An instance with addresses of both families has a link in each table.
+	_, got = p5.SetVMAC("V4", []VMACLink{{Family: IPv4, Ifindex: 9, Base: 3}, {Family: IPv6, Ifindex: 9, Base: 3}})
+	if want := []string{"add-vmac-elems ip {9:3}", "add-vmac-elems ip6 {9:3}"}; !reflect.DeepEqual(ops(t, got), want) {
+		t.Fatalf("both families: ops %q, want %q", ops(t, got), want)
 	}
 	// no_accept on a family whose table the VMAC made still adds its part.
 	p6, got := p5.Block("V4b", elems(Config{}, v("10.0.0.1")))

@@ -19,7 +19,7 @@ import (
 type Firewall interface {
 	Block(instance string, vips []vipfw.VIP) error
 	Unblock(instance string) error
-	SetVMAC(instance string, l *vipfw.VMACLink) error
+	SetVMAC(instance string, links []vipfw.VMACLink) error
 	Close() error
 }
 
@@ -124,32 +124,40 @@ func (d *Daemon) resyncFirewall() {
 }
 
 // syncVMACFirewall gives the firewall the instance's VMAC as it is now: its
-// index and its lower interface's while bound, nothing otherwise.
+// index and its lower interface's while bound, nothing otherwise; in the
+// table of the instance's family, and of the other one when the instance
+// has addresses of it (as keepalived 2.2.7 did with an IPv6
+// virtual_ipaddress_excluded on an IPv4 instance).
 func (in *instance) syncVMACFirewall() {
 	if in.vmac == "" {
 		return
 	}
 	d := in.d
-	var l *vipfw.VMACLink
+	var links []vipfw.VMACLink
 	if in.cs != nil {
 		vm, err1 := net.InterfaceByName(in.vmac)
 		base, err2 := net.InterfaceByName(in.cfg.Interface)
 		if err1 == nil && err2 == nil {
-			f := vipfw.IPv4
-			if in.is6 {
-				f = vipfw.IPv6
+			fams := map[vipfw.Family]bool{vipfw.IPv4: !in.is6, vipfw.IPv6: in.is6}
+			for _, a := range in.allVIPs() {
+				fams[vipfw.IPv4] = fams[vipfw.IPv4] || a.Prefix.Addr().Is4()
+				fams[vipfw.IPv6] = fams[vipfw.IPv6] || !a.Prefix.Addr().Is4()
 			}
-			l = &vipfw.VMACLink{Family: f, Ifindex: uint32(vm.Index), Base: uint32(base.Index)}
+			for _, f := range []vipfw.Family{vipfw.IPv4, vipfw.IPv6} {
+				if fams[f] {
+					links = append(links, vipfw.VMACLink{Family: f, Ifindex: uint32(vm.Index), Base: uint32(base.Index)})
+				}
+			}
 		}
 	}
-	if l == nil && d.fw == nil {
+	if links == nil && d.fw == nil {
 		return
 	}
 	fw := d.firewall()
 	if fw == nil {
 		return
 	}
-	if err := fw.SetVMAC(in.cfg.Name, l); err != nil {
+	if err := fw.SetVMAC(in.cfg.Name, links); err != nil {
 		in.log.Error("use_vmac: update the nftables VMAC map", "vmac", in.vmac, "err", err)
 	}
 }

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"testing"
 
+	"github.com/halo-lb/halo/pkg/vip"
 	"github.com/halo-lb/halo/pkg/vipfw"
 	"github.com/halo-lb/halo/pkg/vrrp"
 )
@@ -15,7 +17,7 @@ import (
 // dropped VIPs per instance, and whether the table was closed.
 type fakeFirewall struct {
 	blocked map[string]string
-	vmacs   map[string]vipfw.VMACLink
+	vmacs   map[string][]vipfw.VMACLink
 	closes  int
 	cfg     vipfw.Config
 	opens   int
@@ -37,14 +39,14 @@ func (f *fakeFirewall) Block(name string, vips []vipfw.VIP) error {
 
 func (f *fakeFirewall) Unblock(name string) error { return f.Block(name, nil) }
 
-func (f *fakeFirewall) SetVMAC(name string, l *vipfw.VMACLink) error {
+func (f *fakeFirewall) SetVMAC(name string, ls []vipfw.VMACLink) error {
 	if f.vmacs == nil {
-		f.vmacs = map[string]vipfw.VMACLink{}
+		f.vmacs = map[string][]vipfw.VMACLink{}
 	}
-	if l == nil {
+	if len(ls) == 0 {
 		delete(f.vmacs, name)
 	} else {
-		f.vmacs[name] = *l
+		f.vmacs[name] = ls
 	}
 	return nil
 }
@@ -187,8 +189,14 @@ func TestVMACInFirewall(t *testing.T) {
 	in.vmac, in.cfg.Interface = "lo", "lo"
 	in.cs = &connState{}
 	in.syncVMACFirewall()
-	if got, want := fmt.Sprint(fw.vmacs), "map[V:{ip 1 1}]"; got != want {
+	if got, want := fmt.Sprint(fw.vmacs), "map[V:[{ip 1 1}]]"; got != want {
 		t.Fatalf("bound VMAC: %s, want %s", got, want)
+	}
+	// An address of the other family puts the VMAC in that table too.
+	in.excluded = append(in.excluded, vip.Addr{Prefix: netip.MustParsePrefix("2001:db8::1/64"), Dev: "lo"})
+	in.syncVMACFirewall()
+	if got, want := fmt.Sprint(fw.vmacs), "map[V:[{ip 1 1} {ip6 1 1}]]"; got != want {
+		t.Fatalf("VMAC with an IPv6 excluded VIP: %s, want %s", got, want)
 	}
 	in.cs = nil
 	in.syncVMACFirewall()

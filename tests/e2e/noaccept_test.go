@@ -104,8 +104,9 @@ vrrp_instance V6 {
 		// defaults, with a table name, priority, counters and link-local
 		// VIPs keyed by name (dont_track_primary), and with use_vmac, which
 		// adds keepalived's VMAC map and group-report rules to the tables,
-		// with vrrp_strict and without it (the table then holds only those:
-		// docs/keepalived.md#use-vmac-nftables).
+		// with vrrp_strict and without it (the table then holds only those),
+		// and for an IPv4 instance with an IPv6 excluded VIP
+		// (docs/keepalived.md#use-vmac-nftables).
 		requireKeepalived(t)
 		counters := regexp.MustCompile(`packets [0-9]+ bytes [0-9]+`)
 		settings := strings.Replace(conf(""), "  vrrp_strict\n",
@@ -113,7 +114,28 @@ vrrp_instance V6 {
 		settings = strings.Replace(settings, "  version 3\n", "  version 3\n  dont_track_primary\n", 1)
 		vmacStrict := conf("  use_vmac")
 		vmacOnly := strings.Replace(vmacStrict, "  vrrp_strict\n", "", 1)
-		for i, text := range []string{conf(""), settings, vmacStrict, vmacOnly} {
+		// An IPv4 instance with an IPv6 excluded VIP: its VMAC goes in
+		// both tables' maps.
+		vmacMixed := fmt.Sprintf(`global_defs {
+  router_id n1
+  vrrp_garp_master_delay 0
+}
+vrrp_instance V4 {
+  state BACKUP
+  interface eth0
+  virtual_router_id 97
+  priority 100
+  advert_int 1
+  use_vmac
+  virtual_ipaddress {
+    %s/24
+  }
+  virtual_ipaddress_excluded {
+    %s/64
+  }
+}
+`, vip, vip6)
+		for i, text := range []string{conf(""), settings, vmacStrict, vmacOnly, vmacMixed} {
 			mark := "@vips"
 			if i >= 2 {
 				mark = "@vmac_map"
