@@ -111,7 +111,7 @@ func harness(cache string, timeout time.Duration, run string, keep bool) (int, e
 	logf("test binaries built in %.1f s", time.Since(t0).Seconds())
 	t0 = time.Now()
 	img := filepath.Join(work, "initramfs.cpio.gz")
-	if err := buildInitramfs(img, work, kroot, kv, tests, run); err != nil {
+	if err := buildInitramfs(img, root, work, kroot, kv, tests, run); err != nil {
 		return 1, err
 	}
 	st, _ := os.Stat(img)
@@ -269,7 +269,7 @@ func buildBinaries(root, work string) ([]string, error) {
 	return tests, nil
 }
 
-func buildInitramfs(img, work, kroot, kv string, tests []string, run string) error {
+func buildInitramfs(img, root, work, kroot, kv string, tests []string, run string) error {
 	im := image{}
 	for _, d := range []string{"/proc", "/sys", "/dev", "/run", "/tmp", "/root", "/etc", "/usr/bin", "/usr/sbin", "/sbin", "/bin"} {
 		im.dir(d)
@@ -317,6 +317,15 @@ func buildInitramfs(img, work, kroot, kv string, tests []string, run string) err
 		im.file("/t/"+t, filepath.Join(work, "bin", t), 0o755)
 	}
 	im.file("/sbin/halod", filepath.Join(work, "bin", "halod"), 0o755)
+	// Tests that load an example config read ../../../configs from their
+	// package directory; the guest runs them in /t, where that is /configs.
+	confs, err := filepath.Glob(filepath.Join(root, "configs", "*.conf"))
+	if err != nil {
+		return err
+	}
+	for _, c := range confs {
+		im.file("/configs/"+filepath.Base(c), c, 0o644)
+	}
 	im.file("/sbin/haloctl", filepath.Join(work, "bin", "haloctl"), 0o755)
 
 	mdir := filepath.Join(kroot, "lib", "modules", kv)
