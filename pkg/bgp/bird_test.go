@@ -359,6 +359,14 @@ func slices2(got []string, want ...string) bool { return sameSet(got, want...) }
 // without a gap; a SIGKILLed speaker is gone from the router within about
 // its hold (= restart) time.
 func TestSpeakerGracefulRestart(t *testing.T) {
+	if raceDetector {
+		// The router keeps a restarting speaker's routes for its restart
+		// time, the hold time (3 s here); built with -race, stopping one
+		// speaker process and starting the next takes longer than that on
+		// a 2-core machine, so the route drops for a reason that is not the
+		// speaker's. `make test` runs this test without -race.
+		t.Skip("timing-bound to a 3 s restart window; skipped under the race detector (make test runs it)")
+	}
 	bl := newBirdLab(t, []birdSession{{"d1", "10.0.0.11", ""}, {"d2", "10.0.0.12", ""}})
 	n1 := bl.director("d1", "10.0.0.11", "fd00::11")
 	n2 := bl.director("d2", "10.0.0.12", "fd00::12")
