@@ -182,9 +182,20 @@ type rstCounter struct {
 
 func countResets(t *testing.T, ns *lab.NS, ifname string) *rstCounter {
 	t.Helper()
+	return countResetsOf(t, ns, ifname, false)
+}
+
+// countResetsOf counts TCP RSTs crossing ifname over IPv4, or over IPv6
+// (TCP right after the fixed header: the labs' traffic carries no
+// extension headers).
+func countResetsOf(t *testing.T, ns *lab.NS, ifname string, v6 bool) *rstCounter {
+	t.Helper()
 	r := &rstCounter{done: make(chan struct{})}
 	ifi := ns.Link(ifname)
 	proto := int(htons(syscall.ETH_P_IP))
+	if v6 {
+		proto = int(htons(syscall.ETH_P_IPV6))
+	}
 	var fd int
 	if err := ns.Do(func() (err error) {
 		fd, err = syscall.Socket(syscall.AF_PACKET, syscall.SOCK_DGRAM, proto)
@@ -210,10 +221,15 @@ func countResets(t *testing.T, ns *lab.NS, ifname string) *rstCounter {
 				return
 			}
 			n = min(n, len(buf))
-			if n < 20 || buf[0]>>4 != 4 || buf[9] != 6 {
+			var l4 int
+			switch {
+			case !v6 && n >= 20 && buf[0]>>4 == 4 && buf[9] == 6:
+				l4 = int(buf[0]&0xf) * 4
+			case v6 && n >= 40 && buf[0]>>4 == 6 && buf[6] == 6:
+				l4 = 40
+			default:
 				continue
 			}
-			l4 := int(buf[0]&0xf) * 4
 			if n >= l4+14 && buf[l4+13]&0x04 != 0 {
 				r.n.Add(1)
 			}

@@ -569,46 +569,8 @@ func (p pairFamily) forwarding(t *testing.T, ns *lab.NS, on bool) {
 	}
 }
 
-// resets counts TCP RSTs crossing ns's eth0 in the plan's family
-// (countResets for IPv4; the same over IPv6, TCP right after the fixed
-// header: the lab's traffic carries no extension headers).
+// resets counts TCP RSTs crossing ns's eth0 in the plan's family.
 func (p pairFamily) resets(t *testing.T, ns *lab.NS) *rstCounter {
 	t.Helper()
-	if !p.v6 {
-		return countResets(t, ns, "eth0")
-	}
-	r := &rstCounter{done: make(chan struct{})}
-	ifi := ns.Link("eth0")
-	proto := int(htons(syscall.ETH_P_IPV6))
-	var fd int
-	if err := ns.Do(func() (err error) {
-		fd, err = syscall.Socket(syscall.AF_PACKET, syscall.SOCK_DGRAM, proto)
-		if err != nil {
-			return err
-		}
-		return syscall.Bind(fd, &syscall.SockaddrLinklayer{Protocol: uint16(proto), Ifindex: ifi.Index})
-	}); err != nil {
-		t.Fatal(err)
-	}
-	tv := syscall.NsecToTimeval(int64(200 * time.Millisecond))
-	syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv)
-	go func() {
-		defer close(r.done)
-		defer syscall.Close(fd)
-		buf := make([]byte, 128)
-		for !r.quit.Load() {
-			n, _, err := syscall.Recvfrom(fd, buf, syscall.MSG_TRUNC)
-			if err == syscall.EAGAIN || err == syscall.EINTR {
-				continue
-			}
-			if err != nil {
-				return
-			}
-			if n = min(n, len(buf)); n >= 40+14 && buf[0]>>4 == 6 && buf[6] == 6 && buf[40+13]&0x04 != 0 {
-				r.n.Add(1)
-			}
-		}
-	}()
-	t.Cleanup(r.stop)
-	return r
+	return countResetsOf(t, ns, "eth0", p.v6)
 }
