@@ -1,0 +1,172 @@
+package check
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// stalledListener is a loopback listener whose accept queue is full and
+// never drained: the kernel drops further SYNs, so a connect to it stays in
+// flight until it times out, or until drain makes room and the client's SYN
+// retransmission (after 1 s) gets through.
+func stalledListener(t *testing.T) (addr netip.AddrPort, drain func()) {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil { // room for one connection
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port))
+	filler, err := net.Dial("tcp", addr.String()) // fills the queue
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { filler.Close() })
+	return addr, func() {
+		nfd, _, err := unix.Accept(fd)
+		if err == nil {
+			unix.Close(nfd)
+		}
+	}
+}
+
+// A server on this host has answered before connect() returns: the check
+// completes without the poller, and the connection is closed with a reset.
+func TestTCPConnectFastPathResets(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ap := l.Addr().(*net.TCPAddr).AddrPort()
+	fast, polled := tcpFastConnects.Load(), tcpPolledConnects.Load()
+	if r := (&TCP{T: Target{Addr: ap.Addr(), Port: int(ap.Port()), Timeout: time.Second}}).Check(context.Background()); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if tcpFastConnects.Load() != fast+1 || tcpPolledConnects.Load() != polled {
+		t.Fatalf("fast %d→%d polled %d→%d: the loopback check did not take the fast path",
+			fast, tcpFastConnects.Load(), polled, tcpPolledConnects.Load())
+	}
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, err = c.Read(make([]byte, 1))
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("server read after the check closed: %v, want a reset (SO_LINGER 0)", err)
+	}
+}
+
+// A connect still in flight is waited for, bounded by connect_timeout; the
+// error reads as net.Dialer's did and is a timeout.
+func TestTCPConnectTimesOut(t *testing.T) {
+	addr, _ := stalledListener(t)
+	polled := tcpPolledConnects.Load()
+	start := time.Now()
+	r := (&TCP{T: Target{Addr: addr.Addr(), Port: int(addr.Port()), Timeout: 300 * time.Millisecond}}).Check(context.Background())
+	took := time.Since(start)
+	if r.Err == nil || !errors.Is(r.Err, os.ErrDeadlineExceeded) || !strings.Contains(r.Err.Error(), "dial tcp "+addr.String()+": i/o timeout") {
+		t.Fatalf("err %v, want dial tcp %s: i/o timeout", r.Err, addr)
+	}
+	var ne net.Error
+	if !errors.As(r.Err, &ne) || !ne.Timeout() {
+		t.Fatalf("err %v is not a net.Error timeout", r.Err)
+	}
+	if took < 250*time.Millisecond || took > 5*time.Second {
+		t.Fatalf("took %v for a 300ms connect_timeout", took)
+	}
+	if tcpPolledConnects.Load() != polled+1 {
+		t.Fatal("the stalled connect did not go through the poller")
+	}
+}
+
+// A connect that completes while the check waits in the poller is a
+// success.
+func TestTCPConnectPolledSuccess(t *testing.T) {
+	addr, drain := stalledListener(t)
+	time.AfterFunc(200*time.Millisecond, drain) // the SYN retransmitted at 1 s gets in
+	polled := tcpPolledConnects.Load()
+	if r := (&TCP{T: Target{Addr: addr.Addr(), Port: int(addr.Port()), Timeout: 5 * time.Second}}).Check(context.Background()); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if tcpPolledConnects.Load() != polled+1 {
+		t.Fatal("the check did not wait in the poller")
+	}
+}
+
+func TestTCPConnectRefusedReadsLikeDialer(t *testing.T) {
+	port := freePort(t)
+	r := (&TCP{T: Target{Addr: netip.MustParseAddr("127.0.0.1"), Port: port, Timeout: time.Second}}).Check(context.Background())
+	want := "dial tcp 127.0.0.1:" + strconv.Itoa(port) + ": connect: connection refused"
+	if r.Err == nil || r.Err.Error() != want || !errors.Is(r.Err, syscall.ECONNREFUSED) {
+		t.Fatalf("err %v, want %q (errors.Is ECONNREFUSED)", r.Err, want)
+	}
+}
+
+// IPv6 and an IPv4-mapped address (which the kernel must see as IPv4).
+func TestTCPConnectFamilies(t *testing.T) {
+	for _, network := range []string{"tcp4", "tcp6"} {
+		l, err := net.Listen(network, map[string]string{"tcp4": "127.0.0.1:0", "tcp6": "[::1]:0"}[network])
+		if err != nil {
+			t.Logf("%s: no loopback listener here: %v", network, err)
+			continue
+		}
+		defer l.Close()
+		ap := l.Addr().(*net.TCPAddr).AddrPort()
+		a := ap.Addr()
+		if a.Is4() {
+			a = netip.AddrFrom16(a.As16()) // ::ffff:127.0.0.1
+		}
+		if r := (&TCP{T: Target{Addr: a, Port: int(ap.Port()), Timeout: time.Second}}).Check(context.Background()); r.Err != nil {
+			t.Errorf("%s %s: %v", network, a, r.Err)
+		}
+	}
+}
+
+// A zone names an interface; a numeric zone is the index itself.
+func TestIfIndex(t *testing.T) {
+	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Skipf("no IPv6 socket: %v", err)
+	}
+	defer unix.Close(fd)
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ifIndex(fd, "lo"); err != nil || got != uint32(lo.Index) {
+		t.Fatalf("ifIndex(lo) = %d, %v; want %d", got, err, lo.Index)
+	}
+	if got, err := ifIndex(fd, "17"); err != nil || got != 17 {
+		t.Fatalf("ifIndex(17) = %d, %v", got, err)
+	}
+	if _, err := ifIndex(fd, "nosuchif0"); err == nil || !strings.Contains(err.Error(), "no such device") {
+		t.Fatalf("ifIndex(nosuchif0): %v", err)
+	}
+	sa, err := sockaddr(fd, netip.MustParseAddr("fe80::1%lo"), 80)
+	if err != nil || sa.(*unix.SockaddrInet6).ZoneId != uint32(lo.Index) || sa.(*unix.SockaddrInet6).Port != 80 {
+		t.Fatalf("sockaddr(fe80::1%%lo) = %+v, %v", sa, err)
+	}
+}
