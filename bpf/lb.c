@@ -17,16 +17,17 @@
  * router would). The real's reply comes back through the director: a
  * packet that is not VIP traffic but comes from a (real address, port,
  * protocol) of the reverse-NAT index leaves from VIP:vport, towards the
- * MAC and interface the flow's first packet came from (recorded in the
- * flow entry) or, for a flow this director never saw (after a failover),
- * towards the next hop the Go side resolved for the client's network.
+ * MAC and interface the client's flows came in by (client_nh, noted on a
+ * flow's first packet) or, for a client this director never saw (after a
+ * failover), towards the next hop the Go side resolved for the client's
+ * network.
  * bpf_fib_lookup is not used: it refuses (FWD_DISABLED) on an interface
  * with forwarding off, and the director runs with forwarding off so that
  * nothing silently falls back to the kernel.
  *
- * The flow table only remembers: entries are written on a flow's first
- * packet (TCP SYN without ACK, a UDP datagram without an entry), at most
- * flood_threshold per second per CPU, so a SYN flood cannot evict the
+ * The flow table only remembers, and only where a service's table changed:
+ * bpf/lb_select.h says when it is read and written. Entries are written at
+ * most flood_threshold per second per CPU, so a SYN flood cannot evict the
  * entries of established flows; packets that are not recorded still go
  * where the table sends them. */
 #include "parse.h"
@@ -36,116 +37,7 @@
 #include "lb_maps.h"
 #include "lb_nat.h"
 #include "lb_tun.h"
-
-/* last_seen is refreshed at most this often: a write per packet to a
- * shared entry would bounce its cache line between CPUs for nothing. */
-#define LB_TOUCH_NS 1000000000ULL
-
-/* TCP flags as they sit in byte 13 of the header. */
-#define TH_FIN 0x01
-#define TH_SYN 0x02
-#define TH_RST 0x04
-#define TH_ACK 0x10
-
-static __always_inline __u32 mix32(__u32 h)
-{
-	h ^= h >> 16;
-	h *= 0x85ebca6b;
-	h ^= h >> 13;
-	h *= 0xc2b2ae35;
-	h ^= h >> 16;
-	return h;
-}
-
-/* The selection key: a pure function of the packet and the service's
- * settings. pkg/dataplane/xdp.FlowHash is the same function in Go (tested
- * against this one). */
-static __always_inline __u32 flow_hash(struct flow_key *f, struct vip_meta *vm)
-{
-	__u32 h = 0x9747b28c;
-	if (vm->flags & SVC_HASH_SRC) {
-		h = mix32(h ^ (f->src[0] & vm->src_mask[0]));
-		h = mix32(h ^ (f->src[1] & vm->src_mask[1]));
-		h = mix32(h ^ (f->src[2] & vm->src_mask[2]));
-		h = mix32(h ^ (f->src[3] & vm->src_mask[3]));
-		if (vm->flags & SVC_HASH_PORT)
-			h = mix32(h ^ f->sport);
-		return h;
-	}
-	h = mix32(h ^ f->src[0]);
-	h = mix32(h ^ f->src[1]);
-	h = mix32(h ^ f->src[2]);
-	h = mix32(h ^ f->src[3]);
-	h = mix32(h ^ f->dst[0]);
-	h = mix32(h ^ f->dst[1]);
-	h = mix32(h ^ f->dst[2]);
-	h = mix32(h ^ f->dst[3]);
-	h = mix32(h ^ (((__u32)f->sport << 16) | f->dport));
-	return mix32(h ^ f->proto);
-}
-
-/* Resolves a new (or stale) flow through the service's table. Returns the
- * real's slot, 0 when the table has none. */
-static __always_inline __u32 pick(struct vip_meta *vm, struct flow_key *f)
-{
-	void *ring = bpf_map_lookup_elem(&rings, &vm->id);
-	if (!ring || !vm->ring_size)
-		return 0;
-	__u32 slot = flow_hash(f, vm) % vm->ring_size;
-	__u32 ci = slot / LB_RING_CHUNK;
-	struct ring_chunk *chunk = bpf_map_lookup_elem(ring, &ci);
-	return chunk ? chunk->id[slot & (LB_RING_CHUNK - 1)] : 0;
-}
-
-/* Whether a new entry may be written now: at most flood_threshold per
- * second on this CPU. */
-static __always_inline int flood_budget(struct lb_config *cfg, struct lb_percpu *pc, __u64 now)
-{
-	if (!cfg || !cfg->flood_threshold)
-		return 1;
-	struct flood_state *st = &pc->flood;
-	if (now - st->window_start > 1000000000ULL) {
-		st->window_start = now;
-		st->count = 0;
-	}
-	if (st->count >= cfg->flood_threshold)
-		return 0;
-	st->count++;
-	return 1;
-}
-
-/* The coarse clock, read at most once per jiffy on this CPU: every
- * timeout is in seconds, and the helper call costs more on the hit path
- * than the rest of the clock handling together. */
-static __always_inline __u64 clock_now(struct lb_percpu *pc)
-{
-	__u64 j = bpf_jiffies64();
-	if (j != pc->jiffies) {
-		pc->jiffies = j;
-		pc->now = bpf_ktime_get_coarse_ns();
-	}
-	return pc->now;
-}
-
-/* A pin that is fresh and whose real still takes new flows (a real that
- * went down, was drained or left breaks its pins). Refreshes it. */
-static __always_inline __u32 pinned_real(struct persist_val *pv, __u64 now, __u64 timeout)
-{
-	if (!pv || now - pv->last_seen > timeout)
-		return 0;
-	__u32 rid = pv->real_id;
-	struct real *rs = bpf_map_lookup_elem(&reals, &rid);
-	if (!rs || !(rs->flags & REAL_NEW_FLOWS) || rs->gen != pv->gen)
-		return 0;
-	if (now - pv->last_seen > LB_TOUCH_NS)
-		pv->last_seen = now;
-	return rid;
-}
-
-static __always_inline int usable(struct real *rs)
-{
-	return rs && (rs->flags & REAL_VALID);
-}
+#include "lb_select.h"
 
 /* Fills f with the flow an ICMP error is about (the inner packet went VIP ->
  * client; the flow is client -> VIP) and returns 0, or -1 when the message
@@ -313,119 +205,28 @@ int xdp_lb(struct xdp_md *ctx)
 	if (!maybe_vip(&vk))
 		goto not_vip;
 
+	struct vip_meta *vm = bpf_map_lookup_elem(&vips, &vk);
+	if (!vm)
+		goto not_vip;
 	__u32 zero = 0;
 	struct lb_config *cfg = bpf_map_lookup_elem(&config, &zero);
-	__u64 now = clock_now(pc);
-	int syn = proto == IPPROTO_TCP && (tcp_flags & (TH_SYN | TH_ACK)) == TH_SYN;
-	int rst = proto == IPPROTO_TCP && (tcp_flags & TH_RST);
-
-	/* The flow table first: an entry's key holds the VIP, port and
-	 * protocol, so a hit is VIP traffic and needs no service lookup (the
-	 * real's slot names its service). The service is looked up only when
-	 * the table has no usable answer. A known flow keeps its real,
-	 * whatever the table says now: weight 0 (drain) only affects new
-	 * flows. A real that left the configuration (its slot invalid or
-	 * reused: another gen) gets nothing more; its flows re-resolve through
-	 * the table. */
-	struct vip_meta *vm = NULL;
-	__u32 rid = 0;
-	struct real *rs = NULL;
-	struct flow_val *fv = ct_lookup(&fk, v6);
-	if (fv && cfg) {
-		__u64 timeout = cfg->udp_timeout_ns;
-		if (proto == IPPROTO_TCP)
-			timeout = (fv->flags & FLOW_CLOSING) ? cfg->tcp_fin_timeout_ns : cfg->tcp_timeout_ns;
-		if (timeout && now - fv->last_seen > timeout) {
-			ct_delete(&fk, v6);
-			reason(pc, R_CT_EXPIRED, len);
-			fv = NULL;
-		}
+	struct pkt p = { .fk = fk, .len = len, .now = clock_now(pc), .cifindex = ctx->ingress_ifindex, .v6 = v6,
+			 .icmp = icmp, .seen = 1 };
+	if (proto == IPPROTO_TCP) {
+		p.syn = (tcp_flags & (TH_SYN | TH_ACK)) == TH_SYN;
+		p.rst = !!(tcp_flags & TH_RST);
+		p.fin = !!(tcp_flags & TH_FIN);
 	}
-	if (fv) {
-		rid = fv->real_id;
-		rs = bpf_map_lookup_elem(&reals, &rid);
-		if (usable(rs) && rs->gen == fv->gen) {
-			reason(pc, R_CT_HIT, len);
-		} else {
-			vm = bpf_map_lookup_elem(&vips, &vk);
-			if (!vm)
-				goto not_vip; /* the service is gone */
-			rid = pick(vm, &fk);
-			rs = bpf_map_lookup_elem(&reals, &rid);
-			if (!rid || !usable(rs)) {
-				reason(pc, R_PASS_NO_REAL, len);
-				return XDP_PASS;
-			}
-			/* Rewriting an existing entry does not grow the table:
-			 * allowed under flood too. */
-			fv->real_id = rid;
-			fv->gen = rs->gen;
-			fv->flags = 0;
-			reason(pc, R_CT_STALE, len);
-		}
-		if (now - fv->last_seen > LB_TOUCH_NS) {
-			fv->last_seen = now;
-			if (!vm)
-				vm = bpf_map_lookup_elem(&vips, &vk);
-			if (vm && vm->persist_s) {
-				/* The pin lasts persist_s after the client's last
-				 * packet, not after its last new connection. */
-				struct persist_key pk = { .svc = vm->id };
-				pk.src[0] = fk.src[0] & vm->src_mask[0];
-				pk.src[1] = fk.src[1] & vm->src_mask[1];
-				pk.src[2] = fk.src[2] & vm->src_mask[2];
-				pk.src[3] = fk.src[3] & vm->src_mask[3];
-				struct persist_val *pv = bpf_map_lookup_elem(&persist, &pk);
-				if (pv && pv->real_id == rid)
-					pv->last_seen = now;
-			}
-		}
-		if (proto == IPPROTO_TCP && (tcp_flags & TH_FIN) && !(fv->flags & FLOW_CLOSING)) {
-			fv->flags |= FLOW_CLOSING;
-			fv->last_seen = now;
-		}
-	} else {
-		vm = bpf_map_lookup_elem(&vips, &vk);
-		if (!vm)
-			goto not_vip;
-		/* Persistence: a fresh pin of this client wins over the table. */
-		struct persist_key pk = {};
-		struct persist_val *pv = NULL;
-		__u64 ptimeout = (__u64)vm->persist_s * 1000000000ULL;
-		if (ptimeout) {
-			pk.svc = vm->id;
-			pk.src[0] = fk.src[0] & vm->src_mask[0];
-			pk.src[1] = fk.src[1] & vm->src_mask[1];
-			pk.src[2] = fk.src[2] & vm->src_mask[2];
-			pk.src[3] = fk.src[3] & vm->src_mask[3];
-			pv = bpf_map_lookup_elem(&persist, &pk);
-			rid = pinned_real(pv, now, ptimeout);
-		}
-		int pinned = rid != 0;
-		if (!rid)
-			rid = pick(vm, &fk);
-		rs = bpf_map_lookup_elem(&reals, &rid);
-		if (!rid || !usable(rs)) {
-			reason(pc, R_PASS_NO_REAL, len);
-			return XDP_PASS;
-		}
-		if ((syn || proto == IPPROTO_UDP) && !rst && !icmp) {
-			if (flood_budget(cfg, pc, now)) {
-				struct flow_val nv = { .real_id = rid, .gen = rs->gen, .last_seen = now,
-						       .cifindex = ctx->ingress_ifindex };
-				__builtin_memcpy(nv.cmac, eth->h_source, ETH_ALEN);
-				ct_update(&fk, v6, &nv);
-				if (ptimeout && !pinned) {
-					struct persist_val np = { .real_id = rid, .gen = rs->gen, .last_seen = now };
-					bpf_map_update_elem(&persist, &pk, &np, BPF_ANY);
-				}
-				reason(pc, R_CT_NEW, len);
-			} else {
-				reason(pc, R_CT_FLOOD, len);
-			}
-		} else {
-			reason(pc, R_CT_MISS, len);
-		}
+	__u32 h = flow_hash(&fk, vm);
+	if (proto == IPPROTO_UDP && !icmp)
+		p.seen = seen_mark(cfg, (vm->flags & SVC_HASH_SRC) ? flow_hash5(&fk) : h);
+
+	struct flow_val *fv = NULL;
+	__u32 rid = vm->persist_s ? select_pinned(vm, cfg, pc, &p, h, eth, &fv) : select_ring(vm, cfg, pc, &p, h, eth, &fv);
+	struct real *rs = bpf_map_lookup_elem(&reals, &rid);
+	if (!rid || !usable(rs)) {
+		reason(pc, R_PASS_NO_REAL, len);
+		return XDP_PASS;
 	}
 	if (!(rs->flags & REAL_HAS_MAC)) {
 		/* Never a frame with an empty destination MAC. */
@@ -460,7 +261,7 @@ int xdp_lb(struct xdp_md *ctx)
 	}
 	if (icmp)
 		reason(pc, R_ICMP_TO_REAL, len);
-	if (rst && fv) {
+	if (p.rst && fv) {
 		/* The RST itself still reaches the real; the flow is over. */
 		ct_delete(&fk, v6);
 		reason(pc, R_CT_CLOSED, len);
@@ -485,6 +286,8 @@ int xdp_lb(struct xdp_md *ctx)
 		} else {
 			nat_apply(l3, l4, data_end, v6, proto, 1, &nr);
 		}
+		if (p.syn || !p.seen)
+			note_client(ctx, eth, &fk, v6);
 		reason(pc, R_NAT_DNAT, len);
 	}
 	/* DR: the IP packet is untouched; only the frame is re-addressed. */

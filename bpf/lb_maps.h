@@ -41,6 +41,31 @@ struct {
 	__array(values, struct ring);
 } rings SEC(".maps");
 
+/* The same tables as rings, read only for a dirty slot's new flows: a
+ * dirty slot in rings names the real its flows had before the change
+ * (bpf/lb_select.h); this names the real new flows get now. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, LB_MAX_SERVICES);
+	__type(key, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct ring);
+} new_rings SEC(".maps");
+
+/* Which flows were active lately: bit (flow hash % 2^20) of word pair
+ * (2i, 2i+1), the even word for even epochs. Go clears the words of the
+ * coming epoch and then switches cfg->seen_epoch once per udp_timeout, so
+ * a flow seen within the last one to two epochs is known. It tells an old
+ * UDP flow from a new one when the table changes (there is no SYN), and a
+ * NAT flow's first packet (its client's next hop is noted then). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * LB_SEEN_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} flow_seen SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, LB_MAX_REALS);
@@ -150,6 +175,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nexthops SEC(".maps");
 
+/* Where a NAT client's packets came from (interface, source MAC), noted
+ * on a flow's first packet: its replies go back the same way without a
+ * per-flow entry. Key: the client's address (prefixlen 128, IPv4 mapped). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LB_MAX_CLIENT_NH);
+	__type(key, struct nh_key);
+	__type(value, struct nh_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} client_nh SEC(".maps");
+
 /* Addresses a NAT reply found no next hop for (nexthops' key): a director
  * that takes over has never talked to on-link clients, and the client sends
  * nothing during a download, so nothing would make its kernel learn the
@@ -171,6 +207,7 @@ const enum lb_limits *unused_limits __attribute__((unused));
 const enum real_flags *unused_real_flags __attribute__((unused));
 const enum lb_method *unused_method __attribute__((unused));
 const enum flow_flags *unused_flow_flags __attribute__((unused));
+const enum ring_flags *unused_ring_flags __attribute__((unused));
 const struct lb_config *unused_config __attribute__((unused));
 const struct flood_state *unused_flood __attribute__((unused));
 const struct lb_percpu *unused_percpu __attribute__((unused));

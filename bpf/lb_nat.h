@@ -215,6 +215,26 @@ static __always_inline int nat_icmp_apply(void *l3, void *end, int v6, struct na
 	return 0;
 }
 
+/* Notes where a NAT client's packets come from (f: client -> VIP), on a
+ * flow's first packet: its replies are sent back that way. */
+static __always_inline void note_client(struct xdp_md *ctx, struct ethhdr *eth, struct flow_key *f, int v6)
+{
+	struct nh_key nk = { .prefixlen = 128 };
+	if (v6) {
+		__builtin_memcpy(nk.addr, f->src, 16);
+	} else {
+		nk.addr[2] = bpf_htonl(0xffff);
+		nk.addr[3] = f->src[0];
+	}
+	struct nh_val nv = { .ifindex = ctx->ingress_ifindex };
+	__builtin_memcpy(nv.mac, eth->h_source, ETH_ALEN);
+	struct nh_val *cur = bpf_map_lookup_elem(&client_nh, &nk);
+	if (cur && cur->ifindex == nv.ifindex && cur->mac[0] == nv.mac[0] && cur->mac[1] == nv.mac[1] &&
+	    cur->mac[2] == nv.mac[2] && cur->mac[3] == nv.mac[3] && cur->mac[4] == nv.mac[4] && cur->mac[5] == nv.mac[5])
+		return;
+	bpf_map_update_elem(&client_nh, &nk, &nv, BPF_ANY);
+}
+
 /* A NAT reply: f is the packet's own key (real -> client). Returns the
  * verdict, or -1 when the packet is not from a NAT real of the index. */
 static __always_inline int nat_reply(struct xdp_md *ctx, struct lb_percpu *pc, struct ethhdr *eth, __u32 tags,
@@ -259,35 +279,28 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct lb_percpu *pc, s
 		reason(pc, R_PASS_TTL, len);
 		return XDP_PASS;
 	}
-	/* The client's flow, as the forward path recorded it. */
-	struct flow_key ck = { .sport = f->dport, .dport = rv->vport, .proto = f->proto };
-	__builtin_memcpy(ck.src, f->dst, 16);
-	__builtin_memcpy(ck.dst, rv->vip, 16);
+	/* The way the client's packets came in, else its network's route. */
 	__u32 oif = 0;
 	__u8 mac[ETH_ALEN];
-	struct flow_val *fv = ct_lookup(&ck, v6);
-	if (fv && fv->cifindex) {
-		oif = fv->cifindex;
-		__builtin_memcpy(mac, fv->cmac, ETH_ALEN);
+	struct nh_key nk = { .prefixlen = 128 };
+	if (v6) {
+		__builtin_memcpy(nk.addr, f->dst, 16);
 	} else {
-		struct nh_key nk = { .prefixlen = 128 };
-		if (v6) {
-			__builtin_memcpy(nk.addr, f->dst, 16);
-		} else {
-			nk.addr[2] = bpf_htonl(0xffff);
-			nk.addr[3] = f->dst[0];
-		}
-		struct nh_val *nh = bpf_map_lookup_elem(&nexthops, &nk);
-		if (!nh || !nh->ifindex) {
-			__u32 one = 1;
-			/* NOEXIST: one write per address until the Go side drains it. */
-			bpf_map_update_elem(&nh_wanted, &nk, &one, BPF_NOEXIST);
-			reason(pc, R_PASS_NO_NEXTHOP, len);
-			return XDP_PASS;
-		}
-		oif = nh->ifindex;
-		__builtin_memcpy(mac, nh->mac, ETH_ALEN);
+		nk.addr[2] = bpf_htonl(0xffff);
+		nk.addr[3] = f->dst[0];
 	}
+	struct nh_val *nh = bpf_map_lookup_elem(&client_nh, &nk);
+	if (!nh || !nh->ifindex)
+		nh = bpf_map_lookup_elem(&nexthops, &nk);
+	if (!nh || !nh->ifindex) {
+		__u32 one = 1;
+		/* NOEXIST: one write per address until the Go side drains it. */
+		bpf_map_update_elem(&nh_wanted, &nk, &one, BPF_NOEXIST);
+		reason(pc, R_PASS_NO_NEXTHOP, len);
+		return XDP_PASS;
+	}
+	oif = nh->ifindex;
+	__builtin_memcpy(mac, nh->mac, ETH_ALEN);
 	struct nat_rewrite nr = { .port = rv->vport };
 	__builtin_memcpy(nr.addr, rv->vip, 16);
 	if (icmp) {

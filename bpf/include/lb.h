@@ -12,7 +12,7 @@
  * the maps in a directory named after the layout version and the sizes, so
  * a halod with another layout builds fresh maps beside the running ones. */
 enum lb_limits {
-	LB_LAYOUT_VERSION = 7, /* bump whenever a pinned map's key, value or type changes */
+	LB_LAYOUT_VERSION = 8, /* bump whenever a pinned map's key, value or type changes */
 	LB_MAX_SERVICES = 1024,
 	LB_MAX_REALS = 131072, /* (service, real) entries: a real in 3 services takes 3 */
 	LB_RING_SIZE = 16381,  /* largest per-service Maglev table; prime (pkg/maglev) */
@@ -27,6 +27,16 @@ enum lb_limits {
 	LB_MAX_NH_WANTED = 1024, /* client addresses a NAT reply found no next hop for */
 	LB_VIP_FILTER_BITS = 4096, /* struct vip_filter: a power of two */
 	LB_VIP_FILTER_SHIFT = 20,  /* 32 - log2(LB_VIP_FILTER_BITS) */
+	LB_SEEN_WORDS = 16384,     /* flow_seen: 64-bit words per epoch (2^20 bits) */
+	LB_MAX_CLIENT_NH = 65536,  /* client_nh: NAT clients whose next hop is remembered */
+};
+
+/* A Maglev table slot (struct ring_chunk) holds a real's id, and
+ * RING_DIRTY when the slot's real changed since the service's flows were
+ * last known to agree with the table (see bpf/lb_select.h). */
+enum ring_flags {
+	RING_ID_MASK = (1 << 24) - 1,
+	RING_DIRTY = 1 << 30,
 };
 
 enum lb_flags {
@@ -83,6 +93,8 @@ enum lb_reason {
 	R_PASS_TTL,       /* NAT packet whose TTL/hop limit would expire: the stack answers */
 	R_TUN_ENCAP,      /* encapsulated (ipip / ip6ip6) to a TUN real */
 	R_TUN_TOO_BIG,    /* too big once encapsulated: ICMP frag-needed / packet-too-big sent back */
+	R_RING,           /* real taken from the service's table, no flow-table lookup (the slot is clean) */
+	R_CT_PREV,        /* flow older than the table change, no entry: kept on the slot's previous real, recorded */
 	R_MAX,
 };
 
@@ -207,7 +219,7 @@ struct lb_config {
 	__u64 tcp_fin_timeout_ns;
 	__u64 udp_timeout_ns;
 	__u32 flood_threshold; /* new entries per second per CPU; 0: no limit */
-	__u32 pad;
+	__u32 seen_epoch;      /* flow_seen: this epoch's bits are the odd words when odd */
 };
 
 struct flood_state {

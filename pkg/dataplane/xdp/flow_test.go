@@ -78,11 +78,14 @@ func (b *Backend) rewindFlow(t *testing.T, f *packet.Frame, d time.Duration) {
 	}
 }
 
-// Golden aging cases: a FIN switches the entry to tcp_fin_timeout (time is
-// moved by rewinding the entry's last_seen, as the clock would); a RST is
-// forwarded to the flow's real and then removes the entry at once.
+// Golden aging cases, with every flow tracked (flow_tracking always; by
+// default entries exist only where a table changed, TestTableChange*): a
+// FIN switches the entry to tcp_fin_timeout (time is moved by rewinding
+// the entry's last_seen, as the clock would); an expired entry is dropped
+// and the packet starts the flow over; a RST is forwarded to the flow's
+// real and then removes the entry at once.
 func TestGoldenFlowAgingFINAndRST(t *testing.T) {
-	b := loadWith(t, Options{TCPFinTimeout: 5 * time.Second})
+	b := loadWith(t, Options{TCPFinTimeout: 5 * time.Second, FlowTracking: TrackAlways})
 	if err := b.Apply(context.Background(), []dataplane.Service{svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11")}); err != nil {
 		t.Fatal(err)
 	}
@@ -99,8 +102,9 @@ func TestGoldenFlowAgingFINAndRST(t *testing.T) {
 		{"idle for less than tcp_timeout it still hits", withFlags(syn, packet.TCPAck), CTHit, true, DefaultTCPTimeout - time.Minute},
 		{"fin hits it and starts tcp_fin_timeout", withFlags(syn, packet.TCPFin|packet.TCPAck), CTHit, true, 0},
 		{"within tcp_fin_timeout it still hits", withFlags(syn, packet.TCPAck), CTHit, true, 4 * time.Second},
-		{"after tcp_fin_timeout the entry expires", withFlags(syn, packet.TCPAck), CTExpired, false, 6 * time.Second},
-		{"a mid-flow packet without an entry is forwarded, not recorded", withFlags(syn, packet.TCPAck), CTMiss, false, 0},
+		{"after tcp_fin_timeout the entry expires", withFlags(syn, packet.TCPAck), CTExpired, true, 6 * time.Second},
+		{"and the packet starts the flow over", withFlags(syn, packet.TCPAck), CTHit, true, 0},
+		{"a mid-flow packet without an entry goes where the table says, recorded", withFlags(tcp4(vip4, 80, 7002), packet.TCPAck), CTPrev, true, 0},
 	}
 	rst := tcp4(vip4, 80, 7001)
 	steps = append(steps, []struct {
@@ -178,10 +182,12 @@ func TestGoldenFlowOfADownReal(t *testing.T) {
 
 // Under a flood of first packets the flow table takes at most the budget
 // per second and CPU; every SYN is still forwarded (by the table), and an
-// established flow keeps its entry and its real.
+// established flow keeps its entry and its real. Every flow is tracked
+// here (flow_tracking always); by default a service whose table did not
+// change writes no entry at all, flood or not.
 func TestFloodBudget(t *testing.T) {
 	const budget = 50
-	b := loadWith(t, Options{SYNFloodThreshold: budget})
+	b := loadWith(t, Options{SYNFloodThreshold: budget, FlowTracking: TrackAlways})
 	if err := b.Apply(context.Background(), []dataplane.Service{svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11", "10.1.0.12")}); err != nil {
 		t.Fatal(err)
 	}

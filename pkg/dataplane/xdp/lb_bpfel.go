@@ -62,7 +62,7 @@ type lbLbConfig struct {
 	TcpFinTimeoutNs uint64
 	UdpTimeoutNs    uint64
 	FloodThreshold  uint32
-	Pad             uint32
+	SeenEpoch       uint32
 }
 
 type lbLbFlags uint32
@@ -75,7 +75,7 @@ const (
 type lbLbLimits uint32
 
 const (
-	lbLbLimitsLB_LAYOUT_VERSION   lbLbLimits = 7
+	lbLbLimitsLB_LAYOUT_VERSION   lbLbLimits = 8
 	lbLbLimitsLB_MAX_SERVICES     lbLbLimits = 1024
 	lbLbLimitsLB_MAX_REALS        lbLbLimits = 131072
 	lbLbLimitsLB_RING_SIZE        lbLbLimits = 16381
@@ -90,6 +90,8 @@ const (
 	lbLbLimitsLB_MAX_NH_WANTED    lbLbLimits = 1024
 	lbLbLimitsLB_VIP_FILTER_BITS  lbLbLimits = 4096
 	lbLbLimitsLB_VIP_FILTER_SHIFT lbLbLimits = 20
+	lbLbLimitsLB_SEEN_WORDS       lbLbLimits = 16384
+	lbLbLimitsLB_MAX_CLIENT_NH    lbLbLimits = 65536
 )
 
 type lbLbMethod uint32
@@ -103,7 +105,7 @@ const (
 
 type lbLbPercpu struct {
 	_       structs.HostLayout
-	Reasons [25]lbCounter
+	Reasons [27]lbCounter
 	Flood   struct {
 		_           structs.HostLayout
 		WindowStart uint64
@@ -141,7 +143,9 @@ const (
 	lbLbReasonR_PASS_TTL        lbLbReason = 22
 	lbLbReasonR_TUN_ENCAP       lbLbReason = 23
 	lbLbReasonR_TUN_TOO_BIG     lbLbReason = 24
-	lbLbReasonR_MAX             lbLbReason = 25
+	lbLbReasonR_RING            lbLbReason = 25
+	lbLbReasonR_CT_PREV         lbLbReason = 26
+	lbLbReasonR_MAX             lbLbReason = 27
 )
 
 type lbNhKey struct {
@@ -198,6 +202,13 @@ type lbRingChunk struct {
 	Id [16]uint32
 }
 
+type lbRingFlags uint32
+
+const (
+	lbRingFlagsRING_ID_MASK lbRingFlags = 16777215
+	lbRingFlagsRING_DIRTY   lbRingFlags = 1073741824
+)
+
 type lbRnatVal struct {
 	_      structs.HostLayout
 	Vip    [4]uint32
@@ -233,10 +244,13 @@ type lbVipMeta struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	lbMapClientNh        = "client_nh"
 	lbMapConfig          = "config"
 	lbMapConntrack       = "conntrack"
 	lbMapConntrack4      = "conntrack4"
+	lbMapFlowSeen        = "flow_seen"
 	lbMapIfMacs          = "if_macs"
+	lbMapNewRings        = "new_rings"
 	lbMapNexthops        = "nexthops"
 	lbMapNhWanted        = "nh_wanted"
 	lbMapPersist         = "persist"
@@ -262,6 +276,7 @@ const (
 	lbVarUnusedPercpu    = "unused_percpu"
 	lbVarUnusedRealFlags = "unused_real_flags"
 	lbVarUnusedReason    = "unused_reason"
+	lbVarUnusedRingFlags = "unused_ring_flags"
 	lbVarUnusedRnat      = "unused_rnat"
 	lbVarUnusedVipFilter = "unused_vip_filter"
 )
@@ -315,10 +330,13 @@ type lbProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lbMapSpecs struct {
+	ClientNh    *ebpf.MapSpec `ebpf:"client_nh"`
 	Config      *ebpf.MapSpec `ebpf:"config"`
 	Conntrack   *ebpf.MapSpec `ebpf:"conntrack"`
 	Conntrack4  *ebpf.MapSpec `ebpf:"conntrack4"`
+	FlowSeen    *ebpf.MapSpec `ebpf:"flow_seen"`
 	IfMacs      *ebpf.MapSpec `ebpf:"if_macs"`
+	NewRings    *ebpf.MapSpec `ebpf:"new_rings"`
 	Nexthops    *ebpf.MapSpec `ebpf:"nexthops"`
 	NhWanted    *ebpf.MapSpec `ebpf:"nh_wanted"`
 	Persist     *ebpf.MapSpec `ebpf:"persist"`
@@ -349,6 +367,7 @@ type lbVariableSpecs struct {
 	UnusedPercpu    *ebpf.VariableSpec `ebpf:"unused_percpu"`
 	UnusedRealFlags *ebpf.VariableSpec `ebpf:"unused_real_flags"`
 	UnusedReason    *ebpf.VariableSpec `ebpf:"unused_reason"`
+	UnusedRingFlags *ebpf.VariableSpec `ebpf:"unused_ring_flags"`
 	UnusedRnat      *ebpf.VariableSpec `ebpf:"unused_rnat"`
 	UnusedVipFilter *ebpf.VariableSpec `ebpf:"unused_vip_filter"`
 }
@@ -373,10 +392,13 @@ func (o *lbObjects) Close() error {
 //
 // It can be passed to loadLbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lbMaps struct {
+	ClientNh    *ebpf.Map `ebpf:"client_nh"`
 	Config      *ebpf.Map `ebpf:"config"`
 	Conntrack   *ebpf.Map `ebpf:"conntrack"`
 	Conntrack4  *ebpf.Map `ebpf:"conntrack4"`
+	FlowSeen    *ebpf.Map `ebpf:"flow_seen"`
 	IfMacs      *ebpf.Map `ebpf:"if_macs"`
+	NewRings    *ebpf.Map `ebpf:"new_rings"`
 	Nexthops    *ebpf.Map `ebpf:"nexthops"`
 	NhWanted    *ebpf.Map `ebpf:"nh_wanted"`
 	Persist     *ebpf.Map `ebpf:"persist"`
@@ -393,10 +415,13 @@ type lbMaps struct {
 
 func (m *lbMaps) Close() error {
 	return _LbClose(
+		m.ClientNh,
 		m.Config,
 		m.Conntrack,
 		m.Conntrack4,
+		m.FlowSeen,
 		m.IfMacs,
+		m.NewRings,
 		m.Nexthops,
 		m.NhWanted,
 		m.Persist,
@@ -428,6 +453,7 @@ type lbVariables struct {
 	UnusedPercpu    *ebpf.Variable `ebpf:"unused_percpu"`
 	UnusedRealFlags *ebpf.Variable `ebpf:"unused_real_flags"`
 	UnusedReason    *ebpf.Variable `ebpf:"unused_reason"`
+	UnusedRingFlags *ebpf.Variable `ebpf:"unused_ring_flags"`
 	UnusedRnat      *ebpf.Variable `ebpf:"unused_rnat"`
 	UnusedVipFilter *ebpf.Variable `ebpf:"unused_vip_filter"`
 }

@@ -60,6 +60,8 @@ const (
 	PassTTL       = lbLbReasonR_PASS_TTL
 	TUNEncap      = lbLbReasonR_TUN_ENCAP
 	TUNTooBig     = lbLbReasonR_TUN_TOO_BIG
+	Ring          = lbLbReasonR_RING
+	CTPrev        = lbLbReasonR_CT_PREV
 	numReasons    = lbLbReasonR_MAX
 )
 
@@ -69,4 +71,5 @@ var reasonNames = map[Reason]string{PassNotIP: "pass_not_ip", PassNotVIP: "pass_
 	PassNoReal: "pass_no_real", PassNoMAC: "pass_no_mac", TX: "tx", Redirect: "redirect", CTHit: "ct_hit",
 	CTNew: "ct_new", CTMiss: "ct_miss", CTFlood: "ct_flood", CTExpired: "ct_expired", CTStale: "ct_stale",
 	CTClosed: "ct_closed", DropNoTxPort: "drop_no_txport", ICMPToReal: "icmp_to_real",
-	NATDNAT: "nat_dnat", NATReply: "nat_reply", PassNoNextHop: "pass_no_nexthop", PassTTL: "pass_ttl", TUNEncap: "tun_encap", TUNTooBig: "tun_too_big"}
+	NATDNAT: "nat_dnat", NATReply: "nat_reply", PassNoNextHop: "pass_no_nexthop", PassTTL: "pass_ttl", TUNEncap: "tun_encap", TUNTooBig: "tun_too_big",
+	Ring: "ring", CTPrev: "ct_prev"}

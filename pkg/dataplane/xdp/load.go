@@ -47,7 +47,7 @@ func loadSpec(spec *ebpf.CollectionSpec, opts Options) (*Backend, error) {
 	if opts.Log != nil {
 		b.log = opts.Log
 	}
-	for name, n := range map[string]uint32{"vips": opts.MaxServices, "rings": opts.MaxServices,
+	for name, n := range map[string]uint32{"vips": opts.MaxServices, "rings": opts.MaxServices, "new_rings": opts.MaxServices,
 		"vip_stats": opts.MaxServices, "reals": opts.MaxReals, "real_stats": opts.MaxReals,
 		"conntrack": opts.FlowTableSize, "conntrack4": opts.FlowTableSize} {
 		spec.Maps[name].MaxEntries = n
@@ -57,7 +57,9 @@ func loadSpec(spec *ebpf.CollectionSpec, opts Options) (*Backend, error) {
 	// which is -ENOENT for a map created with a struct value's BTF and
 	// -EINVAL for one created without BTF, and the kernel rejects every
 	// table (EINVAL) although sizes and flags agree.
-	spec.Maps["rings"].InnerMap.Key, spec.Maps["rings"].InnerMap.Value = nil, nil
+	for _, name := range []string{"rings", "new_rings"} {
+		spec.Maps[name].InnerMap.Key, spec.Maps[name].InnerMap.Value = nil, nil
+	}
 	var copts ebpf.CollectionOptions
 	if opts.PinPath != "" {
 		if err := ensureBPFFS(opts.PinPath); err != nil {
@@ -80,6 +82,12 @@ func loadSpec(spec *ebpf.CollectionSpec, opts Options) (*Backend, error) {
 		b.dropFreshDir()
 		return nil, fmt.Errorf("load XDP program: %w", err)
 	}
+	// The flow_seen epoch goes on where a previous halod left it.
+	var old lbLbConfig
+	if b.objs.Config.Lookup(uint32(0), &old) == nil {
+		b.seenEpoch = old.SeenEpoch
+	}
+	b.seenTurned = b.now()
 	if err := b.writeConfig(); err != nil {
 		b.objs.Close()
 		b.dropFreshDir()
@@ -103,7 +111,7 @@ func (b *Backend) dropFreshDir() {
 
 func (b *Backend) writeConfig() error {
 	c := lbLbConfig{TcpTimeoutNs: uint64(b.opts.TCPTimeout), TcpFinTimeoutNs: uint64(b.opts.TCPFinTimeout),
-		UdpTimeoutNs: uint64(b.opts.UDPTimeout)}
+		UdpTimeoutNs: uint64(b.opts.UDPTimeout), SeenEpoch: b.seenEpoch}
 	if b.opts.SYNFloodThreshold > 0 {
 		c.FloodThreshold = uint32(b.opts.SYNFloodThreshold)
 	}
@@ -305,6 +313,9 @@ func (b *Backend) adopt() error {
 		return fmt.Errorf("adopt reals: %w", err)
 	}
 	b.slots.ids = rebuildPool(used, 1, b.opts.MaxReals)
+	for _, st := range b.svcs {
+		b.adoptRing(st)
+	}
 	for key := range b.svcs {
 		b.installed = append(b.installed, dataplane.Service{Key: key, Reals: reals[key]})
 	}

@@ -254,10 +254,26 @@ func (b *Backend) maintain() {
 	defer refresh.Stop()
 	wanted := time.NewTicker(wantedEvery)
 	defer wanted.Stop()
+	settle := time.NewTicker(settleEvery)
+	defer settle.Stop()
 	for {
 		select {
 		case <-b.stop:
 			return
+		case <-settle.C:
+			b.applyMu.Lock()
+			b.mu.Lock()
+			err := b.turnSeen(b.now())
+			b.mu.Unlock()
+			b.applyMu.Unlock()
+			if err != nil {
+				b.log.Warn("flow_seen epoch", "err", err)
+			}
+			if n, err := b.Settle(); err != nil {
+				b.log.Warn("settle table changes", "err", err)
+			} else if n > 0 {
+				b.log.Debug("flows settled on the current tables", "slots", n)
+			}
 		case <-wanted.C:
 			b.resolveWanted()
 		case <-retry.C:

@@ -278,8 +278,10 @@ func (b *Backend) removeService(k dataplane.ServiceKey) error {
 	if err := b.objs.Vips.Delete(&vk); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("remove service %s: %w", k, err)
 	}
-	if err := b.objs.Rings.Delete(st.id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		return fmt.Errorf("remove table of %s: %w", k, err)
+	for _, m := range []*ebpf.Map{b.objs.Rings, b.objs.NewRings} {
+		if err := m.Delete(st.id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("remove table of %s: %w", k, err)
+		}
 	}
 	for _, id := range st.reals {
 		b.freeSlot(id)
@@ -419,12 +421,22 @@ var chunkKeys = func() []uint32 {
 type staged struct {
 	svc   dataplane.ServiceKey
 	id    uint32
-	inner *ebpf.Map // nil: the service has no real that takes new flows
+	inner *ebpf.Map // rings: nil: the service has no real that takes new flows
+	next  *ebpf.Map // new_rings: the current table, when a slot is dirty
 	meta  lbVipMeta
+	ring  ringState // what st.ring becomes once published
+}
+
+// ringState is what a service's slots hold (transition.go).
+type ringState struct {
+	t, cur  []uint32  // rings content (ids, ringDirty) and the current table
+	dirty   int       // slots of t marked dirty
+	changed time.Time // when cur last changed while slots were dirty
 }
 
 // stageTable builds s's Maglev table over its reals that have a weight, are
-// up and have a MAC, and writes it into a new inner map.
+// up and have a MAC, works out what each slot of rings holds after the
+// change (nextRing), and writes both into new inner maps.
 func (b *Backend) stageTable(s dataplane.Service, st *svcState) (staged, error) {
 	table, err := buildTable(s, func(rk dataplane.RealKey) (uint32, bool) {
 		id, ok := st.reals[rk]
@@ -439,10 +451,50 @@ func (b *Backend) stageTable(s dataplane.Service, st *svcState) (staged, error) 
 		PersistS: uint32((s.Persistence + time.Second - 1) / time.Second)}}
 	switch {
 	case errors.Is(err, maglev.ErrEmpty):
-		return out, nil
+		if st.ring.t == nil || s.Persistence > 0 {
+			return out, nil
+		}
+		// No real takes new flows, but flows on the slots' reals (down
+		// or drained) go on: the slots stay as memory.
+		table = make([]uint32, RingSize)
 	case err != nil:
 		return out, fmt.Errorf("table of %s: %w", s.Key, err)
 	}
+	var next ringState
+	switch {
+	case s.Persistence > 0:
+		// The flow table is always read first for these (select_pinned).
+		next.t = table
+	case b.opts.FlowTracking == TrackAlways:
+		next.t, next.dirty = allDirty(table), len(table)
+	default:
+		configured := map[uint32]bool{}
+		for _, r := range s.Reals {
+			if id, ok := st.reals[r.Key()]; ok {
+				configured[id] = true
+			}
+		}
+		next.t, next.dirty = nextRing(st.ring.t, table, func(id uint32) bool { return configured[id] })
+	}
+	next.cur, next.changed = table, st.ring.changed
+	if next.dirty > 0 && !slices.Equal(table, st.ring.cur) {
+		next.changed = b.now()
+	}
+	if out.inner, err = newRingMap(next.t); err != nil {
+		return out, fmt.Errorf("table of %s: %w", s.Key, err)
+	}
+	if next.dirty > 0 {
+		if out.next, err = newRingMap(table); err != nil {
+			out.inner.Close()
+			return out, fmt.Errorf("table of %s: %w", s.Key, err)
+		}
+	}
+	out.meta.RingSize, out.ring = RingSize, next
+	return out, nil
+}
+
+// newRingMap writes a table (RingSize slots) into a new inner map.
+func newRingMap(table []uint32) (*ebpf.Map, error) {
 	chunks := make([]lbRingChunk, len(chunkKeys))
 	for i, id := range table {
 		chunks[i/int(lbLbLimitsLB_RING_CHUNK)].Id[i%int(lbLbLimitsLB_RING_CHUNK)] = id
@@ -450,59 +502,80 @@ func (b *Backend) stageTable(s dataplane.Service, st *svcState) (staged, error) 
 	inner, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: uint32(len(chunks[0].Id) * 4),
 		MaxEntries: uint32(len(chunkKeys)), Flags: unix.BPF_F_INNER_MAP})
 	if err != nil {
-		return out, fmt.Errorf("table of %s: %w", s.Key, err)
+		return nil, err
 	}
 	if _, err := inner.BatchUpdate(chunkKeys, chunks, nil); err != nil {
 		for i := range chunks {
 			if err := inner.Put(chunkKeys[i], &chunks[i]); err != nil {
 				inner.Close()
-				return out, fmt.Errorf("write table of %s: %w", s.Key, err)
+				return nil, fmt.Errorf("write: %w", err)
 			}
 		}
 	}
-	out.inner, out.meta.RingSize = inner, RingSize
-	return out, nil
+	return inner, nil
 }
 
-// publish makes staged tables visible: every table in one batch update of
-// the outer map (the kernel waits one RCU grace period per update of a
+// publish makes staged tables visible: the current tables of dirty slots
+// first (new_rings), then every rings table in one batch update of the
+// outer map (the kernel waits one RCU grace period per update of a
 // map-in-map, so one batch costs one wait, not one per service), then the
 // service entries (flags, table size).
 func (b *Backend) publish(list []staged) error {
 	defer func() {
 		for _, t := range list {
-			if t.inner != nil {
-				t.inner.Close() // the outer map holds its own reference
+			for _, m := range []*ebpf.Map{t.inner, t.next} {
+				if m != nil {
+					m.Close() // the outer map holds its own reference
+				}
 			}
 		}
 	}()
-	var ids, fds []uint32
+	if err := putRings(b.objs.NewRings, list, func(t staged) *ebpf.Map { return t.next }); err != nil {
+		return err
+	}
 	for _, t := range list {
 		if t.inner == nil {
 			if err := b.objs.Rings.Delete(t.id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 				return fmt.Errorf("clear table of %s: %w", t.svc, err)
 			}
-			continue
 		}
-		ids = append(ids, t.id)
-		fds = append(fds, uint32(t.inner.FD()))
 	}
-	if len(ids) > 0 {
-		if _, err := b.objs.Rings.BatchUpdate(ids, fds, nil); err != nil {
-			for _, t := range list {
-				if t.inner == nil {
-					continue
-				}
-				if err := b.objs.Rings.Put(t.id, t.inner); err != nil {
-					return fmt.Errorf("install table of %s: %w", t.svc, err)
-				}
-			}
-		}
+	if err := putRings(b.objs.Rings, list, func(t staged) *ebpf.Map { return t.inner }); err != nil {
+		return err
 	}
 	for _, t := range list {
+		if st := b.svcs[t.svc]; st != nil {
+			st.ring = t.ring
+			st.flags, st.mask = t.meta.Flags, t.meta.SrcMask
+		}
 		vk := vipKey(t.svc)
 		if err := b.objs.Vips.Put(&vk, &t.meta); err != nil {
 			return fmt.Errorf("install service %s: %w", t.svc, err)
+		}
+	}
+	return nil
+}
+
+// putRings stores the inner maps pick chooses into outer, in one batch.
+func putRings(outer *ebpf.Map, list []staged, pick func(staged) *ebpf.Map) error {
+	var ids, fds []uint32
+	for _, t := range list {
+		if m := pick(t); m != nil {
+			ids = append(ids, t.id)
+			fds = append(fds, uint32(m.FD()))
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := outer.BatchUpdate(ids, fds, nil); err == nil {
+		return nil
+	}
+	for _, t := range list {
+		if m := pick(t); m != nil {
+			if err := outer.Put(t.id, m); err != nil {
+				return fmt.Errorf("install table of %s: %w", t.svc, err)
+			}
 		}
 	}
 	return nil

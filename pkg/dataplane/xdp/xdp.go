@@ -53,7 +53,20 @@ type Options struct {
 	// SYNFloodThreshold is the new-entry budget per second and CPU
 	// (syn_flood_threshold); negative: no limit.
 	SYNFloodThreshold int
+	// FlowTracking is when flows are recorded (flow_tracking): TrackOnChange
+	// (the default: only where a service's table changed, bpf/lb_select.h)
+	// or TrackAlways (every flow, the table read on every packet).
+	FlowTracking string
+	// Now is the wall clock of table changes (tests move it); default
+	// time.Now.
+	Now func() time.Time
 }
+
+// Flow-tracking modes (Options.FlowTracking).
+const (
+	TrackOnChange = "on_change"
+	TrackAlways   = "always"
+)
 
 func (o *Options) defaults() {
 	if o.MaxServices == 0 {
@@ -80,12 +93,23 @@ func (o *Options) defaults() {
 	if o.ResolveMAC == nil {
 		o.ResolveMAC = resolveMAC
 	}
+	if o.FlowTracking == "" {
+		o.FlowTracking = TrackOnChange
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 }
+
+func (b *Backend) now() time.Time { return b.opts.Now() }
 
 // svcState is an installed service.
 type svcState struct {
 	id    uint32
 	reals map[dataplane.RealKey]uint32 // slot per real
+	ring  ringState                    // its slots as published
+	flags uint32                       // selection (vip_meta) as published
+	mask  [4]uint32
 }
 
 // Backend is the XDP data plane.
@@ -121,9 +145,12 @@ type Backend struct {
 	// rnat mirrors the reverse-NAT map (nil until the first sync reads it).
 	rnat map[lbVipKey]lbRnatVal
 	// nh mirrors the next-hop map (nil until the first write reads it).
-	nh   map[lbNhKey]lbNhVal
-	stop chan struct{}
-	wg   sync.WaitGroup
+	nh map[lbNhKey]lbNhVal
+	// seenEpoch is cfg->seen_epoch; seenTurned when it last moved.
+	seenEpoch  uint32
+	seenTurned time.Time
+	stop       chan struct{}
+	wg         sync.WaitGroup
 }
 
 var _ dataplane.Backend = (*Backend)(nil)

@@ -1,0 +1,220 @@
+package xdp
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/halo-lb/halo/pkg/dataplane"
+)
+
+// The I/O half of transition.go: turning flow_seen's epoch, clearing the
+// dirty slots of services whose flows have settled, and reading the slots
+// back after a restart.
+
+// settleEvery is how often maintain looks for settled services and a due
+// flow_seen epoch.
+const settleEvery = 10 * time.Second
+
+// settleAfter is how long after a service's last change its dirty slots
+// stay marked whatever the flow table says: a flow older than the change
+// that has not sent a packet since (so has no entry) is still on the
+// slot's previous real until it has been idle that long, when the flow
+// table would have expired it too. 0: never (a timeout of 0 keeps flows
+// forever).
+func (b *Backend) settleAfter() time.Duration {
+	o := b.opts
+	if o.TCPTimeout <= 0 || o.TCPFinTimeout <= 0 || o.UDPTimeout <= 0 {
+		return 0
+	}
+	// A UDP flow is known to flow_seen for one to two epochs.
+	return max(o.TCPTimeout, o.TCPFinTimeout, 2*o.UDPTimeout)
+}
+
+// turnSeen starts a new flow_seen epoch once a udp_timeout has passed
+// since the last: the coming epoch's words are cleared first (the program
+// sets bits in the current epoch's only), then the program switches.
+func (b *Backend) turnSeen(now time.Time) error {
+	if b.opts.UDPTimeout <= 0 || now.Sub(b.seenTurned) < b.opts.UDPTimeout {
+		return nil
+	}
+	next := b.seenEpoch + 1
+	n := int(lbLbLimitsLB_SEEN_WORDS)
+	keys, zeros := make([]uint32, n), make([]uint64, n)
+	for i := range keys {
+		keys[i] = uint32(i)*2 + next&1
+	}
+	if _, err := b.objs.FlowSeen.BatchUpdate(keys, zeros, nil); err != nil {
+		return fmt.Errorf("clear flow_seen: %w", err)
+	}
+	b.seenEpoch, b.seenTurned = next, now
+	return b.writeConfig()
+}
+
+// monoNow is the clock of flow entries' last_seen (bpf_ktime_get_coarse_ns
+// is CLOCK_MONOTONIC, coarse).
+func monoNow() uint64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return uint64(ts.Nano())
+}
+
+// Settle clears the dirty slots of services whose last change is
+// settleAfter old and where no live flow-table entry names a real other
+// than the current table's; it returns how many slots it cleared. maintain
+// runs it every settleEvery.
+func (b *Backend) Settle() (int, error) {
+	b.applyMu.Lock()
+	defer b.applyMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	after := b.settleAfter()
+	if after == 0 || b.opts.FlowTracking == TrackAlways {
+		return 0, nil
+	}
+	now := b.now()
+	due := map[uint32]*svcState{}
+	for _, st := range b.svcs {
+		if st.ring.dirty > 0 && st.ring.t != nil && now.Sub(st.ring.changed) >= after {
+			due[st.id] = st
+		}
+	}
+	if len(due) == 0 {
+		return 0, nil
+	}
+	busy := map[uint32]map[uint32]bool{}
+	mono := monoNow()
+	b.eachFlowKey(func(k FlowKey, v *lbFlowVal) {
+		o, ok := b.slots.owners[v.RealId]
+		if !ok || b.slots.gens[v.RealId] != v.Gen || !b.live(k.Proto, v, mono) {
+			return
+		}
+		st := b.svcs[o.svc]
+		if st == nil || due[st.id] == nil {
+			return
+		}
+		slot := flowHash(k, st.flags, st.mask) % uint32(len(st.ring.cur))
+		if st.ring.t[slot]&ringDirty != 0 && st.ring.cur[slot] != v.RealId {
+			if busy[st.id] == nil {
+				busy[st.id] = map[uint32]bool{}
+			}
+			busy[st.id][slot] = true
+		}
+	})
+	var list []staged
+	cleared := 0
+	for id, st := range due {
+		t, dirty := settled(st.ring.t, st.ring.cur, busy[id])
+		if dirty == st.ring.dirty {
+			continue
+		}
+		inner, err := newRingMap(t)
+		if err != nil {
+			return 0, err
+		}
+		key := b.keyOf(st)
+		vk := vipKey(key)
+		var meta lbVipMeta
+		if err := b.objs.Vips.Lookup(&vk, &meta); err != nil {
+			inner.Close()
+			return 0, fmt.Errorf("settle %s: %w", key, err)
+		}
+		cleared += st.ring.dirty - dirty
+		list = append(list, staged{svc: key, id: id, inner: inner, meta: meta,
+			ring: ringState{t: t, cur: st.ring.cur, dirty: dirty, changed: st.ring.changed}})
+	}
+	if err := b.publish(list); err != nil {
+		return 0, err
+	}
+	return cleared, nil
+}
+
+// keyOf is the service key of an installed service's state.
+func (b *Backend) keyOf(st *svcState) (k dataplane.ServiceKey) {
+	for key, s := range b.svcs {
+		if s == st {
+			return key
+		}
+	}
+	return k
+}
+
+// live reports whether an entry is within its idle timeout.
+func (b *Backend) live(proto uint8, v *lbFlowVal, mono uint64) bool {
+	timeout := b.opts.UDPTimeout
+	if proto == 6 {
+		timeout = b.opts.TCPTimeout
+		if v.Flags&uint32(lbFlowFlagsFLOW_CLOSING) != 0 {
+			timeout = b.opts.TCPFinTimeout
+		}
+	}
+	return timeout <= 0 || mono < v.LastSeen || mono-v.LastSeen <= uint64(timeout)
+}
+
+// eachFlowKey calls f with every entry of both flow tables and its key.
+func (b *Backend) eachFlowKey(f func(FlowKey, *lbFlowVal)) {
+	var v lbFlowVal
+	var k4 lbFlowKey4
+	it := b.objs.Conntrack4.Iterate()
+	for it.Next(&k4, &v) {
+		f(FlowKey{Src: addrFrom([4]uint32{k4.Src}, 4), Dst: addrFrom([4]uint32{k4.Dst}, 4),
+			SPort: ntohs(k4.Sport), DPort: ntohs(k4.Dport), Proto: k4.Proto}, &v)
+	}
+	var k lbFlowKey
+	it = b.objs.Conntrack.Iterate()
+	for it.Next(&k, &v) {
+		f(FlowKey{Src: addrFrom(k.Src, 6), Dst: addrFrom(k.Dst, 6), SPort: ntohs(k.Sport), DPort: ntohs(k.Dport),
+			Proto: k.Proto}, &v)
+	}
+}
+
+// adoptRing reads back what a previous halod left in a service's slots, so
+// a restart during a transition keeps the dirty slots' previous reals. The
+// change is dated now: the flows' ages are unknown.
+func (b *Backend) adoptRing(st *svcState) {
+	t, err := readRing(b.objs.Rings, st.id)
+	if err != nil || t == nil {
+		return
+	}
+	dirty := 0
+	for _, v := range t {
+		if v&ringDirty != 0 {
+			dirty++
+		}
+	}
+	cur := t
+	if dirty > 0 {
+		if c, err := readRing(b.objs.NewRings, st.id); err == nil && c != nil {
+			cur = c
+		}
+	}
+	st.ring = ringState{t: t, cur: cur, dirty: dirty, changed: b.now()}
+}
+
+// readRing is the table of service id in outer; nil when it has none.
+func readRing(outer *ebpf.Map, id uint32) ([]uint32, error) {
+	var innerID uint32
+	if err := outer.Lookup(id, &innerID); err != nil {
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	inner, err := ebpf.NewMapFromID(ebpf.MapID(innerID))
+	if err != nil {
+		return nil, err
+	}
+	defer inner.Close()
+	out := make([]uint32, 0, RingSize)
+	var chunk lbRingChunk
+	for i := range chunkKeys {
+		if err := inner.Lookup(uint32(i), &chunk); err != nil {
+			return nil, err
+		}
+		out = append(out, chunk.Id[:]...)
+	}
+	return out[:RingSize], nil
+}
