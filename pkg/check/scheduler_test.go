@@ -173,3 +173,59 @@ func TestSchedulerWalksURLs(t *testing.T) {
 		t.Fatalf("verdict changes %v, want up after the third url", changes)
 	}
 }
+
+// ctxProbe reports whether each attempt's context carried a deadline.
+type ctxProbe struct{ deadline chan bool }
+
+func (c *ctxProbe) Name() string { return "CTX" }
+func (c *ctxProbe) Check(ctx context.Context) Result {
+	_, ok := ctx.Deadline()
+	select {
+	case c.deadline <- ok:
+	default:
+	}
+	return Result{Weight: -1}
+}
+
+type selfBoundedProbe struct{ ctxProbe }
+
+func (*selfBoundedProbe) boundsItself() {}
+
+// An attempt gets a context bounded by connect_timeout + 1 s, except from
+// a checker that bounds itself (TCP_CHECK), which gets the scheduler's own.
+func TestSchedulerTimedContextOnlyWhenNeeded(t *testing.T) {
+	for _, tc := range []struct {
+		c    Checker
+		want bool
+	}{
+		{&ctxProbe{make(chan bool, 1)}, true},
+		{&selfBoundedProbe{ctxProbe{make(chan bool, 1)}}, false},
+		{&TCP{}, false},
+	} {
+		var got chan bool
+		switch c := tc.c.(type) {
+		case *ctxProbe:
+			got = c.deadline
+		case *selfBoundedProbe:
+			got = c.deadline
+		default:
+			if _, ok := c.(selfBounded); ok != !tc.want {
+				t.Errorf("%T: selfBounded %v", c, ok)
+			}
+			continue
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		s := NewScheduler(1)
+		s.Start(ctx, &Job{Checker: tc.c, Probe: NewProbe(0, time.Second, time.Hour, false, time.Now()), Timeout: time.Second}, 0)
+		select {
+		case d := <-got:
+			if d != tc.want {
+				t.Errorf("%T: attempt context has a deadline: %v, want %v", tc.c, d, tc.want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("%T: no attempt", tc.c)
+		}
+		cancel()
+		s.Wait()
+	}
+}
