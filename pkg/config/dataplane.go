@@ -48,12 +48,24 @@ func (b *builder) dataplane(n *node) {
 		"udp_timeout":         b.wholeSeconds(&dp.UDPTimeout),
 		"syn_flood_threshold": func(n *node) { b.intRange(n, 0, math.MaxInt32, &dp.SYNFloodThreshold) },
 		"max_services":        func(n *node) { b.intRange(n, 1, 1<<16, &dp.MaxServices) },
-		"max_reals":           func(n *node) { b.intRange(n, 1, 1<<20, &dp.MaxReals) },
+		"flow_tracking": func(n *node) {
+			t, ok := b.arg(n, 0)
+			if !ok {
+				return
+			}
+			switch t.Text {
+			case "on_change", "always":
+				dp.FlowTracking = t.Text
+			default:
+				b.d.errorf(t.Pos, "flow_tracking %q is not on_change or always", t.Text)
+			}
+		},
+		"max_reals": func(n *node) { b.intRange(n, 1, 1<<20, &dp.MaxReals) },
 	})
 	if dp.Backend == "ipvs" {
 		for _, c := range n.children {
 			switch c.key.Text {
-			case "flow_table_size", "tcp_timeout", "tcp_fin_timeout", "udp_timeout", "syn_flood_threshold", "max_services", "max_reals":
+			case "flow_table_size", "tcp_timeout", "tcp_fin_timeout", "udp_timeout", "syn_flood_threshold", "max_services", "max_reals", "flow_tracking":
 				b.d.notef(c.pos(), "%s is used by the xdp backend only (IPVS: ipvsadm --set)", c.key.Text)
 			}
 		}

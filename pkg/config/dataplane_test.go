@@ -35,6 +35,7 @@ func TestDataplaneKeywords(t *testing.T) {
   syn_flood_threshold 50000
   max_services 4096
   max_reals 65536
+  flow_tracking always
 }
 `)
 	if d.ExitCode(false) != 0 {
@@ -42,7 +43,8 @@ func TestDataplaneKeywords(t *testing.T) {
 	}
 	dp := cfg.Dataplane
 	if dp.FlowTableSize != 1<<20 || dp.TCPTimeout.D() != 2*time.Hour || dp.TCPFinTimeout.D() != time.Minute ||
-		dp.UDPTimeout.D() != 30*time.Second || dp.SYNFloodThreshold != 50000 || dp.MaxServices != 4096 || dp.MaxReals != 65536 {
+		dp.UDPTimeout.D() != 30*time.Second || dp.SYNFloodThreshold != 50000 || dp.MaxServices != 4096 || dp.MaxReals != 65536 ||
+		dp.FlowTracking != "always" {
 		t.Fatalf("%+v", dp)
 	}
 }
@@ -55,6 +57,7 @@ func TestDataplaneValidation(t *testing.T) {
 		{"syn_flood_threshold -1", `4:23: error: syn_flood_threshold: -1 out of range`},
 		{"max_services 0", `4:16: error: max_services: 0 out of range 1-65536`},
 		{"max_reals x", `4:13: error: max_reals: "x" is not a number`},
+		{"flow_tracking sometimes", `4:17: error: flow_tracking "sometimes" is not on_change or always`},
 	}
 	for _, c := range cases {
 		_, d := load(t, "dataplane {\n  backend xdp\n  interface eth0\n  "+c.text+"\n}\n")

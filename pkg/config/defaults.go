@@ -329,6 +329,9 @@ func dataplaneDefaults(dp *Dataplane, set given) {
 	if dp.XDPMode == "" {
 		dp.XDPMode = "auto"
 	}
+	if dp.FlowTracking == "" {
+		dp.FlowTracking = "on_change"
+	}
 	if !set.has(&dp.FlowTableSize) {
 		dp.FlowTableSize = defFlowTableSize
 	}

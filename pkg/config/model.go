@@ -469,6 +469,10 @@ type Dataplane struct {
 	// which new flow-table entries stop being written (lookups go on);
 	// 0 = chosen by the data plane.
 	SYNFloodThreshold int `json:"syn_flood_threshold"`
+	// FlowTracking is when the XDP data plane records flows: on_change
+	// (default: only on table slots whose real changed, until their flows
+	// settle) or always (every flow, the table read on every packet).
+	FlowTracking string `json:"flow_tracking"`
 	// MaxServices and MaxReals size the service and real tables
 	// (defaults 1024 services and 131072 (service, real) pairs); the
 	// config must fit in them.
