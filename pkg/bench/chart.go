@@ -10,8 +10,9 @@ import (
 )
 
 // chartPPS draws the median rate of every scenario that ran, one
-// horizontal bar each, coloured by group.
-func chartPPS(path string, res []Result) error {
+// horizontal bar each, coloured by group; false when none ran (no chart:
+// gonum/plot panics on an empty nominal axis).
+func chartPPS(path string, res []Result) (bool, error) {
 	p := plot.New()
 	p.Title.Text = "Frames per second at the sink (median of the rounds, same lab, same run)"
 	p.X.Label.Text = "Mpps"
@@ -21,6 +22,9 @@ func chartPPS(path string, res []Result) error {
 		if r.Skipped == "" && r.Err == nil && len(r.Mpps) > 0 {
 			rows = append(rows, r)
 		}
+	}
+	if len(rows) == 0 {
+		return false, nil
 	}
 	// Bottom to top in report order.
 	for i := len(rows) - 1; i >= 0; i-- {
@@ -35,7 +39,7 @@ func chartPPS(path string, res []Result) error {
 		vals[len(rows)-1-i] = r.Median()
 		b, err := plotter.NewBarChart(vals, w)
 		if err != nil {
-			return err
+			return false, err
 		}
 		b.Horizontal = true
 		b.LineStyle.Width = 0
@@ -44,7 +48,7 @@ func chartPPS(path string, res []Result) error {
 	}
 	p.NominalY(names...)
 	h := vg.Length(len(rows))*vg.Points(16) + vg.Points(80)
-	return p.Save(8*vg.Inch, h, path)
+	return true, p.Save(8*vg.Inch, h, path)
 }
 
 // chartFailover draws the failover medians of halod and keepalived.

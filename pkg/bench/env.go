@@ -14,11 +14,13 @@ import (
 
 // Addresses of the lab (docs/benchmarks.md#method draws it).
 var (
-	ClientIP  = netip.MustParseAddr("10.240.0.2")
-	LBIP      = netip.MustParseAddr("10.240.0.1")
-	VIP       = netip.MustParseAddr("10.240.0.100")
-	Real1     = netip.MustParseAddr("10.240.1.11")
-	Real2     = netip.MustParseAddr("10.240.1.12")
+	ClientIP = netip.MustParseAddr("10.240.0.2")
+	LBIP     = netip.MustParseAddr("10.240.0.1")
+	VIP      = netip.MustParseAddr("10.240.0.100")
+	Real1    = netip.MustParseAddr("10.240.1.11")
+	Real2    = netip.MustParseAddr("10.240.1.12")
+	// Real3 joins VIP:9/UDP after the warm-up in halo-dr-32k-changed.
+	Real3     = netip.MustParseAddr("10.240.1.13")
 	ClientIP6 = netip.MustParseAddr("fd00:240::2")
 	VIP6      = netip.MustParseAddr("fd00:240::100")
 	Real1v6   = netip.MustParseAddr("fd00:240:1::11")
@@ -27,7 +29,7 @@ var (
 	// RealMACs are the MACs halo's DR rewrites to when the reals sit on
 	// the ingress link (XDP_TX back to the generator's veth).
 	RealMACs = map[netip.Addr]net.HardwareAddr{
-		Real1: {0x02, 0xbe, 0, 0, 1, 0x11}, Real2: {0x02, 0xbe, 0, 0, 1, 0x12},
+		Real1: {0x02, 0xbe, 0, 0, 1, 0x11}, Real2: {0x02, 0xbe, 0, 0, 1, 0x12}, Real3: {0x02, 0xbe, 0, 0, 1, 0x13},
 		Real1v6: {0x02, 0xbe, 0, 0, 6, 0x11}, Real2v6: {0x02, 0xbe, 0, 0, 6, 0x12},
 	}
 )
@@ -86,7 +88,7 @@ func NewEnv(t lab.T) *Env {
 	e.GenIfindex = e.Gen.Link("g0").Index
 	// Permanent neighbours: ARP never stalls a run (generated clients sit
 	// on other /24s too; forwarded traffic never returns).
-	for _, a := range []netip.Addr{Real1, Real2, Real1v6, Real2v6} {
+	for _, a := range []netip.Addr{Real1, Real2, Real3, Real1v6, Real2v6} {
 		e.LB.IP("neigh", "replace", a.String(), "lladdr", e.SinkMAC.String(), "dev", "s0", "nud", "permanent")
 	}
 	e.LB.IP("neigh", "replace", ClientIP.String(), "lladdr", GenMAC.String(), "dev", "l0", "nud", "permanent")

@@ -164,18 +164,71 @@ func goBench(root, re, pkg string, limit time.Duration) (string, error) {
 	return string(out), err
 }
 
-// pathCosts loads halo's program (no attach), installs the lab's services
-// and runs each path's frame Repeat times, three rounds, with the bench
-// baselines in the same rounds (five).
-func pathCosts(repeat int) ([]PathCost, string) {
+// Names of the program paths the report quotes.
+const (
+	pathSteadyUDP4  = "halo: VIP UDP/IPv4 established, table slot (no flow-table lookup)"
+	pathTrackedUDP4 = "halo, FlowTracking always: VIP UDP/IPv4 flow-table hit"
+	pathChangedUDP4 = "halo: VIP UDP/IPv4 on a slot a change made dirty (flow-table hit)"
+	pathSwap        = "baseline: MAC swap + XDP_TX"
+)
+
+// loadHalo loads halo's program (nothing attached) with the lab's DR
+// services.
+func loadHalo(track string) (*xdp.Backend, error) {
 	be, err := xdp.LoadWith(xdp.Options{ResolveMAC: func(ip netip.Addr) (net.HardwareAddr, int, error) {
 		return RealMACs[ip], 0, nil
-	}, SYNFloodThreshold: -1})
+	}, SYNFloodThreshold: -1, FlowTracking: track})
+	if err != nil {
+		return nil, err
+	}
+	if err := be.Apply(context.Background(), haloServices(dataplane.DR, 0)); err != nil {
+		be.Close()
+		return nil, err
+	}
+	return be, nil
+}
+
+// runOnce runs frame once through be's program and returns which of
+// halo's reasons it counted.
+func runOnce(be *xdp.Backend, frame []byte) (map[string]uint64, error) {
+	before := be.ReasonNames()
+	if _, _, err := be.Prog().Benchmark(frame, 1, nil); err != nil {
+		return nil, err
+	}
+	d := map[string]uint64{}
+	for k, v := range be.ReasonNames() {
+		if v != before[k] {
+			d[k] = v - before[k]
+		}
+	}
+	return d, nil
+}
+
+// pathCosts loads halo's program three times (no attach): as halod runs
+// it (flows on clean table slots, no flow-table lookup), with
+// FlowTracking always (every packet a flow-table lookup: the old design),
+// and as halod runs it after a real joined the UDP/IPv4 service (a flow
+// on a dirty slot: a flow-table hit). Each path's frame runs Repeat times
+// per round, five rounds, with the bench baselines in the same rounds. A
+// path whose first packet does not count the reason it is named after
+// is an error, not a figure.
+func pathCosts(repeat int) ([]PathCost, string) {
+	be, err := loadHalo("")
 	if err != nil {
 		return nil, err.Error()
 	}
 	defer be.Close()
-	if err := be.Apply(context.Background(), haloServices(dataplane.DR, 0)); err != nil {
+	bt, err := loadHalo(xdp.TrackAlways)
+	if err != nil {
+		return nil, err.Error()
+	}
+	defer bt.Close()
+	bc, err := loadHalo("")
+	if err != nil {
+		return nil, err.Error()
+	}
+	defer bc.Close()
+	if err := bc.Apply(context.Background(), withReal3(haloServices(dataplane.DR, 0))); err != nil {
 		return nil, err.Error()
 	}
 	base, err := LoadProgs()
@@ -188,33 +241,77 @@ func pathCosts(repeat int) ([]PathCost, string) {
 		return (&packet.Frame{Dst: lbMAC, Src: GenMAC, IPv4: &packet.IPv4{Src: ClientIP, Dst: VIP, TTL: 64},
 			TCP: &packet.TCP{SrcPort: 40000, DstPort: 80, Flags: flags}, Payload: make([]byte, 10)}).Bytes()
 	}
-	udp4 := (&packet.Frame{Dst: lbMAC, Src: GenMAC, IPv4: &packet.IPv4{Src: ClientIP, Dst: VIP, TTL: 64},
-		UDP: &packet.UDP{SrcPort: 40000, DstPort: 9}, Payload: make([]byte, 22)}).Bytes()
+	udp4at := func(sport uint16) []byte {
+		return (&packet.Frame{Dst: lbMAC, Src: GenMAC, IPv4: &packet.IPv4{Src: ClientIP, Dst: VIP, TTL: 64},
+			UDP: &packet.UDP{SrcPort: sport, DstPort: 9}, Payload: make([]byte, 22)}).Bytes()
+	}
+	udp4 := udp4at(40000)
 	udp6 := (&packet.Frame{Dst: lbMAC, Src: GenMAC, IPv6: &packet.IPv6{Src: ClientIP6, Dst: VIP6, HopLimit: 64},
 		UDP: &packet.UDP{SrcPort: 40000, DstPort: 9}, Payload: make([]byte, 16)}).Bytes()
 	other := (&packet.Frame{Dst: lbMAC, Src: GenMAC, IPv4: &packet.IPv4{Src: ClientIP, Dst: LBIP, TTL: 64},
 		UDP: &packet.UDP{SrcPort: 40000, DstPort: 9}, Payload: make([]byte, 22)}).Bytes()
 	arp := (&packet.Frame{Dst: lbMAC, Src: GenMAC, EtherType: packet.EtherTypeARP, Payload: make([]byte, 28)}).Bytes()
-	// Open the TCP flow with a SYN so the ACKs are flow-table hits.
-	if _, _, err := be.Prog().Benchmark(tcp(packet.TCPSyn), 1, nil); err != nil {
-		return nil, err.Error()
+	// Open the flows: the SYN and the first UDP packets are recorded
+	// where the program records (FlowTracking always), so what follows
+	// are hits; on the steady program they count `ring` like the rest.
+	for _, w := range []struct {
+		be    *xdp.Backend
+		frame []byte
+	}{{be, tcp(packet.TCPSyn)}, {bt, tcp(packet.TCPSyn)}, {bt, udp4}, {bt, udp6}} {
+		if _, err := runOnce(w.be, w.frame); err != nil {
+			return nil, err.Error()
+		}
+	}
+	// A flow on a slot the change made dirty: its first packet is a new
+	// flow's (not in flow_seen: ct_new), the next ones flow-table hits.
+	var dirty []byte
+	for sport := uint16(40000); sport < 40200 && dirty == nil; sport++ {
+		fr := udp4at(sport)
+		d, err := runOnce(bc, fr)
+		if err != nil {
+			return nil, err.Error()
+		}
+		if d["ct_new"] > 0 || d["ct_prev"] > 0 {
+			dirty = fr
+		}
+	}
+	if dirty == nil {
+		return nil, "adding a third real left none of 200 flows on a dirty slot"
 	}
 	paths := []struct {
 		name  string
-		prog  *ebpf.Program
+		be    *xdp.Backend  // halo's program, or nil and:
+		prog  *ebpf.Program // a baseline
+		want  string        // the reason halo's packets count
 		frame []byte
 	}{
-		{"baseline: count + XDP_DROP", base.objs.XdpDropCount, udp4},
-		{"baseline: MAC swap + XDP_TX", base.objs.XdpMacswap, udp4},
-		{"halo: VIP TCP/IPv4 established (flow-table hit)", be.Prog(), tcp(packet.TCPAck)},
-		{"halo: VIP UDP/IPv4 established (flow-table hit)", be.Prog(), udp4},
-		{"halo: VIP UDP/IPv6 established (flow-table hit)", be.Prog(), udp6},
-		{"halo: non-VIP IPv4 (XDP_PASS)", be.Prog(), other},
-		{"halo: ARP (XDP_PASS)", be.Prog(), arp},
+		{"baseline: count + XDP_DROP", nil, base.objs.XdpDropCount, "", udp4},
+		{pathSwap, nil, base.objs.XdpMacswap, "", udp4},
+		{"halo: VIP TCP/IPv4 established, table slot (no flow-table lookup)", be, nil, "ring", tcp(packet.TCPAck)},
+		{pathSteadyUDP4, be, nil, "ring", udp4},
+		{"halo: VIP UDP/IPv6 established, table slot (no flow-table lookup)", be, nil, "ring", udp6},
+		{"halo, FlowTracking always: VIP TCP/IPv4 flow-table hit", bt, nil, "ct_hit", tcp(packet.TCPAck)},
+		{pathTrackedUDP4, bt, nil, "ct_hit", udp4},
+		{"halo, FlowTracking always: VIP UDP/IPv6 flow-table hit", bt, nil, "ct_hit", udp6},
+		{pathChangedUDP4, bc, nil, "ct_hit", dirty},
+		{"halo: non-VIP IPv4 (XDP_PASS)", be, nil, "pass_not_vip", other},
+		{"halo: ARP (XDP_PASS)", be, nil, "pass_not_ip", arp},
 	}
 	out := make([]PathCost, len(paths))
 	for i := range paths {
-		out[i].Name = paths[i].name
+		p := &paths[i]
+		out[i].Name = p.name
+		if p.be == nil {
+			continue
+		}
+		p.prog = p.be.Prog()
+		d, err := runOnce(p.be, p.frame)
+		if err != nil {
+			return nil, fmt.Sprintf("%s: %v", p.name, err)
+		}
+		if d[p.want] != 1 {
+			return nil, fmt.Sprintf("%s: its packet counted %s, not %s", p.name, fmtCounters(d), p.want)
+		}
 	}
 	for round := 0; round < 5; round++ {
 		for i, p := range paths {

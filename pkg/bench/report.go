@@ -53,6 +53,15 @@ func floor(v float64, prec int) string {
 	return fmt.Sprintf("%.*f", prec, math.Floor(v*p)/p)
 }
 
+// ceil rounds up: for a ratio where rounding down would flatter halo.
+func ceil(v float64, prec int) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "–"
+	}
+	p := math.Pow(10, float64(prec))
+	return fmt.Sprintf("%.*f", prec, math.Ceil(v*p)/p)
+}
+
 func status(r Result) string {
 	switch {
 	case r.Skipped != "":
@@ -128,7 +137,8 @@ func WriteReport(path string, res []Result, mic *Micro, opts Options, cmd string
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := chartPPS(filepath.Join(dir, ppsPNG), res); err != nil {
+	havePPS, err := chartPPS(filepath.Join(dir, ppsPNG), res)
+	if err != nil {
 		return err
 	}
 	haveFO := mic != nil && len(mic.FailoverMedianMs) > 0
@@ -151,7 +161,9 @@ func WriteReport(path string, res []Result, mic *Micro, opts Options, cmd string
 	writeHeadline(&b, m, mic)
 	w("\n## Forwarding rates\n\n")
 	w("Every row ran in the same process on the same lab. The runs were made in rounds: each round set up, warmed up, measured and removed every scenario in turn, so a change of load on the shared machine falls on all rows alike. Mpps is frames counted at the sink per second of generation, the median of the rounds; min–max and the spread ((max−min)/median) show how far the rounds were apart. A ratio is the median of the per-round ratios (both figures from the same round), rounded down.\n\n")
-	w("![packets per second by scenario](%s)\n\n", ppsPNG)
+	if havePPS {
+		w("![packets per second by scenario](%s)\n\n", ppsPNG)
+	}
 	w("| Scenario | What | Mpps (median) | min–max | spread | delivered | × MAC swap TX | × XDP_DROP | × nft numgen 32k | × nft jhash 32k | cycles/pkt |\n")
 	w("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range res {
@@ -172,10 +184,14 @@ func WriteReport(path string, res []Result, mic *Micro, opts Options, cmd string
 	if ok, why := PerfStatus(); !ok {
 		w("\nCycles per packet: not measured, %s.\n", why)
 	}
-	w("\nhalo's own counters over the measured runs (reason counters of bpf/lb.c; several count per packet):\n\n")
+	w("\nhalo's own counters over the measured runs (reason counters of bpf/lb.c; several count per packet; `ring`: a packet sent to its table slot's real without a flow-table lookup, `ct_*`: one that looked its flow up):\n\n")
 	for _, r := range res {
 		if len(r.Counters) > 0 {
-			w("- %s: %s\n", r.Scenario.Name, fmtCounters(r.Counters))
+			share := ""
+			if t, rg, ok := tableShare(r.Counters); ok {
+				share = fmt.Sprintf(" (through the flow table: %d of %d VIP packets)", t, t+rg)
+			}
+			w("- %s: %s%s\n", r.Scenario.Name, fmtCounters(r.Counters), share)
 		}
 	}
 	if mic != nil {

@@ -132,8 +132,9 @@ func runRound(env *Env, r *Result, opts Options) {
 			return
 		}
 	}
-	// The warm-up opens every flow (twice over) so the measured run sees
-	// the steady state: flow-table hits, conntrack entries.
+	// The warm-up sends every flow's packets (twice over) so the measured
+	// run sees the steady state: flows recorded where the program records
+	// them (flow-table hits), conntrack entries, flow_seen's bits.
 	n := uint32(2 * max(s.Flows, 1))
 	if s.Flows == NewFlows {
 		n = 65536
@@ -143,6 +144,12 @@ func runRound(env *Env, r *Result, opts Options) {
 		return
 	}
 	settle(t.Count)
+	if t.AfterWarm != nil {
+		if err := t.AfterWarm(); err != nil {
+			r.Err = fmt.Errorf("after the warm-up: %w", err)
+			return
+		}
+	}
 	if t.Sample != nil {
 		env.BackProgs.ResetSample()
 		env.SinkProgs.ResetSample()
@@ -185,6 +192,12 @@ func runRound(env *Env, r *Result, opts Options) {
 	if got == 0 {
 		r.Err = errors.New("no frame reached the sink")
 		return
+	}
+	if t.Counters != nil {
+		if err := s.checkPath(r.Counters); err != nil {
+			r.Err = err
+			return
+		}
 	}
 	if t.Sample != nil {
 		smp, err := t.Sample()

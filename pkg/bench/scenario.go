@@ -30,6 +30,42 @@ type Scenario struct {
 	Setup func(e *Env) (*Target, error)
 	// Skip, when set, is why this machine cannot run the scenario.
 	Skip string
+	// Path is the way halo's VIP packets must have gone in the measured
+	// run, by its reason counters (pathRing, pathTable, pathMixed); a run
+	// that went another way is an error, so a row never claims a path it
+	// did not measure. "": not checked.
+	Path string
+}
+
+// Ways of halo's VIP packets (Scenario.Path).
+const (
+	pathRing  = "ring"  // every one by its table slot, none through the flow table
+	pathTable = "table" // every one through the flow table
+	pathMixed = "mixed" // some through the flow table (dirty slots), the rest by the slot
+	pathReply = "reply" // NAT replies (client_nh), none through the flow table
+)
+
+// checkPath is nil when counters (of the measured run) show the packets
+// went the scenario's Path.
+func (s Scenario) checkPath(c map[string]uint64) error {
+	table, ring, _ := tableShare(c)
+	var ok bool
+	switch s.Path {
+	case "":
+		return nil
+	case pathRing:
+		ok = ring > 0 && table == 0
+	case pathTable:
+		ok = table > 0 && ring == 0
+	case pathMixed:
+		ok = table > 0 && ring > 0
+	case pathReply:
+		ok = c["nat_reply"] > 0 && table == 0 && ring == 0
+	}
+	if ok {
+		return nil
+	}
+	return fmt.Errorf("halo's packets were to go %q but counted %s", s.Path, fmtCounters(c))
 }
 
 // Target is a scenario set up on the lab.
@@ -41,6 +77,9 @@ type Target struct {
 	// Counters reads program-specific counters for the report (halo's
 	// reasons: flow-table hits, new entries, misses).
 	Counters func() map[string]uint64
+	// AfterWarm, when set, runs between the warm-up and the measured run
+	// (halo-dr-32k-changed: a real joins the service).
+	AfterWarm func() error
 }
 
 func bothSinks(e *Env) (func() (uint64, error), func() ([]byte, error)) {
@@ -113,19 +152,21 @@ func Scenarios() []Scenario {
 		{Name: "xdp-drop", Group: "baseline", What: "count, XDP_DROP on l0", Spec: udp4(VIP, 64), Flows: k32, Setup: setupDrop},
 		{Name: "macswap-tx", Group: "baseline", What: "swap MACs, count, XDP_TX back to g0", Spec: udp4(VIP, 64), Flows: k32, Setup: setupMACSwap},
 		{Name: "macswap-tx-1500B", Group: "baseline", What: "MAC swap, 1500-byte frames", Spec: udp4(VIP, 1500), Flows: k32, Setup: setupMACSwap},
-		{Name: "halo-dr-1flow", Group: "halo", What: "DR, UDP/IPv4, one flow (flow-table hit), XDP_TX", Spec: udp4(VIP, 64), Flows: 1, Setup: setupHaloDR(false, -1)},
-		{Name: "halo-dr-32k", Group: "halo", What: "DR, UDP/IPv4, 32k flows (hits), XDP_TX", Spec: udp4(VIP, 64), Flows: k32, Setup: setupHaloDR(false, -1)},
-		{Name: "halo-dr-32k-tcp4", Group: "halo", What: "DR, TCP/IPv4 ACKs, 32k flows opened by SYNs (hits)", Spec: tcp4(VIP, packet.TCPAck), Warm: &syn4, Flows: k32, Setup: setupHaloDR(false, -1)},
-		{Name: "halo-dr-32k-udp6", Group: "halo", What: "DR, UDP/IPv6, 32k flows (hits)", Spec: udp6, Flows: k32, Setup: setupHaloDR(false, -1)},
-		{Name: "halo-dr-32k-tcp6", Group: "halo", What: "DR, TCP/IPv6 ACKs, 32k flows (hits)", Spec: tcp6(packet.TCPAck), Warm: &syn6, Flows: k32, Setup: setupHaloDR(false, -1)},
-		{Name: "halo-dr-32k-1500B", Group: "halo", What: "DR, UDP/IPv4, 32k flows, 1500-byte frames", Spec: udp4(VIP, 1500), Flows: k32, Setup: setupHaloDR(false, -1)},
-		{Name: "halo-dr-newflows", Group: "halo", What: "DR, every frame a new flow, default new-entry budget (20k/s per CPU; the rest forwarded unrecorded)", Spec: udp4(VIP, 64), Flows: NewFlows, Setup: setupHaloDR(false, 0)},
-		{Name: "halo-dr-newflows-insert", Group: "halo", What: "DR, every frame a new flow, no budget: every miss inserted (LRU evicts)", Spec: udp4(VIP, 64), Flows: NewFlows, Setup: setupHaloDR(false, -1)},
-		{Name: "halo-dr-32k-redirect", Group: "halo", What: "DR, 32k flows, reals behind s0: devmap redirect (same path as the kernel rows)", Spec: udp4(VIP, 64), Flows: k32, Setup: setupHaloDR(true, -1)},
-		{Name: "halo-nat-in-32k", Group: "halo", What: "NAT, client → VIP:9 DNAT to real:8080, 32k flows", Spec: udp4(VIP, 64), Flows: k32, Setup: setupHaloNAT(false)},
-		{Name: "halo-nat-out-32k", Group: "halo", What: "NAT, replies real:8080 → clients SNAT to VIP:9, 32k flows", Spec: Spec{Family: 4, Size: 64, Src: Real1, Dst: ClientIP, SrcMAC: GenMAC, SPort: 8080, DPort: 1024, VaryDst: true},
-			Warm: ptr(udp4(VIP, 64)), Flows: k32, Setup: setupHaloNAT(true)},
-		{Name: "halo-tun-32k", Group: "halo", What: "TUN (IPIP), 32k flows", Spec: udp4(VIP, 64), Flows: k32, Setup: setupHaloTUN},
+		{Name: "halo-dr-1flow", Group: "halo", What: "DR, UDP/IPv4, one flow, XDP_TX; steady service: table slot, no flow-table lookup", Spec: udp4(VIP, 64), Flows: 1, Setup: setupHaloDR(haloRun{flood: -1}), Path: pathRing},
+		{Name: "halo-dr-32k", Group: "halo", What: "DR, UDP/IPv4, 32k flows, XDP_TX; steady service: table slot, no flow-table lookup", Spec: udp4(VIP, 64), Flows: k32, Setup: setupHaloDR(haloRun{flood: -1}), Path: pathRing},
+		{Name: "halo-dr-32k-tracked", Group: "halo", What: "as halo-dr-32k with FlowTracking always: every packet looks its flow up in the flow table (hits; the design before layout v8)", Spec: udp4(VIP, 64), Flows: k32, Setup: setupHaloDR(haloRun{flood: -1, track: xdp.TrackAlways}), Path: pathTable},
+		{Name: "halo-dr-32k-changed", Group: "halo", What: "as halo-dr-32k, then after the warm-up a third real joins the service: packets on the slots that changed look up the flow table, each flow recorded on its first packet after the change (in the measured run)", Spec: udp4(VIP, 64), Flows: k32, Setup: setupHaloDR(haloRun{flood: -1, change: true}), Path: pathMixed},
+		{Name: "halo-dr-32k-tcp4", Group: "halo", What: "DR, TCP/IPv4 ACKs, 32k flows opened by SYNs; table slot, no flow-table lookup", Spec: tcp4(VIP, packet.TCPAck), Warm: &syn4, Flows: k32, Setup: setupHaloDR(haloRun{flood: -1}), Path: pathRing},
+		{Name: "halo-dr-32k-udp6", Group: "halo", What: "DR, UDP/IPv6, 32k flows; table slot, no flow-table lookup", Spec: udp6, Flows: k32, Setup: setupHaloDR(haloRun{flood: -1}), Path: pathRing},
+		{Name: "halo-dr-32k-tcp6", Group: "halo", What: "DR, TCP/IPv6 ACKs, 32k flows opened by SYNs; table slot, no flow-table lookup", Spec: tcp6(packet.TCPAck), Warm: &syn6, Flows: k32, Setup: setupHaloDR(haloRun{flood: -1}), Path: pathRing},
+		{Name: "halo-dr-32k-1500B", Group: "halo", What: "DR, UDP/IPv4, 32k flows, 1500-byte frames; table slot, no flow-table lookup", Spec: udp4(VIP, 1500), Flows: k32, Setup: setupHaloDR(haloRun{flood: -1}), Path: pathRing},
+		{Name: "halo-dr-newflows", Group: "halo", What: "DR, every frame a new flow, steady service, default new-entry budget: table slot, nothing recorded (no flow-table lookup or write)", Spec: udp4(VIP, 64), Flows: NewFlows, Setup: setupHaloDR(haloRun{}), Path: pathRing},
+		{Name: "halo-dr-newflows-insert", Group: "halo", What: "DR, every frame a new flow, FlowTracking always and no budget: every packet a flow-table miss and an insert (LRU evicts)", Spec: udp4(VIP, 64), Flows: NewFlows, Setup: setupHaloDR(haloRun{flood: -1, track: xdp.TrackAlways}), Path: pathTable},
+		{Name: "halo-dr-32k-redirect", Group: "halo", What: "DR, 32k flows, reals behind s0: devmap redirect (same path as the kernel rows); table slot, no flow-table lookup", Spec: udp4(VIP, 64), Flows: k32, Setup: setupHaloDR(haloRun{flood: -1, redirect: true}), Path: pathRing},
+		{Name: "halo-nat-in-32k", Group: "halo", What: "NAT, client → VIP:9 DNAT to real:8080, 32k flows; table slot, no flow-table lookup", Spec: udp4(VIP, 64), Flows: k32, Setup: setupHaloNAT(false), Path: pathRing},
+		{Name: "halo-nat-out-32k", Group: "halo", What: "NAT, replies real:8080 → clients SNAT to VIP:9, 32k flows; the client's next hop from client_nh, no flow-table lookup", Spec: Spec{Family: 4, Size: 64, Src: Real1, Dst: ClientIP, SrcMAC: GenMAC, SPort: 8080, DPort: 1024, VaryDst: true},
+			Warm: ptr(udp4(VIP, 64)), Flows: k32, Setup: setupHaloNAT(true), Path: pathReply},
+		{Name: "halo-tun-32k", Group: "halo", What: "TUN (IPIP), 32k flows; table slot, no flow-table lookup", Spec: udp4(VIP, 64), Flows: k32, Setup: setupHaloTUN, Path: pathRing},
 		{Name: "nft-numgen-1flow", Group: "nftables", What: "nftables DNAT numgen inc mod 2 (conntrack), one flow", Spec: udp4(VIP, 64), Flows: 1, Setup: setupNft("numgen inc mod 2")},
 		{Name: "nft-numgen-32k", Group: "nftables", What: "nftables DNAT numgen inc mod 2, 32k flows", Spec: udp4(VIP, 64), Flows: k32, Setup: setupNft("numgen inc mod 2")},
 		{Name: "nft-jhash-32k", Group: "nftables", What: "nftables DNAT jhash ip saddr . udp sport mod 2, 32k flows", Spec: udp4(VIP, 64), Flows: k32, Setup: setupNft("jhash ip saddr . udp sport mod 2 seed 0x5eed")},
@@ -163,10 +204,13 @@ func setupMACSwap(e *Env) (*Target, error) {
 }
 
 // haloServices: the same two reals behind a UDP and a TCP service, IPv4
-// and IPv6, Maglev (mh) selection.
+// and IPv6. Scheduler rr: halo's XDP path picks the real from the weighted
+// Maglev table by the 5-tuple's hash, so the generator's 32k flows spread
+// over the table's slots; mh (and sh) hash the source address only, which
+// would put all flows of the generator's two addresses on two slots.
 func haloServices(m dataplane.Method, realPort uint16) []dataplane.Service {
 	mk := func(vip netip.Addr, port uint16, p dataplane.Protocol, reals ...netip.Addr) dataplane.Service {
-		s := dataplane.Service{Key: dataplane.ServiceKey{Addr: vip, Port: port, Proto: p}, Scheduler: "mh", Method: m}
+		s := dataplane.Service{Key: dataplane.ServiceKey{Addr: vip, Port: port, Proto: p}, Scheduler: "rr", Method: m}
 		for _, r := range reals {
 			s.Reals = append(s.Reals, dataplane.Real{Addr: r, Port: realPort, Weight: 1})
 		}
@@ -176,10 +220,34 @@ func haloServices(m dataplane.Method, realPort uint16) []dataplane.Service {
 		mk(VIP6, 9, dataplane.UDP, Real1v6, Real2v6), mk(VIP6, 80, dataplane.TCP, Real1v6, Real2v6)}
 }
 
+// haloRun is how a halo row runs its data plane.
+type haloRun struct {
+	redirect bool   // reals behind s0 (devmap redirect) instead of back on l0 (XDP_TX)
+	flood    int    // new-entry budget per second and CPU: 0 halod's default, -1 none
+	track    string // xdp.Options.FlowTracking; "" the default (on change)
+	change   bool   // after the warm-up Real3 joins VIP:9/UDP
+}
+
+// withReal3 is svcs with Real3 added to the IPv4 UDP service (the one the
+// generator's UDP/IPv4 frames reach).
+func withReal3(svcs []dataplane.Service) []dataplane.Service {
+	out := make([]dataplane.Service, len(svcs))
+	for i, s := range svcs {
+		if s.Key.Addr == VIP && s.Key.Proto == dataplane.UDP {
+			r := s.Reals[0]
+			r.Addr = Real3
+			s.Reals = append(append([]dataplane.Real(nil), s.Reals...), r)
+		}
+		out[i] = s
+	}
+	return out
+}
+
 // startHalo loads halo's XDP data plane on l0 through its public API and
 // applies services; reals resolve to fixed MACs (on l0: XDP_TX) or to the
 // sink behind s0 (redirect).
-func startHalo(e *Env, redirect bool, flood int, svcs []dataplane.Service) (*xdp.Backend, error) {
+func startHalo(e *Env, hr haloRun, svcs []dataplane.Service) (*xdp.Backend, error) {
+	redirect := hr.redirect
 	resolve := func(ip netip.Addr) (net.HardwareAddr, int, error) {
 		if redirect {
 			return e.SinkMAC, e.S0Index, nil
@@ -192,7 +260,8 @@ func startHalo(e *Env, redirect bool, flood int, svcs []dataplane.Service) (*xdp
 	var be *xdp.Backend
 	err := e.LB.Do(func() error {
 		var err error
-		be, err = xdp.New(xdp.Options{Interfaces: []string{"l0"}, Mode: "native", ResolveMAC: resolve, SYNFloodThreshold: flood})
+		be, err = xdp.New(xdp.Options{Interfaces: []string{"l0"}, Mode: "native", ResolveMAC: resolve, SYNFloodThreshold: hr.flood,
+			FlowTracking: hr.track})
 		if err != nil {
 			return err
 		}
@@ -228,14 +297,20 @@ func haloCounters(be *xdp.Backend) func() map[string]uint64 {
 	}
 }
 
-func setupHaloDR(redirect bool, flood int) func(e *Env) (*Target, error) {
+func setupHaloDR(hr haloRun) func(e *Env) (*Target, error) {
 	return func(e *Env) (*Target, error) {
-		be, err := startHalo(e, redirect, flood, haloServices(dataplane.DR, 0))
+		svcs := haloServices(dataplane.DR, 0)
+		be, err := startHalo(e, hr, svcs)
 		if err != nil {
 			return nil, err
 		}
 		t := &Target{Teardown: func() { be.Close() }, Counters: haloCounters(be)}
-		if redirect {
+		if hr.change {
+			t.AfterWarm = func() error {
+				return e.LB.Do(func() error { return be.Apply(context.Background(), withReal3(svcs)) })
+			}
+		}
+		if hr.redirect {
 			t.Count, t.Sample = e.SinkProgs.Count, e.SinkProgs.Sample
 			t.Check = func(b []byte) error {
 				if err := macIs(b, 0, e.SinkMAC, "destination"); err != nil {
@@ -270,7 +345,7 @@ func setupHaloDR(redirect bool, flood int) func(e *Env) (*Target, error) {
 
 func setupHaloNAT(out bool) func(e *Env) (*Target, error) {
 	return func(e *Env) (*Target, error) {
-		be, err := startHalo(e, true, -1, haloServices(dataplane.NAT, 8080))
+		be, err := startHalo(e, haloRun{redirect: true, flood: -1}, haloServices(dataplane.NAT, 8080))
 		if err != nil {
 			return nil, err
 		}
@@ -293,7 +368,7 @@ func setupHaloNAT(out bool) func(e *Env) (*Target, error) {
 }
 
 func setupHaloTUN(e *Env) (*Target, error) {
-	be, err := startHalo(e, true, -1, haloServices(dataplane.TUN, 0))
+	be, err := startHalo(e, haloRun{redirect: true, flood: -1}, haloServices(dataplane.TUN, 0))
 	if err != nil {
 		return nil, err
 	}
