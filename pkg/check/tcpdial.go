@@ -65,15 +65,16 @@ func (t Target) connectTCP() error {
 	if t.Timeout > 0 {
 		deadline = time.Now().Add(t.Timeout)
 	}
-	err = unix.Connect(fd, sa)
+	raw := toRaw(sa)
+	err = rawConnect(fd, raw)
 	if inFlight(err) {
-		err = unix.Connect(fd, sa)
+		err = rawConnect(fd, raw)
 	}
 	if inFlight(err) {
 		return t.pollConnect(fd, sa, deadline)
 	}
 	if err != nil && err != unix.EISCONN {
-		unix.Close(fd)
+		rawClose(fd)
 		return t.dialErr(os.NewSyscallError("connect", err))
 	}
 	tcpFastConnects.Add(1)
@@ -81,9 +82,9 @@ func (t Target) connectTCP() error {
 		// No FIN exchange and no TIME_WAIT left on the director for every
 		// check. Set only once connected: a failed attempt has nothing
 		// to reset.
-		resetOnClose(fd)
+		rawResetOnClose(fd)
 	}
-	unix.Close(fd)
+	rawClose(fd)
 	return nil
 }
 

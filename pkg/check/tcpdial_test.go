@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -168,5 +169,23 @@ func TestIfIndex(t *testing.T) {
 	sa, err := sockaddr(fd, netip.MustParseAddr("fe80::1%lo"), 80)
 	if err != nil || sa.(*unix.SockaddrInet6).ZoneId != uint32(lo.Index) || sa.(*unix.SockaddrInet6).Port != 80 {
 		t.Fatalf("sockaddr(fe80::1%%lo) = %+v, %v", sa, err)
+	}
+}
+
+// The raw socket addresses are what the kernel reads: port in network
+// byte order, family, scope.
+func TestToRaw(t *testing.T) {
+	r := toRaw(&unix.SockaddrInet4{Port: 0x1234, Addr: [4]byte{10, 0, 0, 5}})
+	p4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(&r.sa))
+	port := (*[2]byte)(unsafe.Pointer(&p4.Port))
+	if r.len != unix.SizeofSockaddrInet4 || p4.Family != unix.AF_INET || *port != [2]byte{0x12, 0x34} || p4.Addr != [4]byte{10, 0, 0, 5} {
+		t.Fatalf("v4 %+v len %d", p4, r.len)
+	}
+	a6 := netip.MustParseAddr("fe80::7").As16()
+	r = toRaw(&unix.SockaddrInet6{Port: 80, Addr: a6, ZoneId: 3})
+	p6 := (*unix.RawSockaddrInet6)(unsafe.Pointer(&r.sa))
+	port = (*[2]byte)(unsafe.Pointer(&p6.Port))
+	if r.len != unix.SizeofSockaddrInet6 || p6.Family != unix.AF_INET6 || *port != [2]byte{0, 80} || p6.Addr != a6 || p6.Scope_id != 3 {
+		t.Fatalf("v6 %+v len %d", p6, r.len)
 	}
 }
