@@ -67,7 +67,8 @@ func rawClose(fd int) {
 	unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
 }
 
-// rawResetOnClose is resetOnClose as a raw call.
+// rawResetOnClose makes close() send a reset (SO_LINGER 0). Its failure
+// only costs a TIME_WAIT, so it is not the check's failure.
 func rawResetOnClose(fd int) {
 	l := unix.Linger{Onoff: 1}
 	unix.RawSyscall6(unix.SYS_SETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_LINGER,

@@ -1,7 +1,6 @@
 package check
 
 import (
-	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -16,118 +15,97 @@ import (
 var tcpFastConnects, tcpPolledConnects atomic.Uint64
 
 // connectTCP is one TCP_CHECK attempt: connect to t within t.Timeout and
-// close with a reset. It drives a raw non-blocking socket rather than a
-// net.Dialer, which for a connection used for nothing costs twice the
-// system calls (getsockopt, getpeername, getsockname, TCP_NODELAY, an
-// epoll registration and removal) and a deep, allocating call chain.
+// end the connection with a reset. It drives a raw non-blocking socket
+// rather than a net.Dialer, which for a connection used for nothing costs
+// twice the system calls (getsockopt, getpeername, getsockname,
+// TCP_NODELAY, an epoll registration and removal) and a deep, allocating
+// call chain; a plain socket is kept for the next check (tcpSock).
 //
 // connect() is called a second time straight away: it reports 0 when the
 // handshake already completed (a server on this host, or one that answered
 // while the first call ran), the failure when it already failed, and
-// EALREADY while it is in flight; only then is the socket handed to the
-// runtime's poller to wait, bounded by connect_timeout.
+// EALREADY while it is in flight; only then does the check wait in the
+// runtime's poller, bounded by connect_timeout.
 func (t Target) connectTCP() error {
 	dst := t.Addr.Unmap()
-	family := unix.AF_INET
-	if dst.Is6() {
-		family = unix.AF_INET6
+	v6 := dst.Is6()
+	opts := t.sockopts(true)
+	local, bind := t.local()
+	plain := len(opts) == 0 && !bind
+	var s *tcpSock
+	var err error
+	if plain {
+		s, err = pooledTCPSock(v6)
+	} else {
+		s, err = newTCPSock(v6)
 	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
 	if err != nil {
-		return t.dialErr(os.NewSyscallError("socket", err))
+		return t.dialErr(err)
 	}
-	linger := false
-	for _, set := range t.sockopts(true) {
-		if err := set(fd); err != nil {
-			unix.Close(fd)
+	for _, set := range opts {
+		if err := set(s.fd); err != nil {
+			s.close()
 			return t.dialErr(err)
 		}
 	}
-	if t.BindPort != 0 {
-		linger = true // sockopts set it with SO_REUSEADDR
-	}
-	if a, ok := t.local(); ok {
-		sa, err := sockaddr(fd, t.zoned(a), t.BindPort)
+	if bind {
+		sa, err := sockaddr(s.fd, t.zoned(local), t.BindPort)
 		if err == nil {
-			err = os.NewSyscallError("bind", unix.Bind(fd, sa))
+			err = os.NewSyscallError("bind", unix.Bind(s.fd, sa))
 		}
 		if err != nil {
-			unix.Close(fd)
+			s.close()
 			return t.dialErr(err)
 		}
 	}
-	sa, err := sockaddr(fd, t.zoned(dst), t.Port)
+	sa, err := sockaddr(s.fd, t.zoned(dst), t.Port)
 	if err != nil {
-		unix.Close(fd)
+		s.close()
 		return t.dialErr(err)
-	}
-	var deadline time.Time
-	if t.Timeout > 0 {
-		deadline = time.Now().Add(t.Timeout)
 	}
 	raw := toRaw(sa)
-	err = rawConnect(fd, raw)
-	if inFlight(err) {
-		err = rawConnect(fd, raw)
-	}
-	if inFlight(err) {
-		return t.pollConnect(fd, sa, deadline)
-	}
-	if err != nil && err != unix.EISCONN {
-		rawClose(fd)
+	err = rawConnect(s.fd, raw)
+	if err == unix.EISCONN {
+		// Only a later call may report the connection this one started.
+		s.close()
 		return t.dialErr(os.NewSyscallError("connect", err))
 	}
-	tcpFastConnects.Add(1)
-	if !linger {
-		// No FIN exchange and no TIME_WAIT left on the director for every
-		// check. Set only once connected: a failed attempt has nothing
-		// to reset.
-		rawResetOnClose(fd)
+	if inFlight(err) {
+		err = rawConnect(s.fd, raw)
 	}
-	rawClose(fd)
+	if inFlight(err) {
+		var deadline time.Time
+		if t.Timeout > 0 {
+			deadline = time.Now().Add(t.Timeout)
+		}
+		var derr error
+		if err, derr = s.wait(raw, deadline); derr != nil {
+			s.close()
+			return t.dialErr(derr)
+		}
+	} else {
+		tcpFastConnects.Add(1)
+	}
+	if err != nil && err != unix.EISCONN {
+		// Failed: nothing to reset, and the socket is not kept (its state
+		// after an error is the kernel's business, not the next check's).
+		s.close()
+		return t.dialErr(os.NewSyscallError("connect", err))
+	}
+	switch {
+	case plain:
+		s.release(v6)
+	case t.BindPort != 0:
+		s.close() // sockopts set SO_LINGER 0 with SO_REUSEADDR
+	default:
+		s.resetClose()
+	}
 	return nil
-}
-
-// pollConnect waits for a connect in flight on fd through the runtime's
-// poller, then closes fd.
-func (t Target) pollConnect(fd int, sa unix.Sockaddr, deadline time.Time) error {
-	tcpPolledConnects.Add(1)
-	f := os.NewFile(uintptr(fd), "tcp-check")
-	defer f.Close()
-	if !deadline.IsZero() {
-		if err := f.SetWriteDeadline(deadline); err != nil {
-			return t.dialErr(err)
-		}
-	}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return t.dialErr(err)
-	}
-	var cerr error
-	if err := rc.Write(func(fd uintptr) bool {
-		cerr = unix.Connect(int(fd), sa)
-		return !inFlight(cerr)
-	}); err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			err = os.ErrDeadlineExceeded
-		}
-		return t.dialErr(err)
-	}
-	if cerr != nil && cerr != unix.EISCONN {
-		return t.dialErr(os.NewSyscallError("connect", cerr))
-	}
-	return rc.Control(func(fd uintptr) { resetOnClose(int(fd)) })
 }
 
 // inFlight reports a connect() that neither succeeded nor failed yet.
 func inFlight(err error) bool {
 	return err == unix.EINPROGRESS || err == unix.EALREADY || err == unix.EINTR
-}
-
-// resetOnClose makes close() send a reset (SO_LINGER 0). Its failure only
-// costs a TIME_WAIT, so it is not the check's failure.
-func resetOnClose(fd int) {
-	unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 }
 
 // sockaddr is a's socket address with port; an IPv6 zone is resolved to

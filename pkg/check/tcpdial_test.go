@@ -189,3 +189,101 @@ func TestToRaw(t *testing.T) {
 		t.Fatalf("v6 %+v len %d", p6, r.len)
 	}
 }
+
+// idleTop is the socket the next plain IPv4 check will take.
+func idleTop() *tcpSock {
+	tcpSocks.mu.Lock()
+	defer tcpSocks.mu.Unlock()
+	if n := len(tcpSocks.idle[0]); n > 0 {
+		return tcpSocks.idle[0][n-1]
+	}
+	return nil
+}
+
+// A plain check's socket is kept and reused: the next check connects from
+// it again, from a new port, and each connection ends with a reset.
+func TestTCPSocketReused(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ap := l.Addr().(*net.TCPAddr).AddrPort()
+	tg := Target{Addr: ap.Addr(), Port: int(ap.Port()), Timeout: time.Second}
+	var from []string
+	var socks []*tcpSock
+	for i := 0; i < 2; i++ {
+		if r := (&TCP{T: tg}).Check(context.Background()); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		socks = append(socks, idleTop())
+		c, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		from = append(from, c.RemoteAddr().String())
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("check %d: server read %v, want a reset", i, err)
+		}
+		c.Close()
+	}
+	if socks[0] == nil || socks[0] != socks[1] {
+		t.Fatalf("pooled sockets %p then %p: the second check did not reuse the first's", socks[0], socks[1])
+	}
+	if from[0] == from[1] {
+		t.Fatalf("both checks came from %s: a reused socket must take a new port", from[0])
+	}
+	// A failed check does not give its socket back.
+	if r := (&TCP{T: Target{Addr: ap.Addr(), Port: freePort(t), Timeout: time.Second}}).Check(context.Background()); r.Err == nil {
+		t.Fatal("check of a closed port passed")
+	}
+	if idleTop() == socks[1] {
+		t.Fatal("the socket of a refused check went back to the pool")
+	}
+	// Targets with socket options never use the pool.
+	before := idleTop()
+	tg.BindTo = netip.MustParseAddr("127.0.0.1")
+	if r := (&TCP{T: tg}).Check(context.Background()); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if idleTop() != before {
+		t.Fatal("a bindto check's socket went to the pool")
+	}
+}
+
+// A pooled socket that once waited in the poller stays registered there;
+// its next waits still wait (an idle socket's stale readiness is not a
+// result) and time out at connect_timeout, and it still connects.
+func TestTCPPooledSocketWaitsAgain(t *testing.T) {
+	addr, drain := stalledListener(t)
+	time.AfterFunc(200*time.Millisecond, drain)
+	tg := Target{Addr: addr.Addr(), Port: int(addr.Port()), Timeout: 5 * time.Second}
+	if r := (&TCP{T: tg}).Check(context.Background()); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	s := idleTop()
+	if s == nil || s.file == nil {
+		t.Fatalf("after a polled check the pool's top is %+v, want a registered socket", s)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ap := l.Addr().(*net.TCPAddr).AddrPort()
+	if r := (&TCP{T: Target{Addr: ap.Addr(), Port: int(ap.Port()), Timeout: time.Second}}).Check(context.Background()); r.Err != nil {
+		t.Fatalf("registered socket, live listener: %v", r.Err)
+	}
+	if idleTop() != s {
+		t.Fatal("the registered socket was not reused")
+	}
+	// The stalled listener's queue is full again (the reset connection
+	// stays queued until accepted).
+	tg.Timeout = 300 * time.Millisecond
+	start := time.Now()
+	r := (&TCP{T: tg}).Check(context.Background())
+	if took := time.Since(start); !errors.Is(r.Err, os.ErrDeadlineExceeded) || took < 250*time.Millisecond {
+		t.Fatalf("registered socket, stalled listener: %v after %v, want a timeout after 300ms", r.Err, took)
+	}
+}
