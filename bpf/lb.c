@@ -218,8 +218,9 @@ int xdp_lb(struct xdp_md *ctx)
 		p.fin = !!(tcp_flags & TH_FIN);
 	}
 	__u32 h = flow_hash(&fk, vm);
-	if (proto == IPPROTO_UDP && !icmp)
-		p.seen = seen_mark(cfg, (vm->flags & SVC_HASH_SRC) ? flow_hash5(&fk) : h);
+	p.sh = (vm->flags & SVC_HASH_SRC) ? flow_hash5(&fk) : h;
+	if (!icmp)
+		p.seen = seen_mark(cfg, p.sh, proto == IPPROTO_TCP);
 
 	struct flow_val *fv = NULL;
 	__u32 rid = vm->persist_s ? select_pinned(vm, cfg, pc, &p, h, eth, &fv) : select_ring(vm, cfg, pc, &p, h, eth, &fv);
@@ -286,7 +287,7 @@ int xdp_lb(struct xdp_md *ctx)
 		} else {
 			nat_apply(l3, l4, data_end, v6, proto, 1, &nr);
 		}
-		if (p.syn || !p.seen)
+		if (p.syn || (proto == IPPROTO_UDP && !p.seen))
 			note_client(ctx, eth, &fk, v6);
 		reason(pc, R_NAT_DNAT, len);
 	}

@@ -52,15 +52,25 @@ struct {
 	__array(values, struct ring);
 } new_rings SEC(".maps");
 
-/* Which flows were active lately: bit (flow hash % 2^20) of word pair
- * (2i, 2i+1), the even word for even epochs. Go clears the words of the
- * coming epoch and then switches cfg->seen_epoch once per udp_timeout, so
- * a flow seen within the last one to two epochs is known. It tells an old
- * UDP flow from a new one when the table changes (there is no SYN), and a
- * NAT flow's first packet (its client's next hop is noted then). */
+/* Which flows were active lately, and which were before the last table
+ * change: bit (flow hash % 64) of the words of index (flow hash / 64) %
+ * indexes. An index has LB_SEEN_GROUP words: UDP even and odd epoch, TCP
+ * even and odd epoch, before the change. Every packet of a service sets
+ * its bit in its protocol's word of the current epoch (cfg->seen_epoch,
+ * seen_epoch_tcp); Go clears a protocol's coming epoch and then switches
+ * it once per idle timeout (udp_timeout, tcp_timeout), so a flow active
+ * within the last one to two timeouts has a bit. Right before it
+ * publishes a changed table, Go copies the union of the four into the
+ * fifth word: the flows that existed before the change. A packet without
+ * an entry on a dirty slot is an old flow when its bit is there, a new
+ * one otherwise (a UDP flow has no SYN; a TCP flow whose SYN the flood
+ * budget left unrecorded has none to show either). A NAT UDP flow's first
+ * packet (its client's next hop is noted then) is one without a bit. Go
+ * sizes the map (8 bits per flow-table entry); collisions make a new flow
+ * look old, never the reverse. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2 * LB_SEEN_WORDS);
+	__uint(max_entries, LB_SEEN_GROUP * LB_SEEN_WORDS);
 	__type(key, __u32);
 	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

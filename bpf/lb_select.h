@@ -12,10 +12,10 @@
  * or differed since; rings holds that (previous real | RING_DIRTY) and
  * new_rings the current table. A packet on a clean slot goes to the slot's
  * real. A packet on a dirty slot looks its flow up: an entry wins; without
- * one, a new flow (TCP SYN, a UDP flow flow_seen has not seen lately, a
- * flow whose entry expired or whose real left) gets the current table's
- * real, anything else is a flow older than the change and keeps the
- * slot's previous real; either way the choice is recorded, so later
+ * one, a new flow (a TCP SYN, a flow flow_seen did not know before the
+ * last change, a flow whose entry expired or whose real left) gets the
+ * current table's real, anything else is a flow older than the change and
+ * keeps the slot's previous real; either way the choice is recorded, so later
  * changes find it. A flow recorded on a slot that was clean at the time
  * is on the slot's previous real, which is why that is kept until the
  * flows have gone: Go clears a slot's mark only once idle timeouts have
@@ -52,7 +52,8 @@ struct pkt {
 	__u8 rst;
 	__u8 fin;
 	__u8 icmp;  /* an ICMP error about the flow fk */
-	__u8 seen;  /* UDP: flow_seen had the flow (other protocols: 1) */
+	__u8 seen;  /* flow_seen had the flow (ICMP errors: 1) */
+	__u32 sh;   /* the flow's 5-tuple hash (flow_seen's index) */
 };
 
 static __always_inline __u32 mix32(__u32 h)
@@ -110,23 +111,36 @@ static __always_inline __u32 ring_at(void *outer, __u32 svc, __u32 slot)
 	return chunk ? chunk->id[slot & (LB_RING_CHUNK - 1)] : 0;
 }
 
-/* Whether flow_seen has hash h's bit in either epoch; sets it in this one.
- * The word is written only when its bit is clear, so a busy flow's packets
- * only read it; the atomic or keeps another CPU's bit in the same word. */
-static __always_inline int seen_mark(struct lb_config *cfg, __u32 h)
+/* Whether flow_seen has hash h's bit in either epoch of its protocol;
+ * sets it in this epoch's word. The word is written only when its bit is
+ * clear, so a busy flow's packets only read it; the atomic or keeps
+ * another CPU's bit in the same word. */
+static __always_inline int seen_mark(struct lb_config *cfg, __u32 h, int tcp)
 {
-	__u32 k = ((h >> 6) & (LB_SEEN_WORDS - 1)) * 2;
+	if (!cfg)
+		return 1;
+	__u32 k = ((h >> 6) & cfg->seen_mask) * LB_SEEN_GROUP + (tcp ? 2 : 0);
 	__u32 k1 = k + 1;
 	__u64 *even = bpf_map_lookup_elem(&flow_seen, &k);
 	__u64 *odd = bpf_map_lookup_elem(&flow_seen, &k1);
-	if (!even || !odd || !cfg)
+	if (!even || !odd)
 		return 1;
 	__u64 bit = 1ULL << (h & 63);
 	int was = ((*even | *odd) & bit) != 0;
-	__u64 *cur = (cfg->seen_epoch & 1) ? odd : even;
+	__u64 *cur = ((tcp ? cfg->seen_epoch_tcp : cfg->seen_epoch) & 1) ? odd : even;
 	if (!(*cur & bit))
 		__sync_fetch_and_or(cur, bit);
 	return was;
+}
+
+/* Whether hash h's flow was active before the last table change. */
+static __always_inline int seen_before_change(struct lb_config *cfg, __u32 h)
+{
+	if (!cfg)
+		return 1;
+	__u32 k = ((h >> 6) & cfg->seen_mask) * LB_SEEN_GROUP + 4;
+	__u64 *snap = bpf_map_lookup_elem(&flow_seen, &k);
+	return !snap || ((*snap >> (h & 63)) & 1);
 }
 
 /* Whether a new entry may be written now: at most flood_threshold per
@@ -254,7 +268,7 @@ static __always_inline __u32 select_ring(struct vip_meta *vm, struct lb_config *
 		return rid;
 	}
 	__u32 why = R_CT_PREV;
-	if (p->syn || !p->seen || expired) {
+	if (p->syn || expired || !seen_before_change(cfg, p->sh)) {
 		rid = ring_at(&new_rings, vm->id, slot) & RING_ID_MASK;
 		why = R_CT_NEW;
 	}

@@ -27,7 +27,8 @@ enum lb_limits {
 	LB_MAX_NH_WANTED = 1024, /* client addresses a NAT reply found no next hop for */
 	LB_VIP_FILTER_BITS = 4096, /* struct vip_filter: a power of two */
 	LB_VIP_FILTER_SHIFT = 20,  /* 32 - log2(LB_VIP_FILTER_BITS) */
-	LB_SEEN_WORDS = 16384,     /* flow_seen: 64-bit words per epoch (2^20 bits) */
+	LB_SEEN_GROUP = 5,         /* flow_seen words per index: UDP even/odd, TCP even/odd, before the change */
+	LB_SEEN_WORDS = 32768,     /* flow_seen indexes (a power of two: 8 bits per flow-table entry) */
 	LB_MAX_CLIENT_NH = 65536,  /* client_nh: NAT clients whose next hop is remembered */
 };
 
@@ -219,7 +220,9 @@ struct lb_config {
 	__u64 tcp_fin_timeout_ns;
 	__u64 udp_timeout_ns;
 	__u32 flood_threshold; /* new entries per second per CPU; 0: no limit */
-	__u32 seen_epoch;      /* flow_seen: this epoch's bits are the odd words when odd */
+	__u32 seen_epoch;      /* flow_seen, UDP: this epoch's bits are the odd words when odd */
+	__u32 seen_epoch_tcp;  /* the same for TCP */
+	__u32 seen_mask;       /* flow_seen indexes - 1 */
 };
 
 struct flood_state {

@@ -111,12 +111,15 @@ dataplane {
 	m.run(t)
 
 	counts := map[string]float64{}
-	for _, reason := range []string{"ct_miss", "tun_encap"} {
+	for _, reason := range []string{"ring", "ct_prev", "tun_encap"} {
 		counts[reason] = xdpCount(t, f.dirs[1], reason)
 	}
 	t.Logf("d2 data plane after the failover: %v", counts)
-	for reason, n := range counts {
-		if n == 0 {
+	if counts["ring"]+counts["ct_prev"] <= 0 {
+		t.Errorf("d2 chose no real without a flow entry: %v", counts)
+	}
+	for _, reason := range []string{"tun_encap"} {
+		if n := counts[reason]; n == 0 {
 			t.Errorf("d2 counted no %s packet: %v", reason, counts)
 		}
 	}

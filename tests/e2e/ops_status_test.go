@@ -42,8 +42,20 @@ func haloctl(t *testing.T, sock string, args ...string) (string, error) {
 // packets of the connections made, real-server state follows a stopped
 // server, and `haloctl real disable` drains a real (no new connections)
 // until `enable`.
+//
+// The director tracks every flow (flow_tracking always), so the flow-table
+// metrics have flows to count: by default entries exist only where a
+// table changed.
 func TestOpsStatusAndMetricsMatchReality(t *testing.T) {
 	d := newDRLab(t, 141, "generic")
+	conf, err := os.ReadFile(d.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	always := strings.Replace(string(conf), "xdp_mode generic", "xdp_mode generic\n  flow_tracking always", 1)
+	if err := os.WriteFile(d.conf, []byte(always), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	dumpFile := filepath.Join(t.TempDir(), "halo.data")
 	halod := startHalod(t, d.dir, d.conf, "--dataplane", "xdp", "--bpffs", d.bpffs, "--control", d.sock,
 		"--metrics-addr", "127.0.0.1:9650", "--dump-file", dumpFile)

@@ -43,19 +43,17 @@ func (b *Backend) expected(t *testing.T, f *packet.Frame, isNew bool) string {
 	return b.slots.owners[id].real.Addr.String()
 }
 
-// seen reads flow_seen's bit for a UDP frame's flow (rr: the 5-tuple hash).
-func (b *Backend) seen(t *testing.T, f *packet.Frame) bool {
+// beforeChange reads flow_seen's bit of the flows before the last change
+// for a frame's flow (rr: the 5-tuple hash).
+func (b *Backend) beforeChange(t *testing.T, f *packet.Frame) bool {
 	t.Helper()
 	h := flowHash(flowKeyOfFrame(f), 0, [4]uint32{})
-	w := (h >> 6) & (uint32(lbLbLimitsLB_SEEN_WORDS) - 1)
-	var even, odd uint64
-	if err := b.objs.FlowSeen.Lookup(w*2, &even); err != nil {
+	k := (h>>6)&(b.seenWords-1)*uint32(lbLbLimitsLB_SEEN_GROUP) + 4
+	var snap uint64
+	if err := b.objs.FlowSeen.Lookup(k, &snap); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.objs.FlowSeen.Lookup(w*2+1, &odd); err != nil {
-		t.Fatal(err)
-	}
-	return (even|odd)&(1<<(h&63)) != 0
+	return snap&(1<<(h&63)) != 0
 }
 
 func udp4(dport, sport uint16) *packet.Frame {
@@ -66,7 +64,7 @@ func udp4(dport, sport uint16) *packet.Frame {
 // The selection rule with the flow table as memory of changes only: while
 // a service's table is unchanged no packet reads or writes the flow table;
 // after a change every flow older than it keeps its real (TCP told apart
-// by the SYN, UDP by flow_seen), new flows follow the current table, flows
+// by the SYN, UDP by flow_seen's record of the flows before the change), new flows follow the current table, flows
 // opened between two changes keep theirs through the second, a drained
 // real keeps its flows and gets no new one; once the idle timeouts have
 // passed, Settle clears every slot without a live disagreeing entry, and
@@ -112,7 +110,7 @@ func TestTableChangeKeepsEveryFlow(t *testing.T) {
 			}
 			flows = append(flows, probeFlow{ack(syn), want})
 			u := udp4(53, base+uint16(i))
-			want = b.expected(t, u, !b.seen(t, u))
+			want = b.expected(t, u, !b.beforeChange(t, u))
 			if got := send(u); got != want {
 				t.Fatalf("new UDP flow %d went to %s, the table says %s", base+uint16(i), got, want)
 			}

@@ -104,7 +104,7 @@ func TestGoldenFlowAgingFINAndRST(t *testing.T) {
 		{"within tcp_fin_timeout it still hits", withFlags(syn, packet.TCPAck), CTHit, true, 4 * time.Second},
 		{"after tcp_fin_timeout the entry expires", withFlags(syn, packet.TCPAck), CTExpired, true, 6 * time.Second},
 		{"and the packet starts the flow over", withFlags(syn, packet.TCPAck), CTHit, true, 0},
-		{"a mid-flow packet without an entry goes where the table says, recorded", withFlags(tcp4(vip4, 80, 7002), packet.TCPAck), CTPrev, true, 0},
+		{"a mid-flow packet of a flow unknown before goes where the table says, recorded", withFlags(tcp4(vip4, 80, 7002), packet.TCPAck), CTNew, true, 0},
 	}
 	rst := tcp4(vip4, 80, 7001)
 	steps = append(steps, []struct {

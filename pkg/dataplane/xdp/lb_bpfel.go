@@ -63,6 +63,8 @@ type lbLbConfig struct {
 	UdpTimeoutNs    uint64
 	FloodThreshold  uint32
 	SeenEpoch       uint32
+	SeenEpochTcp    uint32
+	SeenMask        uint32
 }
 
 type lbLbFlags uint32
@@ -90,7 +92,8 @@ const (
 	lbLbLimitsLB_MAX_NH_WANTED    lbLbLimits = 1024
 	lbLbLimitsLB_VIP_FILTER_BITS  lbLbLimits = 4096
 	lbLbLimitsLB_VIP_FILTER_SHIFT lbLbLimits = 20
-	lbLbLimitsLB_SEEN_WORDS       lbLbLimits = 16384
+	lbLbLimitsLB_SEEN_GROUP       lbLbLimits = 5
+	lbLbLimitsLB_SEEN_WORDS       lbLbLimits = 32768
 	lbLbLimitsLB_MAX_CLIENT_NH    lbLbLimits = 65536
 )
 

@@ -52,6 +52,8 @@ func loadSpec(spec *ebpf.CollectionSpec, opts Options) (*Backend, error) {
 		"conntrack": opts.FlowTableSize, "conntrack4": opts.FlowTableSize} {
 		spec.Maps[name].MaxEntries = n
 	}
+	b.seenWords = seenWords(opts.FlowTableSize)
+	spec.Maps["flow_seen"].MaxEntries = b.seenWords * uint32(lbLbLimitsLB_SEEN_GROUP)
 	// stageTable creates the inner maps without BTF, so the template must
 	// have none either: before 6.2, bpf_map_meta_equal compares timer_off,
 	// which is -ENOENT for a map created with a struct value's BTF and
@@ -85,9 +87,9 @@ func loadSpec(spec *ebpf.CollectionSpec, opts Options) (*Backend, error) {
 	// The flow_seen epoch goes on where a previous halod left it.
 	var old lbLbConfig
 	if b.objs.Config.Lookup(uint32(0), &old) == nil {
-		b.seenEpoch = old.SeenEpoch
+		b.seenEpoch, b.seenEpochTCP = old.SeenEpoch, old.SeenEpochTcp
 	}
-	b.seenTurned = b.now()
+	b.seenTurned, b.seenTurnedTCP = b.now(), b.now()
 	if err := b.writeConfig(); err != nil {
 		b.objs.Close()
 		b.dropFreshDir()
@@ -111,7 +113,8 @@ func (b *Backend) dropFreshDir() {
 
 func (b *Backend) writeConfig() error {
 	c := lbLbConfig{TcpTimeoutNs: uint64(b.opts.TCPTimeout), TcpFinTimeoutNs: uint64(b.opts.TCPFinTimeout),
-		UdpTimeoutNs: uint64(b.opts.UDPTimeout), SeenEpoch: b.seenEpoch}
+		UdpTimeoutNs: uint64(b.opts.UDPTimeout), SeenEpoch: b.seenEpoch, SeenEpochTcp: b.seenEpochTCP,
+		SeenMask: b.seenWords - 1}
 	if b.opts.SYNFloodThreshold > 0 {
 		c.FloodThreshold = uint32(b.opts.SYNFloodThreshold)
 	}

@@ -425,6 +425,9 @@ type staged struct {
 	next  *ebpf.Map // new_rings: the current table, when a slot is dirty
 	meta  lbVipMeta
 	ring  ringState // what st.ring becomes once published
+	// changes: new_rings gets another table (flow_seen's snapshot of
+	// the flows before it is taken first).
+	changes bool
 }
 
 // ringState is what a service's slots hold (transition.go).
@@ -478,7 +481,7 @@ func (b *Backend) stageTable(s dataplane.Service, st *svcState) (staged, error) 
 	}
 	next.cur, next.changed = table, st.ring.changed
 	if next.dirty > 0 && !slices.Equal(table, st.ring.cur) {
-		next.changed = b.now()
+		next.changed, out.changes = b.now(), true
 	}
 	if out.inner, err = newRingMap(next.t); err != nil {
 		return out, fmt.Errorf("table of %s: %w", s.Key, err)
@@ -530,6 +533,11 @@ func (b *Backend) publish(list []staged) error {
 			}
 		}
 	}()
+	if slices.ContainsFunc(list, func(t staged) bool { return t.changes }) {
+		if err := b.snapshotSeen(); err != nil {
+			return err
+		}
+	}
 	if err := putRings(b.objs.NewRings, list, func(t staged) *ebpf.Map { return t.next }); err != nil {
 		return err
 	}

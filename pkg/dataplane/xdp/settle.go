@@ -16,8 +16,13 @@ import (
 // back after a restart.
 
 // settleEvery is how often maintain looks for settled services and a due
-// flow_seen epoch.
-const settleEvery = 10 * time.Second
+// flow_seen epoch; settleRetry how long a scan that left slots dirty (their
+// flows live on) waits before the next, since a scan reads the whole flow
+// table.
+const (
+	settleEvery = 10 * time.Second
+	settleRetry = time.Minute
+)
 
 // settleAfter is how long after a service's last change its dirty slots
 // stay marked whatever the flow table says: a flow older than the change
@@ -34,24 +39,83 @@ func (b *Backend) settleAfter() time.Duration {
 	return max(o.TCPTimeout, o.TCPFinTimeout, 2*o.UDPTimeout)
 }
 
-// turnSeen starts a new flow_seen epoch once a udp_timeout has passed
-// since the last: the coming epoch's words are cleared first (the program
-// sets bits in the current epoch's only), then the program switches.
+// seenWords is flow_seen's number of indexes for a flow table: 8 bits per
+// entry, a power of two.
+func seenWords(flowTableSize uint32) uint32 {
+	w := uint32(1024)
+	for w < flowTableSize/8 {
+		w *= 2
+	}
+	return w
+}
+
+// turnSeen starts a new flow_seen epoch for a protocol once its idle
+// timeout has passed since its last: the coming epoch's words are cleared
+// first (the program sets bits in the current epoch's only), then the
+// program switches.
 func (b *Backend) turnSeen(now time.Time) error {
-	if b.opts.UDPTimeout <= 0 || now.Sub(b.seenTurned) < b.opts.UDPTimeout {
-		return nil
+	for _, p := range []struct {
+		offset  uint32 // of the protocol's even word in a group
+		timeout time.Duration
+		epoch   *uint32
+		turned  *time.Time
+	}{{0, b.opts.UDPTimeout, &b.seenEpoch, &b.seenTurned}, {2, b.opts.TCPTimeout, &b.seenEpochTCP, &b.seenTurnedTCP}} {
+		if p.timeout <= 0 || now.Sub(*p.turned) < p.timeout {
+			continue
+		}
+		next := *p.epoch + 1
+		group := uint32(lbLbLimitsLB_SEEN_GROUP)
+		keys, zeros := make([]uint32, b.seenWords), make([]uint64, b.seenWords)
+		for i := range keys {
+			keys[i] = uint32(i)*group + p.offset + next&1
+		}
+		if _, err := b.objs.FlowSeen.BatchUpdate(keys, zeros, nil); err != nil {
+			return fmt.Errorf("clear flow_seen: %w", err)
+		}
+		*p.epoch, *p.turned = next, now
+		if err := b.writeConfig(); err != nil {
+			return err
+		}
 	}
-	next := b.seenEpoch + 1
-	n := int(lbLbLimitsLB_SEEN_WORDS)
-	keys, zeros := make([]uint32, n), make([]uint64, n)
-	for i := range keys {
-		keys[i] = uint32(i)*2 + next&1
+	return nil
+}
+
+// snapshotSeen copies the flows flow_seen knows into each index's last
+// word, right before a changed table is published: the program tells the
+// flows older than the change from newer ones by it.
+func (b *Backend) snapshotSeen() error {
+	group := uint32(lbLbLimitsLB_SEEN_GROUP)
+	n := b.seenWords * group
+	keys, vals := make([]uint32, n), make([]uint64, n)
+	cursor := new(ebpf.MapBatchCursor)
+	got := 0
+	for got < int(n) {
+		c, err := b.objs.FlowSeen.BatchLookup(cursor, keys[got:], vals[got:], nil)
+		got += c
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read flow_seen: %w", err)
+		}
 	}
-	if _, err := b.objs.FlowSeen.BatchUpdate(keys, zeros, nil); err != nil {
-		return fmt.Errorf("clear flow_seen: %w", err)
+	if got != int(n) {
+		return fmt.Errorf("read flow_seen: %d of %d words", got, n)
 	}
-	b.seenEpoch, b.seenTurned = next, now
-	return b.writeConfig()
+	words := make([]uint64, n)
+	for i := range got {
+		words[keys[i]] = vals[i]
+	}
+	skeys, snap := make([]uint32, b.seenWords), make([]uint64, b.seenWords)
+	for i := range skeys {
+		base := uint32(i) * group
+		skeys[i] = base + 4
+		snap[i] = words[base] | words[base+1] | words[base+2] | words[base+3]
+	}
+	if _, err := b.objs.FlowSeen.BatchUpdate(skeys, snap, nil); err != nil {
+		return fmt.Errorf("write flow_seen: %w", err)
+	}
+	return nil
 }
 
 // monoNow is the clock of flow entries' last_seen (bpf_ktime_get_coarse_ns
@@ -76,6 +140,9 @@ func (b *Backend) Settle() (int, error) {
 		return 0, nil
 	}
 	now := b.now()
+	if now.Before(b.settleNext) {
+		return 0, nil
+	}
 	due := map[uint32]*svcState{}
 	for _, st := range b.svcs {
 		if st.ring.dirty > 0 && st.ring.t != nil && now.Sub(st.ring.changed) >= after {
@@ -128,6 +195,9 @@ func (b *Backend) Settle() (int, error) {
 	}
 	if err := b.publish(list); err != nil {
 		return 0, err
+	}
+	if len(busy) > 0 {
+		b.settleNext = now.Add(settleRetry)
 	}
 	return cleared, nil
 }

@@ -146,9 +146,13 @@ type Backend struct {
 	rnat map[lbVipKey]lbRnatVal
 	// nh mirrors the next-hop map (nil until the first write reads it).
 	nh map[lbNhKey]lbNhVal
-	// seenEpoch is cfg->seen_epoch; seenTurned when it last moved.
-	seenEpoch  uint32
-	seenTurned time.Time
+	// seenEpoch(TCP) are cfg->seen_epoch(_tcp); seenTurned(TCP) when they
+	// last moved; seenWords flow_seen's indexes.
+	seenEpoch, seenEpochTCP   uint32
+	seenTurned, seenTurnedTCP time.Time
+	seenWords                 uint32
+	// settleNext is the earliest next Settle scan.
+	settleNext time.Time
 	stop       chan struct{}
 	wg         sync.WaitGroup
 }
