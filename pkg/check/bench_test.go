@@ -20,13 +20,21 @@ import (
 
 // TestHelperListener is not a test: BenchmarkTCPChecks runs the test binary
 // again with HALO_HELPER_LISTEN set, so the listeners' accept work happens in
-// another process and getrusage measures only the checkers.
+// another process and getrusage measures only the checkers. The variable is
+// 1 for loopback (the helper lives until the benchmark closes its stdin) or
+// the address to listen on (it lives until killed).
 func TestHelperListener(t *testing.T) {
-	if os.Getenv("HALO_HELPER_LISTEN") == "" {
+	addr := os.Getenv("HALO_HELPER_LISTEN")
+	if addr == "" {
 		t.Skip("helper process for BenchmarkTCPChecks")
 	}
+	host := addr
+	if addr == "1" {
+		host = "127.0.0.1"
+	}
+	fmt.Println("pid", os.Getpid())
 	for i := 0; i < 16; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -42,7 +50,11 @@ func TestHelperListener(t *testing.T) {
 		}()
 	}
 	fmt.Println("ready")
-	bufio.NewReader(os.Stdin).ReadString('\n') // until the benchmark closes stdin
+	if addr == "1" {
+		bufio.NewReader(os.Stdin).ReadString('\n') // until the benchmark closes stdin
+		return
+	}
+	time.Sleep(10 * time.Minute)
 }
 
 // cpuTime returns user and system CPU time of this process.
@@ -60,8 +72,15 @@ func cpuTime() (user, sys time.Duration) {
 // a check (the floor; the ratio to it holds from day to day when absolute
 // figures do not) and of those with a new socket per check, and the
 // listener process's own CPU.
+//
+// On loopback a connect() runs the whole handshake, the listener's half
+// included (SYN and ACK processing, child socket creation, the wakeup of
+// the listener), and the kernel charges it to the checker: 23-32% of the
+// checker's CPU samples in perf profiles (perf record -g -p PID, samples
+// under tcp_v4_rcv in tcp_conn_request, tcp_check_req, tcp_child_process or
+// time-wait handling). The floor carries the same share.
+// BenchmarkTCPChecksRemote measures servers behind a network instead.
 func BenchmarkTCPChecks(b *testing.B) {
-	const n = 10000
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperListener$")
 	cmd.Env = append(os.Environ(), "HALO_HELPER_LISTEN=1")
 	stdin, _ := cmd.StdinPipe()
@@ -70,91 +89,119 @@ func BenchmarkTCPChecks(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer func() { stdin.Close(); cmd.Process.Kill(); cmd.Wait() }()
-	var addrs []string
+	var lines []string
 	sc := bufio.NewScanner(out)
 	for sc.Scan() && sc.Text() != "ready" {
-		if strings.Contains(sc.Text(), ":") {
-			addrs = append(addrs, sc.Text())
-		}
+		lines = append(lines, sc.Text())
 	}
+	addrs, pid := helperOutput(lines)
 	if len(addrs) == 0 {
 		b.Fatal("helper gave no listeners")
 	}
 	for i := 0; i < b.N; i++ {
-		runtime.GC()
-		var before runtime.MemStats
-		runtime.ReadMemStats(&before)
-		ctx, cancel := context.WithCancel(context.Background())
-		s := NewScheduler(0)
-		jobs := make([]*Job, n)
-		for j := range jobs {
-			ap := netip.MustParseAddrPort(addrs[j%len(addrs)])
-			jobs[j] = &Job{Checker: &TCP{T: Target{Addr: ap.Addr(), Port: int(ap.Port()), Timeout: 2 * time.Second}},
-				Probe: NewProbe(1, time.Second, time.Second, false, time.Now()), Timeout: 2 * time.Second}
-			s.Start(ctx, jobs[j], time.Second)
+		measureChecks(b, addrs, pid).report(b, "10,000 TCP checks, delay_loop 1 s")
+	}
+}
+
+// helperOutput reads the listener helper's output: its pid and addresses.
+func helperOutput(lines []string) (addrs []string, pid int) {
+	for _, l := range lines {
+		if p, ok := strings.CutPrefix(l, "pid "); ok {
+			pid, _ = strconv.Atoi(p)
+		} else if strings.Contains(l, ":") {
+			addrs = append(addrs, l)
 		}
-		time.Sleep(2 * time.Second) // past the warmup spread
-		var att0 uint64
-		for _, j := range jobs {
-			att0 += j.Status().Attempts
+	}
+	return addrs, pid
+}
+
+// checkRun is one measurement of 10,000 checks at delay_loop 1 s.
+type checkRun struct {
+	Cores, User, Sys, Rate, HeapMB float64
+	// PerRate is Cores scaled to exactly 10,000 checks/s: on a busy
+	// machine the checks fall behind their delay_loop and cost less.
+	PerRate, Floor, Fresh, Listener float64
+	Down, Polled, Connects          uint64
+}
+
+// measureChecks runs 10,000 TCP_CHECKs against addrs for 2 s of warmup
+// and 5 s of measurement, then the floors, in this process.
+func measureChecks(tb testing.TB, addrs []string, listenerPid int) checkRun {
+	const n = 10000
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	ctx, cancel := context.WithCancel(context.Background())
+	s := NewScheduler(0)
+	jobs := make([]*Job, n)
+	for j := range jobs {
+		ap := netip.MustParseAddrPort(addrs[j%len(addrs)])
+		jobs[j] = &Job{Checker: &TCP{T: Target{Addr: ap.Addr(), Port: int(ap.Port()), Timeout: 2 * time.Second}},
+			Probe: NewProbe(1, time.Second, time.Second, false, time.Now()), Timeout: 2 * time.Second}
+		s.Start(ctx, jobs[j], time.Second)
+	}
+	time.Sleep(2 * time.Second) // past the warmup spread
+	var att0 uint64
+	for _, j := range jobs {
+		att0 += j.Status().Attempts
+	}
+	u0, s0 := cpuTime()
+	l0 := procCPU(listenerPid)
+	fast0, polled0 := tcpFastConnects.Load(), tcpPolledConnects.Load()
+	w0 := time.Now()
+	time.Sleep(5 * time.Second)
+	u1, s1 := cpuTime()
+	wall := float64(time.Since(w0))
+	var r checkRun
+	r.Listener = float64(procCPU(listenerPid)-l0) / wall
+	fast, polled := tcpFastConnects.Load()-fast0, tcpPolledConnects.Load()-polled0
+	r.Polled, r.Connects = polled, fast+polled
+	r.User, r.Sys = float64(u1-u0)/wall, float64(s1-s0)/wall
+	r.Cores = r.User + r.Sys
+	var att1 uint64
+	for _, j := range jobs {
+		st := j.Status()
+		att1 += st.Attempts
+		if !st.Up {
+			r.Down++
 		}
-		u0, s0 := cpuTime()
-		l0 := procCPU(cmd.Process.Pid)
-		fast0, polled0 := tcpFastConnects.Load(), tcpPolledConnects.Load()
-		w0 := time.Now()
-		time.Sleep(5 * time.Second)
-		u1, s1 := cpuTime()
-		wall := float64(time.Since(w0))
-		listenerCores := float64(procCPU(cmd.Process.Pid)-l0) / wall
-		fast, polled := tcpFastConnects.Load()-fast0, tcpPolledConnects.Load()-polled0
-		// System time includes the listener side's half of every loopback
-		// handshake (SYN and ACK processing, child socket creation, the
-		// wakeup of the listener), which the kernel does in the connecting
-		// process's connect(): 23% of the checker's CPU samples in a perf
-		// profile (perf record -g -p PID). The floor carries the same share.
-		userCores, sysCores := float64(u1-u0)/wall, float64(s1-s0)/wall
-		cores := userCores + sysCores
-		var att1, down uint64
-		for _, j := range jobs {
-			st := j.Status()
-			att1 += st.Attempts
-			if !st.Up {
-				down++
-			}
-		}
-		rate := float64(att1-att0) / time.Since(w0).Seconds()
-		runtime.GC()
-		var after runtime.MemStats
-		runtime.ReadMemStats(&after)
-		cancel()
-		s.Wait()
-		heapMB := float64(after.HeapAlloc-before.HeapAlloc) / (1 << 20)
-		// On a busy machine the checks fall behind their delay_loop and
-		// cost less than 10,000 a second would: perRate is what that rate
-		// would cost.
-		perRate := cores * n / rate
-		floor := bareConnectCores(b, addrs, n, 2*time.Second, true)
-		fresh := bareConnectCores(b, addrs, n, 2*time.Second, false)
-		b.ReportMetric(cores, "cores")
-		b.ReportMetric(userCores, "user-cores")
-		b.ReportMetric(rate, "checks/s")
-		b.ReportMetric(heapMB, "heap-MB")
-		b.ReportMetric(perRate, "cores@10k/s")
-		b.ReportMetric(floor, "floor-cores@10k/s")
-		b.ReportMetric(fresh, "new-socket-floor-cores@10k/s")
-		b.ReportMetric(listenerCores, "listener-cores")
-		fmt.Fprintf(os.Stderr, "\n10,000 TCP checks, delay_loop 1 s: %.3f cores (user %.3f, system %.3f), %.0f checks/s, %.1f MB heap, %d down\n",
-			cores, userCores, sysCores, rate, heapMB, down)
-		fmt.Fprintf(os.Stderr, "at exactly 10,000 checks/s: %.3f cores; its bare system calls (floor, same run): %.3f cores, ratio %.2f; with a new socket per check: %.3f cores; listener process: %.3f cores; %d of %d connects waited in the poller\n",
-			perRate, floor, perRate/floor, fresh, listenerCores, polled, fast+polled)
-		if down > 0 {
-			b.Errorf("%d checks reported down against live listeners", down)
-		}
+	}
+	r.Rate = float64(att1-att0) / time.Since(w0).Seconds()
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	cancel()
+	s.Wait()
+	r.HeapMB = float64(after.HeapAlloc-before.HeapAlloc) / (1 << 20)
+	r.PerRate = r.Cores * n / r.Rate
+	r.Floor = bareConnectCores(tb, addrs, n, 2*time.Second, true)
+	r.Fresh = bareConnectCores(tb, addrs, n, 2*time.Second, false)
+	return r
+}
+
+func (r checkRun) report(b *testing.B, title string) {
+	b.ReportMetric(r.Cores, "cores")
+	b.ReportMetric(r.User, "user-cores")
+	b.ReportMetric(r.Rate, "checks/s")
+	b.ReportMetric(r.HeapMB, "heap-MB")
+	b.ReportMetric(r.PerRate, "cores@10k/s")
+	b.ReportMetric(r.Floor, "floor-cores@10k/s")
+	b.ReportMetric(r.Fresh, "new-socket-floor-cores@10k/s")
+	b.ReportMetric(r.Listener, "listener-cores")
+	fmt.Fprintf(os.Stderr, "\n%s: %.3f cores (user %.3f, system %.3f), %.0f checks/s, %.1f MB heap, %d down\n",
+		title, r.Cores, r.User, r.Sys, r.Rate, r.HeapMB, r.Down)
+	fmt.Fprintf(os.Stderr, "at exactly 10,000 checks/s: %.3f cores; its bare system calls (floor, same run): %.3f cores, ratio %.2f; with a new socket per check: %.3f cores; listener process: %.3f cores; %d of %d connects waited in the poller\n",
+		r.PerRate, r.Floor, r.PerRate/r.Floor, r.Fresh, r.Listener, r.Polled, r.Connects)
+	if r.Down > 0 {
+		b.Errorf("%d checks reported down against live listeners", r.Down)
 	}
 }
 
 // procCPU is the user+system CPU time another process has used.
 func procCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
@@ -177,7 +224,7 @@ func procCPU(pid int) time.Duration {
 // better. reuse is what the checker does (connect, connect, connect
 // AF_UNSPEC on one socket); without it, a new socket per check (socket,
 // connect, connect, SO_LINGER 0, close), what the checker did before.
-func bareConnectCores(b *testing.B, addrs []string, rate int, d time.Duration, reuse bool) float64 {
+func bareConnectCores(b testing.TB, addrs []string, rate int, d time.Duration, reuse bool) float64 {
 	sas := make([]*unix.SockaddrInet4, len(addrs))
 	for i, a := range addrs {
 		ap := netip.MustParseAddrPort(a)

@@ -35,8 +35,7 @@ func (b *Backend) settleAfter() time.Duration {
 	if o.TCPTimeout <= 0 || o.TCPFinTimeout <= 0 || o.UDPTimeout <= 0 {
 		return 0
 	}
-	// A UDP flow is known to flow_seen for one to two epochs.
-	return max(o.TCPTimeout, o.TCPFinTimeout, 2*o.UDPTimeout)
+	return max(o.TCPTimeout, o.TCPFinTimeout, o.UDPTimeout)
 }
 
 // seenWords is flow_seen's number of indexes for a flow table: 8 bits per
