@@ -314,3 +314,45 @@ func pinDir(t *testing.T) string {
 	lab.RequireRoot(t)
 	return filepath.Join(lab.New(t).BPFFS(), "halo")
 }
+
+// A table that goes back to what it was (a real added, then drained)
+// leaves its slots dirty: flows that started on the added real in between
+// stay on it, although every slot's current real is its previous one
+// again.
+func TestTableChangeAndBack(t *testing.T) {
+	b := loadWith(t, Options{SYNFloodThreshold: -1})
+	ctx := context.Background()
+	apply := func(w13 uint32) {
+		t.Helper()
+		s := svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11", "10.1.0.12")
+		if w13 != 2 {
+			s.Reals = append(s.Reals, dataplane.Real{Addr: netip.MustParseAddr("10.1.0.13"), Weight: w13})
+		}
+		if err := b.Apply(ctx, []dataplane.Service{s}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(2) // two reals
+	apply(1) // a third
+	var on13 []*packet.Frame
+	for sp := uint16(1000); sp < 1300; sp++ {
+		syn := tcp4(vip4, 80, sp)
+		if _, out := run(t, b, syn.Bytes()); realOf(out) == "10.1.0.13" {
+			on13 = append(on13, withFlags(syn, packet.TCPAck))
+		}
+	}
+	if len(on13) == 0 {
+		t.Fatal("no new flow reached the added real")
+	}
+	apply(0) // drained: the table is the first one again
+	st := b.svcs[dataplane.ServiceKey{Addr: vip4, Port: 80, Proto: dataplane.TCP}]
+	if st.ring.dirty == 0 {
+		t.Fatal("no slot stayed dirty")
+	}
+	for _, f := range on13 {
+		if _, out := run(t, b, f.Bytes()); realOf(out) != "10.1.0.13" {
+			t.Fatalf("flow %d moved from the drained real to %s", f.TCP.SrcPort, realOf(out))
+		}
+	}
+	t.Logf("%d flows opened on the added real stayed through the table's return; %d slots dirty", len(on13), st.ring.dirty)
+}
