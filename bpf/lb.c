@@ -210,7 +210,7 @@ int xdp_lb(struct xdp_md *ctx)
 		goto not_vip;
 	__u32 zero = 0;
 	struct lb_config *cfg = bpf_map_lookup_elem(&config, &zero);
-	struct pkt p = { .fk = fk, .len = len, .now = clock_now(pc), .cifindex = ctx->ingress_ifindex, .v6 = v6,
+	struct pkt p = { .fk = fk, .len = len, .cifindex = ctx->ingress_ifindex, .v6 = v6,
 			 .icmp = icmp, .seen = 1 };
 	if (proto == IPPROTO_TCP) {
 		p.syn = (tcp_flags & (TH_SYN | TH_ACK)) == TH_SYN;

@@ -53,17 +53,19 @@ struct {
 } new_rings SEC(".maps");
 
 /* Which flows were active lately, and which were before the last table
- * change: bit (flow hash % 64) of the words of index (flow hash / 64) %
- * indexes. An index has LB_SEEN_GROUP words: UDP even and odd epoch, TCP
- * even and odd epoch, before the change. Every packet of a service sets
- * its bit in its protocol's word of the current epoch (cfg->seen_epoch,
- * seen_epoch_tcp); Go clears a protocol's coming epoch and then switches
- * it once per idle timeout (udp_timeout, tcp_timeout), so a flow active
- * within the last one to two timeouts has a bit. Right before it
- * publishes a changed table, Go copies the union of the four into the
- * fifth word: the flows that existed before the change. A packet without
- * an entry on a dirty slot is an old flow when its bit is there, a new
- * one otherwise (a UDP flow has no SYN; a TCP flow whose SYN the flood
+ * change: bit (flow hash % 64) of the words of index i = (flow hash / 64)
+ * % indexes (n). Words 2i and 2i+1 are UDP's even and odd epoch, words
+ * 2(n+i) and 2(n+i)+1 TCP's, word 4n+i the flows before the last change:
+ * a packet reads one pair of adjacent words, and a protocol's pairs take
+ * 16 bytes per index (what stays in the caches). Every packet of a service
+ * sets its bit in its protocol's word of the current epoch
+ * (cfg->seen_epoch, seen_epoch_tcp); Go clears a protocol's coming epoch
+ * and then switches it once per idle timeout (udp_timeout, tcp_timeout),
+ * so a flow active within the last one to two timeouts has a bit. Right
+ * before it publishes a changed table, Go copies the union of the four
+ * into the fifth word: the flows that existed before the change. A packet
+ * without an entry on a dirty slot is an old flow when its bit is there, a
+ * new one otherwise (a UDP flow has no SYN; a TCP flow whose SYN the flood
  * budget left unrecorded has none to show either). A NAT UDP flow's first
  * packet (its client's next hop is noted then) is one without a bit. Go
  * sizes the map (8 bits per flow-table entry); collisions make a new flow

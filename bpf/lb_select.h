@@ -45,7 +45,7 @@
 struct pkt {
 	struct flow_key fk;
 	__u64 len;
-	__u64 now;
+	__u64 now;  /* the clock, read where the flow table is used */
 	__u32 cifindex; /* ingress interface (recorded for NAT replies) */
 	__u8 v6;
 	__u8 syn;   /* TCP SYN without ACK: a new connection */
@@ -119,7 +119,7 @@ static __always_inline int seen_mark(struct lb_config *cfg, __u32 h, int tcp)
 {
 	if (!cfg)
 		return 1;
-	__u32 k = ((h >> 6) & cfg->seen_mask) * LB_SEEN_GROUP + (tcp ? 2 : 0);
+	__u32 k = (((h >> 6) & cfg->seen_mask) + (tcp ? cfg->seen_mask + 1 : 0)) * 2;
 	__u32 k1 = k + 1;
 	__u64 *even = bpf_map_lookup_elem(&flow_seen, &k);
 	__u64 *odd = bpf_map_lookup_elem(&flow_seen, &k1);
@@ -138,7 +138,7 @@ static __always_inline int seen_before_change(struct lb_config *cfg, __u32 h)
 {
 	if (!cfg)
 		return 1;
-	__u32 k = ((h >> 6) & cfg->seen_mask) * LB_SEEN_GROUP + 4;
+	__u32 k = (cfg->seen_mask + 1) * 4 + ((h >> 6) & cfg->seen_mask);
 	__u64 *snap = bpf_map_lookup_elem(&flow_seen, &k);
 	return !snap || ((*snap >> (h & 63)) & 1);
 }
@@ -243,6 +243,8 @@ static __always_inline __u32 select_ring(struct vip_meta *vm, struct lb_config *
 		reason(pc, R_RING, p->len);
 		return rid;
 	}
+	/* Only the flow table needs the time. */
+	p->now = clock_now(pc);
 	int expired = 0;
 	struct flow_val *fv = fresh_entry(cfg, pc, p, &expired);
 	if (fv) {
@@ -307,6 +309,7 @@ static __always_inline __u32 select_pinned(struct vip_meta *vm, struct lb_config
 	pk.src[2] = p->fk.src[2] & vm->src_mask[2];
 	pk.src[3] = p->fk.src[3] & vm->src_mask[3];
 	__u32 slot = vm->ring_size ? h % vm->ring_size : 0;
+	p->now = clock_now(pc);
 	int expired = 0;
 	struct flow_val *fv = fresh_entry(cfg, pc, p, &expired);
 	if (fv) {

@@ -27,7 +27,7 @@ enum lb_limits {
 	LB_MAX_NH_WANTED = 1024, /* client addresses a NAT reply found no next hop for */
 	LB_VIP_FILTER_BITS = 4096, /* struct vip_filter: a power of two */
 	LB_VIP_FILTER_SHIFT = 20,  /* 32 - log2(LB_VIP_FILTER_BITS) */
-	LB_SEEN_GROUP = 5,         /* flow_seen words per index: UDP even/odd, TCP even/odd, before the change */
+	LB_SEEN_GROUP = 5,         /* flow_seen words per index: UDP even/odd, TCP even/odd, before the change (lb_maps.h) */
 	LB_SEEN_WORDS = 32768,     /* flow_seen indexes (a power of two: 8 bits per flow-table entry) */
 	LB_MAX_CLIENT_NH = 65536,  /* client_nh: NAT clients whose next hop is remembered */
 };

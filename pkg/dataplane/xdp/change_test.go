@@ -48,7 +48,7 @@ func (b *Backend) expected(t *testing.T, f *packet.Frame, isNew bool) string {
 func (b *Backend) beforeChange(t *testing.T, f *packet.Frame) bool {
 	t.Helper()
 	h := flowHash(flowKeyOfFrame(f), 0, [4]uint32{})
-	k := (h>>6)&(b.seenWords-1)*uint32(lbLbLimitsLB_SEEN_GROUP) + 4
+	k := 4*b.seenWords + (h>>6)&(b.seenWords-1)
 	var snap uint64
 	if err := b.objs.FlowSeen.Lookup(k, &snap); err != nil {
 		t.Fatal(err)

@@ -54,19 +54,18 @@ func seenWords(flowTableSize uint32) uint32 {
 // program switches.
 func (b *Backend) turnSeen(now time.Time) error {
 	for _, p := range []struct {
-		offset  uint32 // of the protocol's even word in a group
+		offset  uint32 // of the protocol's first word (bpf/lb_maps.h)
 		timeout time.Duration
 		epoch   *uint32
 		turned  *time.Time
-	}{{0, b.opts.UDPTimeout, &b.seenEpoch, &b.seenTurned}, {2, b.opts.TCPTimeout, &b.seenEpochTCP, &b.seenTurnedTCP}} {
+	}{{0, b.opts.UDPTimeout, &b.seenEpoch, &b.seenTurned}, {2 * b.seenWords, b.opts.TCPTimeout, &b.seenEpochTCP, &b.seenTurnedTCP}} {
 		if p.timeout <= 0 || now.Sub(*p.turned) < p.timeout {
 			continue
 		}
 		next := *p.epoch + 1
-		group := uint32(lbLbLimitsLB_SEEN_GROUP)
 		keys, zeros := make([]uint32, b.seenWords), make([]uint64, b.seenWords)
 		for i := range keys {
-			keys[i] = uint32(i)*group + p.offset + next&1
+			keys[i] = p.offset + uint32(i)*2 + next&1
 		}
 		if _, err := b.objs.FlowSeen.BatchUpdate(keys, zeros, nil); err != nil {
 			return fmt.Errorf("clear flow_seen: %w", err)
@@ -105,11 +104,12 @@ func (b *Backend) snapshotSeen() error {
 	for i := range got {
 		words[keys[i]] = vals[i]
 	}
-	skeys, snap := make([]uint32, b.seenWords), make([]uint64, b.seenWords)
+	w := b.seenWords
+	skeys, snap := make([]uint32, w), make([]uint64, w)
 	for i := range skeys {
-		base := uint32(i) * group
-		skeys[i] = base + 4
-		snap[i] = words[base] | words[base+1] | words[base+2] | words[base+3]
+		u, t := 2*uint32(i), 2*(w+uint32(i))
+		skeys[i] = 4*w + uint32(i)
+		snap[i] = words[u] | words[u+1] | words[t] | words[t+1]
 	}
 	if _, err := b.objs.FlowSeen.BatchUpdate(skeys, snap, nil); err != nil {
 		return fmt.Errorf("write flow_seen: %w", err)
