@@ -21,12 +21,13 @@ var tcpFastConnects, tcpPolledConnects atomic.Uint64
 // TCP_NODELAY, an epoll registration and removal) and a deep, allocating
 // call chain; a plain socket is kept for the next check (tcpSock).
 //
-// connect() is called a second time straight away: it reports 0 when the
-// handshake already completed (a server on this host, or one that answered
-// while the first call ran), the failure when it already failed, and
-// EALREADY while it is in flight; only then does the check wait in the
-// runtime's poller, bounded by connect_timeout.
-func (t Target) connectTCP() error {
+// With retry, connect() is called a second time straight away: it reports
+// 0 when the handshake already completed (a server on this host, or one
+// that answered while the first call ran), the failure when it already
+// failed, and EALREADY while it is in flight; only then does the check
+// wait in the runtime's poller, bounded by connect_timeout. waited reports
+// that it did: the caller drops retry for a server that is some way off.
+func (t Target) connectTCP(retry bool) (waited bool, _ error) {
 	dst := t.Addr.Unmap()
 	v6 := dst.Is6()
 	opts := t.sockopts(true)
@@ -40,12 +41,12 @@ func (t Target) connectTCP() error {
 		s, err = newTCPSock(v6)
 	}
 	if err != nil {
-		return t.dialErr(err)
+		return false, t.dialErr(err)
 	}
 	for _, set := range opts {
 		if err := set(s.fd); err != nil {
 			s.close()
-			return t.dialErr(err)
+			return false, t.dialErr(err)
 		}
 	}
 	if bind {
@@ -55,25 +56,26 @@ func (t Target) connectTCP() error {
 		}
 		if err != nil {
 			s.close()
-			return t.dialErr(err)
+			return false, t.dialErr(err)
 		}
 	}
 	sa, err := sockaddr(s.fd, t.zoned(dst), t.Port)
 	if err != nil {
 		s.close()
-		return t.dialErr(err)
+		return false, t.dialErr(err)
 	}
 	raw := toRaw(sa)
 	err = rawConnect(s.fd, raw)
 	if err == unix.EISCONN {
 		// Only a later call may report the connection this one started.
 		s.close()
-		return t.dialErr(os.NewSyscallError("connect", err))
+		return false, t.dialErr(os.NewSyscallError("connect", err))
 	}
-	if inFlight(err) {
+	if retry && inFlight(err) {
 		err = rawConnect(s.fd, raw)
 	}
 	if inFlight(err) {
+		waited = true
 		var deadline time.Time
 		if t.Timeout > 0 {
 			deadline = time.Now().Add(t.Timeout)
@@ -81,7 +83,7 @@ func (t Target) connectTCP() error {
 		var derr error
 		if err, derr = s.wait(raw, deadline); derr != nil {
 			s.close()
-			return t.dialErr(derr)
+			return true, t.dialErr(derr)
 		}
 	} else {
 		tcpFastConnects.Add(1)
@@ -90,7 +92,7 @@ func (t Target) connectTCP() error {
 		// Failed: nothing to reset, and the socket is not kept (its state
 		// after an error is the kernel's business, not the next check's).
 		s.close()
-		return t.dialErr(os.NewSyscallError("connect", err))
+		return waited, t.dialErr(os.NewSyscallError("connect", err))
 	}
 	switch {
 	case plain:
@@ -100,7 +102,7 @@ func (t Target) connectTCP() error {
 	default:
 		s.resetClose()
 	}
-	return nil
+	return waited, nil
 }
 
 // inFlight reports a connect() that neither succeeded nor failed yet.

@@ -287,3 +287,40 @@ func TestTCPPooledSocketWaitsAgain(t *testing.T) {
 		t.Fatalf("registered socket, stalled listener: %v after %v, want a timeout after 300ms", r.Err, took)
 	}
 }
+
+// After an attempt that had to wait, the next ones go straight to the
+// poller, skipping the immediate second connect(); every retryEvery-th asks
+// again, and a fast answer turns the skipping off.
+func TestTCPSkipsRetryForFarServers(t *testing.T) {
+	addr, drain := stalledListener(t)
+	time.AfterFunc(200*time.Millisecond, drain)
+	c := &TCP{T: Target{Addr: addr.Addr(), Port: int(addr.Port()), Timeout: 5 * time.Second}}
+	if r := c.Check(context.Background()); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if got := c.skipRetry.Load(); got != retryEvery-1 {
+		t.Fatalf("after a wait skipRetry = %d, want %d", got, retryEvery-1)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ap := l.Addr().(*net.TCPAddr).AddrPort()
+	c.T = Target{Addr: ap.Addr(), Port: int(ap.Port()), Timeout: time.Second}
+	fast, polled := tcpFastConnects.Load(), tcpPolledConnects.Load()
+	for i := 0; i < retryEvery-1; i++ {
+		if r := c.Check(context.Background()); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	if tcpFastConnects.Load() != fast || tcpPolledConnects.Load() != polled+retryEvery-1 {
+		t.Fatalf("skipping: fast +%d polled +%d, want +0 and +%d", tcpFastConnects.Load()-fast, tcpPolledConnects.Load()-polled, retryEvery-1)
+	}
+	if r := c.Check(context.Background()); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if tcpFastConnects.Load() != fast+1 || c.skipRetry.Load() != 0 {
+		t.Fatalf("the %dth attempt: fast +%d, skipRetry %d; want the fast path and 0", retryEvery, tcpFastConnects.Load()-fast, c.skipRetry.Load())
+	}
+}

@@ -118,7 +118,14 @@ func (s *tcpSock) wait(sa *rawSockaddr, deadline time.Time) (connectErr, deadlin
 	}
 	// connect() is asked again on every wakeup, stale ones (an idle
 	// socket's hangup) included: the socket's state is the answer.
+	// The caller has just seen the connect in flight: wait before asking
+	// again.
+	asked := false
 	err := s.rc.Write(func(fd uintptr) bool {
+		if !asked {
+			asked = true
+			return false
+		}
 		connectErr = rawConnect(int(fd), sa)
 		return !inFlight(connectErr)
 	})
