@@ -202,10 +202,7 @@ int xdp_lb(struct xdp_md *ctx)
 	}
 	vk.port = fk.dport;
 	vk.proto = proto;
-	if (!maybe_vip(&vk))
-		goto not_vip;
-
-	struct vip_meta *vm = bpf_map_lookup_elem(&vips, &vk);
+	struct vip_meta *vm = find_service(&vk);
 	if (!vm)
 		goto not_vip;
 	__u32 zero = 0;

@@ -14,13 +14,23 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vips SEC(".maps");
 
+/* The services again, by id: a packet finds its service through vip_index
+ * and this array (two array reads) instead of a hash of its key. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, LB_MAX_SERVICES);
 	__type(key, __u32);
-	__type(value, struct vip_filter);
+	__type(value, struct vip_meta);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} vip_filter SEC(".maps");
+} svc_meta SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LB_VIP_FILTER_BITS);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vip_index SEC(".maps");
 
 /* A service's Maglev table is a map of its own: memory follows the
  * services installed, a table is replaced in one update of the outer slot
@@ -223,7 +233,7 @@ const enum ring_flags *unused_ring_flags __attribute__((unused));
 const struct lb_config *unused_config __attribute__((unused));
 const struct flood_state *unused_flood __attribute__((unused));
 const struct lb_percpu *unused_percpu __attribute__((unused));
-const struct vip_filter *unused_vip_filter __attribute__((unused));
+const enum vip_index_flags *unused_vip_index_flags __attribute__((unused));
 const struct ring_chunk *unused_chunk __attribute__((unused));
 const struct rnat_val *unused_rnat __attribute__((unused));
 const struct nh_key *unused_nh_key __attribute__((unused));
@@ -236,16 +246,23 @@ static __always_inline __u32 vip_filter_index(struct vip_key *vk)
 	return (x * 0x9e3779b1u) >> LB_VIP_FILTER_SHIFT;
 }
 
-/* Whether vk (address, port, protocol) may be a service (false positives
- * only). */
-static __always_inline int maybe_vip(struct vip_key *vk)
+/* The service of vk (address, port, protocol), or NULL. */
+static __always_inline struct vip_meta *find_service(struct vip_key *vk)
 {
-	__u32 zero = 0;
-	struct vip_filter *vf = bpf_map_lookup_elem(&vip_filter, &zero);
-	if (!vf)
-		return 1;
 	__u32 i = vip_filter_index(vk) & (LB_VIP_FILTER_BITS - 1);
-	return (vf->bits[i / 64] >> (i % 64)) & 1;
+	__u32 *e = bpf_map_lookup_elem(&vip_index, &i);
+	if (!e || !*e)
+		return NULL;
+	if (*e == VIP_INDEX_MANY)
+		return bpf_map_lookup_elem(&vips, vk);
+	__u32 id = *e - 1;
+	struct vip_meta *vm = bpf_map_lookup_elem(&svc_meta, &id);
+	if (!vm)
+		return NULL;
+	__u32 *a = (__u32 *)&vm->key, *b = (__u32 *)vk;
+	if (a[0] != b[0] || a[1] != b[1] || a[2] != b[2] || a[3] != b[3] || a[4] != b[4])
+		return NULL;
+	return vm;
 }
 
 /* The flow table of f's family: v6 says which (a v4 key has its address

@@ -25,7 +25,7 @@ enum lb_limits {
 	LB_MAX_RNAT = 131072, /* reverse-NAT index: one per (real address, port, protocol) */
 	LB_MAX_NEXTHOPS = 1024, /* routes towards clients for NAT replies of unseen flows */
 	LB_MAX_NH_WANTED = 1024, /* client addresses a NAT reply found no next hop for */
-	LB_VIP_FILTER_BITS = 4096, /* struct vip_filter: a power of two */
+	LB_VIP_FILTER_BITS = 4096, /* vip_index entries: a power of two */
 	LB_VIP_FILTER_SHIFT = 20,  /* 32 - log2(LB_VIP_FILTER_BITS) */
 	LB_SEEN_GROUP = 5,         /* flow_seen words per index: UDP even/odd, TCP even/odd, before the change (lb_maps.h) */
 	LB_SEEN_WORDS = 32768,     /* flow_seen indexes (a power of two: 8 bits per flow-table entry) */
@@ -106,16 +106,18 @@ struct vip_key {
 	__u8 family;   /* 4 or 6 */
 };
 
-/* One bit per hash of a service's (address, port, protocol)
- * (vip_filter_index): a packet whose destination's bit is clear is no
- * service's, and skips the flow-table and service lookups (it may still be
- * a NAT reply). Go sets the bits of every installed service, adding before
- * a service appears and clearing after it is gone. */
-struct vip_filter {
-	__u64 bits[LB_VIP_FILTER_BITS / 64];
+/* vip_index: per hash of a service's (address, port, protocol)
+ * (vip_filter_index), 0 when no service hashes there, the service id + 1
+ * when exactly one does (its entry in svc_meta, key checked), VIP_INDEX_MANY
+ * when several do or while Go changes the set (the vips hash map decides).
+ * A packet whose destination's entry is 0 is no service's and skips the
+ * flow-table and service lookups (it may still be a NAT reply). */
+enum vip_index_flags {
+	VIP_INDEX_MANY = 1 << 30,
 };
 
 struct vip_meta {
+	struct vip_key key; /* the service (svc_meta is checked against it) */
 	__u32 id;        /* service index: rings, vip_stats */
 	__u32 flags;     /* enum lb_flags */
 	__u32 ring_size; /* slots of this service's table (prime) */

@@ -221,10 +221,11 @@ type lbRnatVal struct {
 	Svc    uint32
 }
 
-type lbVipFilter struct {
-	_    structs.HostLayout
-	Bits [64]uint64
-}
+type lbVipIndexFlags uint32
+
+const (
+	lbVipIndexFlagsVIP_INDEX_MANY lbVipIndexFlags = 1073741824
+)
 
 type lbVipKey struct {
 	_      structs.HostLayout
@@ -236,6 +237,7 @@ type lbVipKey struct {
 
 type lbVipMeta struct {
 	_        structs.HostLayout
+	Key      lbVipKey
 	Id       uint32
 	Flags    uint32
 	RingSize uint32
@@ -247,41 +249,42 @@ type lbVipMeta struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	lbMapClientNh        = "client_nh"
-	lbMapConfig          = "config"
-	lbMapConntrack       = "conntrack"
-	lbMapConntrack4      = "conntrack4"
-	lbMapFlowSeen        = "flow_seen"
-	lbMapIfMacs          = "if_macs"
-	lbMapNewRings        = "new_rings"
-	lbMapNexthops        = "nexthops"
-	lbMapNhWanted        = "nh_wanted"
-	lbMapPersist         = "persist"
-	lbMapRealStats       = "real_stats"
-	lbMapReals           = "reals"
-	lbMapReasonStats     = "reason_stats"
-	lbMapRings           = "rings"
-	lbMapRnat            = "rnat"
-	lbMapTxPorts         = "tx_ports"
-	lbMapVipFilter       = "vip_filter"
-	lbMapVipStats        = "vip_stats"
-	lbMapVips            = "vips"
-	lbProgXdpLb          = "xdp_lb"
-	lbVarUnusedChunk     = "unused_chunk"
-	lbVarUnusedConfig    = "unused_config"
-	lbVarUnusedFlags     = "unused_flags"
-	lbVarUnusedFlood     = "unused_flood"
-	lbVarUnusedFlowFlags = "unused_flow_flags"
-	lbVarUnusedLimits    = "unused_limits"
-	lbVarUnusedMethod    = "unused_method"
-	lbVarUnusedNhKey     = "unused_nh_key"
-	lbVarUnusedNhVal     = "unused_nh_val"
-	lbVarUnusedPercpu    = "unused_percpu"
-	lbVarUnusedRealFlags = "unused_real_flags"
-	lbVarUnusedReason    = "unused_reason"
-	lbVarUnusedRingFlags = "unused_ring_flags"
-	lbVarUnusedRnat      = "unused_rnat"
-	lbVarUnusedVipFilter = "unused_vip_filter"
+	lbMapClientNh            = "client_nh"
+	lbMapConfig              = "config"
+	lbMapConntrack           = "conntrack"
+	lbMapConntrack4          = "conntrack4"
+	lbMapFlowSeen            = "flow_seen"
+	lbMapIfMacs              = "if_macs"
+	lbMapNewRings            = "new_rings"
+	lbMapNexthops            = "nexthops"
+	lbMapNhWanted            = "nh_wanted"
+	lbMapPersist             = "persist"
+	lbMapRealStats           = "real_stats"
+	lbMapReals               = "reals"
+	lbMapReasonStats         = "reason_stats"
+	lbMapRings               = "rings"
+	lbMapRnat                = "rnat"
+	lbMapSvcMeta             = "svc_meta"
+	lbMapTxPorts             = "tx_ports"
+	lbMapVipIndex            = "vip_index"
+	lbMapVipStats            = "vip_stats"
+	lbMapVips                = "vips"
+	lbProgXdpLb              = "xdp_lb"
+	lbVarUnusedChunk         = "unused_chunk"
+	lbVarUnusedConfig        = "unused_config"
+	lbVarUnusedFlags         = "unused_flags"
+	lbVarUnusedFlood         = "unused_flood"
+	lbVarUnusedFlowFlags     = "unused_flow_flags"
+	lbVarUnusedLimits        = "unused_limits"
+	lbVarUnusedMethod        = "unused_method"
+	lbVarUnusedNhKey         = "unused_nh_key"
+	lbVarUnusedNhVal         = "unused_nh_val"
+	lbVarUnusedPercpu        = "unused_percpu"
+	lbVarUnusedRealFlags     = "unused_real_flags"
+	lbVarUnusedReason        = "unused_reason"
+	lbVarUnusedRingFlags     = "unused_ring_flags"
+	lbVarUnusedRnat          = "unused_rnat"
+	lbVarUnusedVipIndexFlags = "unused_vip_index_flags"
 )
 
 // loadLb returns the embedded CollectionSpec for lb.
@@ -348,8 +351,9 @@ type lbMapSpecs struct {
 	ReasonStats *ebpf.MapSpec `ebpf:"reason_stats"`
 	Rings       *ebpf.MapSpec `ebpf:"rings"`
 	Rnat        *ebpf.MapSpec `ebpf:"rnat"`
+	SvcMeta     *ebpf.MapSpec `ebpf:"svc_meta"`
 	TxPorts     *ebpf.MapSpec `ebpf:"tx_ports"`
-	VipFilter   *ebpf.MapSpec `ebpf:"vip_filter"`
+	VipIndex    *ebpf.MapSpec `ebpf:"vip_index"`
 	VipStats    *ebpf.MapSpec `ebpf:"vip_stats"`
 	Vips        *ebpf.MapSpec `ebpf:"vips"`
 }
@@ -358,21 +362,21 @@ type lbMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lbVariableSpecs struct {
-	UnusedChunk     *ebpf.VariableSpec `ebpf:"unused_chunk"`
-	UnusedConfig    *ebpf.VariableSpec `ebpf:"unused_config"`
-	UnusedFlags     *ebpf.VariableSpec `ebpf:"unused_flags"`
-	UnusedFlood     *ebpf.VariableSpec `ebpf:"unused_flood"`
-	UnusedFlowFlags *ebpf.VariableSpec `ebpf:"unused_flow_flags"`
-	UnusedLimits    *ebpf.VariableSpec `ebpf:"unused_limits"`
-	UnusedMethod    *ebpf.VariableSpec `ebpf:"unused_method"`
-	UnusedNhKey     *ebpf.VariableSpec `ebpf:"unused_nh_key"`
-	UnusedNhVal     *ebpf.VariableSpec `ebpf:"unused_nh_val"`
-	UnusedPercpu    *ebpf.VariableSpec `ebpf:"unused_percpu"`
-	UnusedRealFlags *ebpf.VariableSpec `ebpf:"unused_real_flags"`
-	UnusedReason    *ebpf.VariableSpec `ebpf:"unused_reason"`
-	UnusedRingFlags *ebpf.VariableSpec `ebpf:"unused_ring_flags"`
-	UnusedRnat      *ebpf.VariableSpec `ebpf:"unused_rnat"`
-	UnusedVipFilter *ebpf.VariableSpec `ebpf:"unused_vip_filter"`
+	UnusedChunk         *ebpf.VariableSpec `ebpf:"unused_chunk"`
+	UnusedConfig        *ebpf.VariableSpec `ebpf:"unused_config"`
+	UnusedFlags         *ebpf.VariableSpec `ebpf:"unused_flags"`
+	UnusedFlood         *ebpf.VariableSpec `ebpf:"unused_flood"`
+	UnusedFlowFlags     *ebpf.VariableSpec `ebpf:"unused_flow_flags"`
+	UnusedLimits        *ebpf.VariableSpec `ebpf:"unused_limits"`
+	UnusedMethod        *ebpf.VariableSpec `ebpf:"unused_method"`
+	UnusedNhKey         *ebpf.VariableSpec `ebpf:"unused_nh_key"`
+	UnusedNhVal         *ebpf.VariableSpec `ebpf:"unused_nh_val"`
+	UnusedPercpu        *ebpf.VariableSpec `ebpf:"unused_percpu"`
+	UnusedRealFlags     *ebpf.VariableSpec `ebpf:"unused_real_flags"`
+	UnusedReason        *ebpf.VariableSpec `ebpf:"unused_reason"`
+	UnusedRingFlags     *ebpf.VariableSpec `ebpf:"unused_ring_flags"`
+	UnusedRnat          *ebpf.VariableSpec `ebpf:"unused_rnat"`
+	UnusedVipIndexFlags *ebpf.VariableSpec `ebpf:"unused_vip_index_flags"`
 }
 
 // lbObjects contains all objects after they have been loaded into the kernel.
@@ -410,8 +414,9 @@ type lbMaps struct {
 	ReasonStats *ebpf.Map `ebpf:"reason_stats"`
 	Rings       *ebpf.Map `ebpf:"rings"`
 	Rnat        *ebpf.Map `ebpf:"rnat"`
+	SvcMeta     *ebpf.Map `ebpf:"svc_meta"`
 	TxPorts     *ebpf.Map `ebpf:"tx_ports"`
-	VipFilter   *ebpf.Map `ebpf:"vip_filter"`
+	VipIndex    *ebpf.Map `ebpf:"vip_index"`
 	VipStats    *ebpf.Map `ebpf:"vip_stats"`
 	Vips        *ebpf.Map `ebpf:"vips"`
 }
@@ -433,8 +438,9 @@ func (m *lbMaps) Close() error {
 		m.ReasonStats,
 		m.Rings,
 		m.Rnat,
+		m.SvcMeta,
 		m.TxPorts,
-		m.VipFilter,
+		m.VipIndex,
 		m.VipStats,
 		m.Vips,
 	)
@@ -444,21 +450,21 @@ func (m *lbMaps) Close() error {
 //
 // It can be passed to loadLbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lbVariables struct {
-	UnusedChunk     *ebpf.Variable `ebpf:"unused_chunk"`
-	UnusedConfig    *ebpf.Variable `ebpf:"unused_config"`
-	UnusedFlags     *ebpf.Variable `ebpf:"unused_flags"`
-	UnusedFlood     *ebpf.Variable `ebpf:"unused_flood"`
-	UnusedFlowFlags *ebpf.Variable `ebpf:"unused_flow_flags"`
-	UnusedLimits    *ebpf.Variable `ebpf:"unused_limits"`
-	UnusedMethod    *ebpf.Variable `ebpf:"unused_method"`
-	UnusedNhKey     *ebpf.Variable `ebpf:"unused_nh_key"`
-	UnusedNhVal     *ebpf.Variable `ebpf:"unused_nh_val"`
-	UnusedPercpu    *ebpf.Variable `ebpf:"unused_percpu"`
-	UnusedRealFlags *ebpf.Variable `ebpf:"unused_real_flags"`
-	UnusedReason    *ebpf.Variable `ebpf:"unused_reason"`
-	UnusedRingFlags *ebpf.Variable `ebpf:"unused_ring_flags"`
-	UnusedRnat      *ebpf.Variable `ebpf:"unused_rnat"`
-	UnusedVipFilter *ebpf.Variable `ebpf:"unused_vip_filter"`
+	UnusedChunk         *ebpf.Variable `ebpf:"unused_chunk"`
+	UnusedConfig        *ebpf.Variable `ebpf:"unused_config"`
+	UnusedFlags         *ebpf.Variable `ebpf:"unused_flags"`
+	UnusedFlood         *ebpf.Variable `ebpf:"unused_flood"`
+	UnusedFlowFlags     *ebpf.Variable `ebpf:"unused_flow_flags"`
+	UnusedLimits        *ebpf.Variable `ebpf:"unused_limits"`
+	UnusedMethod        *ebpf.Variable `ebpf:"unused_method"`
+	UnusedNhKey         *ebpf.Variable `ebpf:"unused_nh_key"`
+	UnusedNhVal         *ebpf.Variable `ebpf:"unused_nh_val"`
+	UnusedPercpu        *ebpf.Variable `ebpf:"unused_percpu"`
+	UnusedRealFlags     *ebpf.Variable `ebpf:"unused_real_flags"`
+	UnusedReason        *ebpf.Variable `ebpf:"unused_reason"`
+	UnusedRingFlags     *ebpf.Variable `ebpf:"unused_ring_flags"`
+	UnusedRnat          *ebpf.Variable `ebpf:"unused_rnat"`
+	UnusedVipIndexFlags *ebpf.Variable `ebpf:"unused_vip_index_flags"`
 }
 
 // lbPrograms contains all programs after they have been loaded into the kernel.

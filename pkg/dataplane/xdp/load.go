@@ -47,7 +47,7 @@ func loadSpec(spec *ebpf.CollectionSpec, opts Options) (*Backend, error) {
 	if opts.Log != nil {
 		b.log = opts.Log
 	}
-	for name, n := range map[string]uint32{"vips": opts.MaxServices, "rings": opts.MaxServices, "new_rings": opts.MaxServices,
+	for name, n := range map[string]uint32{"vips": opts.MaxServices, "rings": opts.MaxServices, "new_rings": opts.MaxServices, "svc_meta": opts.MaxServices,
 		"vip_stats": opts.MaxServices, "reals": opts.MaxReals, "real_stats": opts.MaxReals,
 		"conntrack": opts.FlowTableSize, "conntrack4": opts.FlowTableSize} {
 		spec.Maps[name].MaxEntries = n

@@ -30,12 +30,13 @@ func (b *Backend) Apply(ctx context.Context, desired []dataplane.Service) error 
 	b.resolveNew(accepted)
 
 	b.mu.Lock()
-	// Bits of VIPs about to appear are set first, and the bits of the ones
-	// gone are cleared once they are (see writeVIPFilter).
-	err := b.writeVIPFilter(b.installed, accepted)
+	// vip_index sends every VIP about to change to the hash map first, and
+	// names each service's svc_meta entry once the maps hold the new set
+	// (see writeVIPFilter).
+	err := b.writeVIPFilter(false, b.installed, accepted)
 	if err == nil {
 		err = b.install(accepted)
-		err = errors.Join(err, b.writeVIPFilter(b.installed))
+		err = errors.Join(err, b.writeVIPFilter(err == nil, b.installed))
 	}
 	if err == nil {
 		err = b.syncRNAT(accepted)
@@ -450,7 +451,7 @@ func (b *Backend) stageTable(s dataplane.Service, st *svcState) (staged, error) 
 		return id, known
 	})
 	flags, mask := b.selection(s)
-	out := staged{svc: s.Key, id: st.id, meta: lbVipMeta{Id: st.id, Flags: flags, SrcMask: mask,
+	out := staged{svc: s.Key, id: st.id, meta: lbVipMeta{Key: vipKey(s.Key), Id: st.id, Flags: flags, SrcMask: mask,
 		PersistS: uint32((s.Persistence + time.Second - 1) / time.Second)}}
 	switch {
 	case errors.Is(err, maglev.ErrEmpty):
@@ -557,6 +558,9 @@ func (b *Backend) publish(list []staged) error {
 			st.flags, st.mask = t.meta.Flags, t.meta.SrcMask
 		}
 		vk := vipKey(t.svc)
+		if err := b.objs.SvcMeta.Put(t.id, &t.meta); err != nil {
+			return fmt.Errorf("install service %s: %w", t.svc, err)
+		}
 		if err := b.objs.Vips.Put(&vk, &t.meta); err != nil {
 			return fmt.Errorf("install service %s: %w", t.svc, err)
 		}
