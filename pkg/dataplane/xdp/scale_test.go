@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -77,16 +80,21 @@ func BenchmarkApplyAtScale(b *testing.B) {
 func memoryReport(tb testing.TB, be *Backend, n int) string {
 	var sb strings.Builder
 	var total uint64
-	maps := map[string]*ebpf.Map{"vips": be.objs.Vips, "rings (outer)": be.objs.Rings, "reals": be.objs.Reals,
-		"conntrack": be.objs.Conntrack, "conntrack4": be.objs.Conntrack4, "vip_stats": be.objs.VipStats, "real_stats": be.objs.RealStats,
-		"reason_stats": be.objs.ReasonStats, "config": be.objs.Config,
-		"tx_ports": be.objs.TxPorts, "if_macs": be.objs.IfMacs, "persist": be.objs.Persist}
+	// Every map of the program, by its name in bpf/lb_maps.h.
+	m := map[string]*ebpf.Map{}
+	mv := reflect.ValueOf(be.objs.lbMaps)
+	for i := 0; i < mv.NumField(); i++ {
+		if em, ok := mv.Field(i).Interface().(*ebpf.Map); ok && em != nil {
+			m[mv.Type().Field(i).Tag.Get("ebpf")] = em
+		}
+	}
+	names := slices.Sorted(maps.Keys(m))
 	cpus, _ := ebpf.PossibleCPU()
 	fmt.Fprintf(&sb, "kernel memory of the maps (memlock, %d possible CPUs):\n", cpus)
-	for name, m := range maps {
-		v := memlock(tb, m)
+	for _, name := range names {
+		v := memlock(tb, m[name])
 		total += v
-		fmt.Fprintf(&sb, "  %-14s %8.1f MiB\n", name, float64(v)/(1<<20))
+		fmt.Fprintf(&sb, "  %-14s %8.2f MiB\n", name, float64(v)/(1<<20))
 	}
 	inner, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: uint32(unsafe.Sizeof(lbRingChunk{})),
 		MaxEntries: uint32(lbLbLimitsLB_RING_CHUNKS), Flags: unix.BPF_F_INNER_MAP})
@@ -96,7 +104,7 @@ func memoryReport(tb testing.TB, be *Backend, n int) string {
 	defer inner.Close()
 	per := memlock(tb, inner)
 	total += per * uint64(n)
-	fmt.Fprintf(&sb, "  tables         %8.1f MiB (%d x %.1f KiB)\n  total          %8.1f MiB\n",
+	fmt.Fprintf(&sb, "  tables         %8.1f MiB (%d x %.1f KiB; a service whose slots are dirty has a second one)\n  total          %8.1f MiB\n",
 		float64(per*uint64(n))/(1<<20), n, float64(per)/1024, float64(total)/(1<<20))
 	return sb.String()
 }
