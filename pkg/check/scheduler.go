@@ -98,6 +98,7 @@ func (s *Scheduler) Start(ctx context.Context, j *Job, warmup time.Duration) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		ctx := reuseSockets(ctx)
 		t := clk.NewTimer(j.Probe.Next().Sub(now))
 		defer t.Stop()
 		for {

@@ -27,12 +27,12 @@ func (*TCP) Name() string { return "TCP_CHECK" }
 // alone: watching ctx would cost a goroutine or a timer per connect, which
 // matters at thousands of checks per second, so cancellation waits at most
 // one connect_timeout.
-func (c *TCP) Check(context.Context) Result {
+func (c *TCP) Check(ctx context.Context) Result {
 	retry := c.skipRetry.Load() <= 0
 	if !retry {
 		c.skipRetry.Add(-1)
 	}
-	waited, err := c.T.connectTCP(retry)
+	waited, err := c.T.connectTCP(retry, socketsReused(ctx))
 	switch {
 	case !waited:
 		c.skipRetry.Store(0)

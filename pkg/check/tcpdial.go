@@ -19,7 +19,8 @@ var tcpFastConnects, tcpPolledConnects atomic.Uint64
 // rather than a net.Dialer, which for a connection used for nothing costs
 // twice the system calls (getsockopt, getpeername, getsockname,
 // TCP_NODELAY, an epoll registration and removal) and a deep, allocating
-// call chain; a plain socket is kept for the next check (tcpSock).
+// call chain; with reuse, a plain socket is kept for the next check
+// (tcpSock, reuseKey).
 //
 // With retry, connect() is called a second time straight away: it reports
 // 0 when the handshake already completed (a server on this host, or one
@@ -27,15 +28,15 @@ var tcpFastConnects, tcpPolledConnects atomic.Uint64
 // failed, and EALREADY while it is in flight; only then does the check
 // wait in the runtime's poller, bounded by connect_timeout. waited reports
 // that it did: the caller drops retry for a server that is some way off.
-func (t Target) connectTCP(retry bool) (waited bool, _ error) {
+func (t Target) connectTCP(retry, reuse bool) (waited bool, _ error) {
 	dst := t.Addr.Unmap()
 	v6 := dst.Is6()
 	opts := t.sockopts(true)
 	local, bind := t.local()
-	plain := len(opts) == 0 && !bind
+	pooled := reuse && len(opts) == 0 && !bind
 	var s *tcpSock
 	var err error
-	if plain {
+	if pooled {
 		s, err = pooledTCPSock(v6)
 	} else {
 		s, err = newTCPSock(v6)
@@ -95,7 +96,7 @@ func (t Target) connectTCP(retry bool) (waited bool, _ error) {
 		return waited, t.dialErr(os.NewSyscallError("connect", err))
 	}
 	switch {
-	case plain:
+	case pooled:
 		s.release(v6)
 	case t.BindPort != 0:
 		s.close() // sockopts set SO_LINGER 0 with SO_REUSEADDR

@@ -200,8 +200,9 @@ func idleTop() *tcpSock {
 	return nil
 }
 
-// A plain check's socket is kept and reused: the next check connects from
-// it again, from a new port, and each connection ends with a reset.
+// A plain check's socket is kept and reused in the Scheduler's checks: the
+// next check connects from it again, from a new port, and each connection
+// ends with a reset.
 func TestTCPSocketReused(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -213,7 +214,7 @@ func TestTCPSocketReused(t *testing.T) {
 	var from []string
 	var socks []*tcpSock
 	for i := 0; i < 2; i++ {
-		if r := (&TCP{T: tg}).Check(context.Background()); r.Err != nil {
+		if r := (&TCP{T: tg}).Check(reuseSockets(context.Background())); r.Err != nil {
 			t.Fatal(r.Err)
 		}
 		socks = append(socks, idleTop())
@@ -235,7 +236,7 @@ func TestTCPSocketReused(t *testing.T) {
 		t.Fatalf("both checks came from %s: a reused socket must take a new port", from[0])
 	}
 	// A failed check does not give its socket back.
-	if r := (&TCP{T: Target{Addr: ap.Addr(), Port: freePort(t), Timeout: time.Second}}).Check(context.Background()); r.Err == nil {
+	if r := (&TCP{T: Target{Addr: ap.Addr(), Port: freePort(t), Timeout: time.Second}}).Check(reuseSockets(context.Background())); r.Err == nil {
 		t.Fatal("check of a closed port passed")
 	}
 	if idleTop() == socks[1] {
@@ -244,11 +245,21 @@ func TestTCPSocketReused(t *testing.T) {
 	// Targets with socket options never use the pool.
 	before := idleTop()
 	tg.BindTo = netip.MustParseAddr("127.0.0.1")
-	if r := (&TCP{T: tg}).Check(context.Background()); r.Err != nil {
+	if r := (&TCP{T: tg}).Check(reuseSockets(context.Background())); r.Err != nil {
 		t.Fatal(r.Err)
 	}
 	if idleTop() != before {
 		t.Fatal("a bindto check's socket went to the pool")
+	}
+	// Nor do checks made outside the Scheduler (their thread may be in
+	// another network namespace).
+	tg.BindTo = netip.Addr{}
+	takes := tcpPoolTakes.Load()
+	if r := (&TCP{T: tg}).Check(context.Background()); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if tcpPoolTakes.Load() != takes || idleTop() != before {
+		t.Fatal("a check outside the Scheduler used the pool")
 	}
 }
 
@@ -259,7 +270,7 @@ func TestTCPPooledSocketWaitsAgain(t *testing.T) {
 	addr, drain := stalledListener(t)
 	time.AfterFunc(200*time.Millisecond, drain)
 	tg := Target{Addr: addr.Addr(), Port: int(addr.Port()), Timeout: 5 * time.Second}
-	if r := (&TCP{T: tg}).Check(context.Background()); r.Err != nil {
+	if r := (&TCP{T: tg}).Check(reuseSockets(context.Background())); r.Err != nil {
 		t.Fatal(r.Err)
 	}
 	s := idleTop()
@@ -272,7 +283,7 @@ func TestTCPPooledSocketWaitsAgain(t *testing.T) {
 	}
 	defer l.Close()
 	ap := l.Addr().(*net.TCPAddr).AddrPort()
-	if r := (&TCP{T: Target{Addr: ap.Addr(), Port: int(ap.Port()), Timeout: time.Second}}).Check(context.Background()); r.Err != nil {
+	if r := (&TCP{T: Target{Addr: ap.Addr(), Port: int(ap.Port()), Timeout: time.Second}}).Check(reuseSockets(context.Background())); r.Err != nil {
 		t.Fatalf("registered socket, live listener: %v", r.Err)
 	}
 	if idleTop() != s {
@@ -282,7 +293,7 @@ func TestTCPPooledSocketWaitsAgain(t *testing.T) {
 	// stays queued until accepted).
 	tg.Timeout = 300 * time.Millisecond
 	start := time.Now()
-	r := (&TCP{T: tg}).Check(context.Background())
+	r := (&TCP{T: tg}).Check(reuseSockets(context.Background()))
 	if took := time.Since(start); !errors.Is(r.Err, os.ErrDeadlineExceeded) || took < 250*time.Millisecond {
 		t.Fatalf("registered socket, stalled listener: %v after %v, want a timeout after 300ms", r.Err, took)
 	}

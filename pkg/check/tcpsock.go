@@ -1,9 +1,11 @@
 package check
 
 import (
+	"context"
 	"errors"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -12,7 +14,8 @@ import (
 )
 
 // tcpSock is a TCP_CHECK socket. A plain one (no bindto, bind_port,
-// bind_if or fwmark, which could not be undone) outlives its check:
+// bind_if or fwmark, which could not be undone) in a check the Scheduler
+// runs (reuseKey) outlives its check:
 // connect(AF_UNSPEC) dissolves the connection with a reset, as close with
 // SO_LINGER 0 would, and leaves the socket ready to connect again. That
 // saves creating and destroying a socket, its file and inode, a third of
@@ -25,6 +28,25 @@ type tcpSock struct {
 	// registration is kept while the socket is idle.
 	file *os.File
 	rc   syscall.RawConn
+}
+
+// A socket belongs to the network namespace of the thread that made it,
+// and Go code that moves a thread to another namespace (the tests' lab.Do)
+// runs checks there too. So only checks the Scheduler runs take sockets
+// from the pool and give them back: its goroutines are never locked to a
+// thread, so they all run in the process's own namespace, where every
+// pooled socket was made. Any other caller gets a socket of its thread's
+// namespace, made for the attempt.
+type reuseKey struct{}
+
+// reuseSockets marks ctx as the Scheduler's.
+func reuseSockets(ctx context.Context) context.Context {
+	return context.WithValue(ctx, reuseKey{}, true)
+}
+
+func socketsReused(ctx context.Context) bool {
+	r, _ := ctx.Value(reuseKey{}).(bool)
+	return r
 }
 
 // tcpSocks are the idle plain sockets, IPv4 and IPv6. A check takes one
@@ -48,8 +70,12 @@ func newTCPSock(v6 bool) (*tcpSock, error) {
 	return &tcpSock{fd: fd}, nil
 }
 
+// tcpPoolTakes counts pooledTCPSock calls, for tests.
+var tcpPoolTakes atomic.Uint64
+
 // pooledTCPSock is an idle plain socket of the family, or a new one.
 func pooledTCPSock(v6 bool) (*tcpSock, error) {
+	tcpPoolTakes.Add(1)
 	i := b2i(v6)
 	tcpSocks.mu.Lock()
 	if n := len(tcpSocks.idle[i]); n > 0 {
