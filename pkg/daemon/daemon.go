@@ -197,6 +197,17 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if f, ok := d.backend.(interface{ RealFlows() map[netip.Addr]int }); ok {
 		src.RealFlows = f.RealFlows
 	}
+	if f, ok := d.backend.(interface {
+		ChangedSlots() map[dataplane.ServiceKey]int
+	}); ok {
+		src.ChangedSlots = func() map[string]int {
+			out := map[string]int{}
+			for k, n := range f.ChangedSlots() {
+				out[k.String()] = n
+			}
+			return out
+		}
+	}
 	// The VRRP side is built below, before anything can scrape.
 	src.InterfaceDrops = func() map[string]map[string]int {
 		if v, ok := d.vrrp.(interface {

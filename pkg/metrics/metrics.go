@@ -41,6 +41,10 @@ type Sources struct {
 	// its tables key flows by real address, so a real serving several
 	// virtual servers has one count).
 	RealFlows func() map[netip.Addr]int
+	// ChangedSlots are, per virtual server (dataplane.ServiceKey.String),
+	// the table slots whose flows the XDP program looks up because the
+	// real set changed and they have not settled yet.
+	ChangedSlots func() map[string]int
 	// VRRPReports names the api.Instance JSON fields the VRRP side fills
 	// ("adverts_sent", "trackers", …); series built from a field it does
 	// not fill are left out rather than exported as a false 0. Nil: all.
@@ -99,6 +103,7 @@ var (
 	xdpVerdicts   = desc("halo_xdp_packets_total", "Packets the XDP program handled, by verdict and reason.", "reason")
 	xdpFlows      = desc("halo_xdp_flow_table_entries", "Entries in the XDP connection table.")
 	xdpRealFlows  = desc("halo_xdp_real_flow_table_entries", "Entries in the XDP connection table that lead to the real server address.", "real_address")
+	xdpChanged    = desc("halo_xdp_changed_slots", "Table slots of the virtual server whose real changed and whose flows the XDP program still looks up in its flow table (0 once they settle; of 16381).", "virtual_server")
 )
 
 // Metrics is halod's registry.
@@ -215,7 +220,7 @@ type collector struct {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{vrrpState, vrrpPrio, vrrpEffPrio, vrrpTransitions, vrrpSent, vrrpReceived,
 		vrrpErrors, vrrpGratuitous, vrrpUnknownVRID, vrrpIfErrors, trackUp, realUp, realWeight, quorum, dpPackets, dpBytes, dpConns,
-		dpRealPackets, dpRealBytes, dpRealConns, xdpVerdicts, xdpFlows, xdpRealFlows} {
+		dpRealPackets, dpRealBytes, dpRealConns, xdpVerdicts, xdpFlows, xdpRealFlows, xdpChanged} {
 		ch <- d
 	}
 }
@@ -371,6 +376,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.s.FlowEntries != nil {
 		gauge(xdpFlows, float64(c.s.FlowEntries()))
+	}
+	if c.s.ChangedSlots != nil {
+		for vs, n := range c.s.ChangedSlots() {
+			gauge(xdpChanged, float64(n), vs)
+		}
 	}
 	if c.s.RealFlows != nil {
 		// Every real address of the config has a series from start-up.

@@ -46,9 +46,10 @@ func sources() Sources {
 					Reals: []api.Real{{Address: "10.0.1.1", Port: 80, Weight: 3, Up: true}, {Address: "10.0.1.2", Port: 80, Weight: 1}}}},
 			}
 		},
-		Dataplane:   rec,
-		Verdicts:    func() map[string]uint64 { return map[string]uint64{"tx": 5, "pass_not_vip": 0} },
-		FlowEntries: func() int { return 4 },
+		Dataplane:    rec,
+		Verdicts:     func() map[string]uint64 { return map[string]uint64{"tx": 5, "pass_not_vip": 0} },
+		FlowEntries:  func() int { return 4 },
+		ChangedSlots: func() map[string]int { return map[string]int{"tcp:10.0.0.1:80": 12} },
 		InterfaceDrops: func() map[string]map[string]int {
 			return map[string]map[string]int{"eth0": {"unknown_vrid": 4, "bad_length": 1}, "eth0/inet6": {}}
 		},
@@ -86,6 +87,7 @@ func TestScrape(t *testing.T) {
 		`halo_dataplane_real_bytes_total{real_server="10.0.1.2:80",virtual_server="tcp:10.0.0.1:80"} 0`,
 		`halo_xdp_packets_total{reason="tx"} 5`,
 		`halo_xdp_flow_table_entries 4`,
+		`halo_xdp_changed_slots{virtual_server="tcp:10.0.0.1:80"} 12`,
 		`halo_checks_total{checker="TCP_CHECK",result="success"} 1`,
 		`halo_checks_total{checker="TCP_CHECK",result="failure"} 1`,
 		`halo_checks_total{checker="DNS_CHECK",result="failure"} 0`,

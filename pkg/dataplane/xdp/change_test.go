@@ -220,6 +220,13 @@ func TestTableChangeKeepsEveryFlow(t *testing.T) {
 	for _, st := range b.svcs {
 		dirtyAfter += st.ring.dirty
 	}
+	shown := 0
+	for _, n := range b.ChangedSlots() {
+		shown += n
+	}
+	if shown != dirtyAfter {
+		t.Fatalf("ChangedSlots shows %d slots, %d are dirty", shown, dirtyAfter)
+	}
 	t.Logf("settle: %d dirty slots, %d cleared, %d left", dirtyBefore, n, dirtyAfter)
 	if n == 0 || dirtyAfter != 1 || dirtyBefore-n != dirtyAfter {
 		t.Fatalf("settle cleared %d of %d dirty slots, %d left; want all but the live flow's", n, dirtyBefore, dirtyAfter)

@@ -134,3 +134,19 @@ func (b *Backend) FlowEntries() int {
 	b.eachFlow(func(*lbFlowVal) { n++ })
 	return n
 }
+
+// ChangedSlots is, per service, the number of table slots whose flows the
+// program looks up because the real set changed (0 once they settled).
+func (b *Backend) ChangedSlots() map[dataplane.ServiceKey]int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[dataplane.ServiceKey]int, len(b.svcs))
+	for k, st := range b.svcs {
+		n := st.ring.dirty
+		if b.opts.FlowTracking == TrackAlways {
+			n = 0 // every slot, by configuration: not a change to settle
+		}
+		out[k] = n
+	}
+	return out
+}
