@@ -60,13 +60,16 @@ func TestTCPConnectFastPathResets(t *testing.T) {
 	}
 	defer l.Close()
 	ap := l.Addr().(*net.TCPAddr).AddrPort()
-	fast, polled := tcpFastConnects.Load(), tcpPolledConnects.Load()
-	if r := (&TCP{T: Target{Addr: ap.Addr(), Port: int(ap.Port()), Timeout: time.Second}}).Check(context.Background()); r.Err != nil {
-		t.Fatal(r.Err)
+	// A busy machine can defer the handshake to ksoftirqd (in the
+	// benchmark, 1 or 2 connects in 50,000): three tries.
+	fast := tcpFastConnects.Load()
+	for try := 0; try < 3 && tcpFastConnects.Load() == fast; try++ {
+		if r := (&TCP{T: Target{Addr: ap.Addr(), Port: int(ap.Port()), Timeout: time.Second}}).Check(context.Background()); r.Err != nil {
+			t.Fatal(r.Err)
+		}
 	}
-	if tcpFastConnects.Load() != fast+1 || tcpPolledConnects.Load() != polled {
-		t.Fatalf("fast %d→%d polled %d→%d: the loopback check did not take the fast path",
-			fast, tcpFastConnects.Load(), polled, tcpPolledConnects.Load())
+	if tcpFastConnects.Load() != fast+1 {
+		t.Fatalf("fast path taken %d times in 3 loopback checks", tcpFastConnects.Load()-fast)
 	}
 	c, err := l.Accept()
 	if err != nil {
@@ -328,10 +331,19 @@ func TestTCPSkipsRetryForFarServers(t *testing.T) {
 	if tcpFastConnects.Load() != fast || tcpPolledConnects.Load() != polled+retryEvery-1 {
 		t.Fatalf("skipping: fast +%d polled +%d, want +0 and +%d", tcpFastConnects.Load()-fast, tcpPolledConnects.Load()-polled, retryEvery-1)
 	}
+	if got := c.skipRetry.Load(); got != 0 {
+		t.Fatalf("before the %dth attempt skipRetry = %d, want 0 (ask twice)", retryEvery, got)
+	}
 	if r := c.Check(context.Background()); r.Err != nil {
 		t.Fatal(r.Err)
 	}
-	if tcpFastConnects.Load() != fast+1 || c.skipRetry.Load() != 0 {
-		t.Fatalf("the %dth attempt: fast +%d, skipRetry %d; want the fast path and 0", retryEvery, tcpFastConnects.Load()-fast, c.skipRetry.Load())
+	if tcpFastConnects.Load() == fast {
+		// Handshake deferred to ksoftirqd on a busy machine: the attempt
+		// waited, rightly.
+		t.Logf("the %dth attempt waited in the poller: no fast answer to check", retryEvery)
+		return
+	}
+	if got := c.skipRetry.Load(); got != 0 {
+		t.Fatalf("after a fast %dth attempt skipRetry = %d, want 0", retryEvery, got)
 	}
 }
