@@ -85,18 +85,23 @@ static __always_inline __u32 flow_hash5(struct flow_key *f)
 
 /* The selection key: a pure function of the packet and the service's
  * settings (sh/mh and persistence hash the masked source). */
-static __always_inline __u32 flow_hash(struct flow_key *f, struct vip_meta *vm)
+static __always_inline __u32 flow_hash_with(struct flow_key *f, __u32 flags, __u32 *mask)
 {
-	if (!(vm->flags & SVC_HASH_SRC))
+	if (!(flags & SVC_HASH_SRC))
 		return flow_hash5(f);
 	__u32 h = 0x9747b28c;
-	h = mix32(h ^ (f->src[0] & vm->src_mask[0]));
-	h = mix32(h ^ (f->src[1] & vm->src_mask[1]));
-	h = mix32(h ^ (f->src[2] & vm->src_mask[2]));
-	h = mix32(h ^ (f->src[3] & vm->src_mask[3]));
-	if (vm->flags & SVC_HASH_PORT)
+	h = mix32(h ^ (f->src[0] & mask[0]));
+	h = mix32(h ^ (f->src[1] & mask[1]));
+	h = mix32(h ^ (f->src[2] & mask[2]));
+	h = mix32(h ^ (f->src[3] & mask[3]));
+	if (flags & SVC_HASH_PORT)
 		h = mix32(h ^ f->sport);
 	return h;
+}
+
+static __always_inline __u32 flow_hash(struct flow_key *f, struct vip_meta *vm)
+{
+	return flow_hash_with(f, vm->flags, vm->src_mask);
 }
 
 /* Slot `slot` of service svc's table in outer (rings or new_rings); 0 when
@@ -237,8 +242,16 @@ static __always_inline __u32 select_ring(struct vip_meta *vm, struct lb_config *
 	if (!vm->ring_size)
 		return 0;
 	__u32 slot = h % vm->ring_size;
-	__u32 e = ring_at(&rings, vm->id, slot);
-	__u32 rid = e & RING_ID_MASK;
+	__u32 e, rid;
+	if (vm->flags & SVC_REHASHED) {
+		/* Every slot is dirty; the previous real is where the
+		 * previous hash put the flow. */
+		__u32 ph = flow_hash_with(&p->fk, vm->prev_flags, vm->prev_mask);
+		e = ring_at(&rings, vm->id, ph % vm->ring_size) | RING_DIRTY;
+	} else {
+		e = ring_at(&rings, vm->id, slot);
+	}
+	rid = e & RING_ID_MASK;
 	if (!(e & RING_DIRTY)) {
 		reason(pc, R_RING, p->len);
 		return rid;
@@ -270,7 +283,7 @@ static __always_inline __u32 select_ring(struct vip_meta *vm, struct lb_config *
 		return rid;
 	}
 	__u32 why = R_CT_PREV;
-	if (p->syn || expired || !seen_before_change(cfg, p->sh)) {
+	if (p->syn || expired || !rid || !seen_before_change(cfg, p->sh)) {
 		rid = ring_at(&new_rings, vm->id, slot) & RING_ID_MASK;
 		why = R_CT_NEW;
 	}

@@ -43,6 +43,8 @@ enum ring_flags {
 enum lb_flags {
 	SVC_HASH_SRC = 1 << 0,  /* sh, mh, persistence: hash the (masked) source address only */
 	SVC_HASH_PORT = 1 << 1, /* with SVC_HASH_SRC: add the source port (sh-port, mh-port) */
+	SVC_REHASHED = 1 << 2,  /* the hash changed: every slot is dirty, and rings holds the
+				 * previous reals by the previous hash (prev_flags, prev_mask) */
 };
 
 enum real_flags {
@@ -123,6 +125,8 @@ struct vip_meta {
 	__u32 ring_size; /* slots of this service's table (prime) */
 	__u32 persist_s; /* persistence_timeout in seconds; 0: none */
 	__u32 src_mask[4]; /* persistence granularity, applied with SVC_HASH_SRC */
+	__u32 prev_flags;  /* SVC_REHASHED: the hash rings is indexed by */
+	__u32 prev_mask[4];
 };
 
 /* One (service, real) entry. gen changes whenever the slot is freed or

@@ -37,7 +37,11 @@ func (b *Backend) expected(t *testing.T, f *packet.Frame, isNew bool) string {
 	st := b.svcs[dataplane.ServiceKey{Addr: k.Dst, Port: k.DPort, Proto: dataplane.Protocol(k.Proto)}]
 	slot := flowHash(k, st.flags, st.mask) % uint32(len(st.ring.cur))
 	id := st.ring.t[slot] & ringIDMask
-	if st.ring.t[slot]&ringDirty != 0 && isNew {
+	dirty := st.ring.t[slot]&ringDirty != 0
+	if st.ring.rehash {
+		id, dirty = st.ring.t[flowHash(k, st.ring.prevFlags, st.ring.prevMask)%uint32(len(st.ring.t))], true
+	}
+	if dirty && (isNew || id == 0) {
 		id = st.ring.cur[slot]
 	}
 	return b.slots.owners[id].real.Addr.String()
@@ -190,24 +194,20 @@ func TestTableChangeKeepsEveryFlow(t *testing.T) {
 	if keep == nil {
 		t.Fatal("no recorded flow on the drained real")
 	}
-	var k4 lbFlowKey4
-	var v lbFlowVal
+	// Two hours on for the flow entries' clock (a fresh machine has no
+	// two-hour-old entries to fake): every entry is idle but the kept
+	// one, dated then.
+	later := func() uint64 { return monoNow() + uint64(2*time.Hour) }
 	keepKey := flowKeyOf(keep.f)
-	var idle []lbFlowKey4
-	for it := b.objs.Conntrack4.Iterate(); it.Next(&k4, &v); {
-		if k4 != keepKey {
-			idle = append(idle, k4)
-		}
+	var v lbFlowVal
+	if err := b.objs.Conntrack4.Lookup(&keepKey, &v); err != nil {
+		t.Fatal(err)
 	}
-	for _, k := range idle {
-		if err := b.objs.Conntrack4.Lookup(&k, &v); err != nil {
-			t.Fatal(err)
-		}
-		v.LastSeen -= uint64(2 * time.Hour)
-		if err := b.objs.Conntrack4.Put(&k, &v); err != nil {
-			t.Fatal(err)
-		}
+	v.LastSeen = later()
+	if err := b.objs.Conntrack4.Put(&keepKey, &v); err != nil {
+		t.Fatal(err)
 	}
+	b.mono = later
 	dirtyBefore := 0
 	for _, st := range b.svcs {
 		dirtyBefore += st.ring.dirty
@@ -230,6 +230,12 @@ func TestTableChangeKeepsEveryFlow(t *testing.T) {
 	t.Logf("settle: %d dirty slots, %d cleared, %d left", dirtyBefore, n, dirtyAfter)
 	if n == 0 || dirtyAfter != 1 || dirtyBefore-n != dirtyAfter {
 		t.Fatalf("settle cleared %d of %d dirty slots, %d left; want all but the live flow's", n, dirtyBefore, dirtyAfter)
+	}
+	// Back to now, for the program too.
+	b.mono = monoNow
+	v.LastSeen = monoNow()
+	if err := b.objs.Conntrack4.Put(&keepKey, &v); err != nil {
+		t.Fatal(err)
 	}
 	for _, st := range b.svcs {
 		got, err := readRing(b.objs.Rings, st.id)
@@ -362,4 +368,83 @@ func TestTableChangeAndBack(t *testing.T) {
 		}
 	}
 	t.Logf("%d flows opened on the added real stayed through the table's return; %d slots dirty", len(on13), st.ring.dirty)
+}
+
+// A service whose hash changes (rr to sh, as a reload that changes
+// lb_algo does) has every slot looked up until it settles, with each
+// flow's previous real found by the previous hash: every flow keeps its
+// real, recorded or not, through the change and a further one; new flows
+// follow the new hash. Settling returns the service to clean slots.
+func TestHashChangeKeepsEveryFlow(t *testing.T) {
+	clock := time.Unix(1_000_000, 0)
+	b := loadWith(t, Options{SYNFloodThreshold: -1, Now: func() time.Time { return clock }})
+	ctx := context.Background()
+	key := dataplane.ServiceKey{Addr: vip4, Port: 80, Proto: dataplane.TCP}
+	apply := func(sched string, reals ...string) {
+		t.Helper()
+		if err := b.Apply(ctx, []dataplane.Service{svc(vip4, 80, dataplane.TCP, sched, reals...)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type fl struct {
+		f    *packet.Frame
+		real string
+	}
+	var flows []fl
+	open := func(from, n uint16) {
+		for sp := from; sp < from+n; sp++ {
+			syn := tcp4(vip4, 80, sp)
+			syn.IPv4.Src = netip.AddrFrom4([4]byte{198, 51, 100, byte(sp)})
+			want := b.expected(t, syn, true)
+			if _, out := run(t, b, syn.Bytes()); realOf(out) != want {
+				t.Fatalf("new flow %d went to %s, the table says %s", sp, realOf(out), want)
+			}
+			flows = append(flows, fl{withFlags(syn, packet.TCPAck), want})
+		}
+	}
+	kept := func(stage string) {
+		t.Helper()
+		for _, f := range flows {
+			if _, out := run(t, b, f.f.Bytes()); realOf(out) != f.real {
+				t.Fatalf("%s: flow %d moved from %s to %s", stage, f.f.TCP.SrcPort, f.real, realOf(out))
+			}
+		}
+	}
+	apply("rr", "10.1.0.11", "10.1.0.12", "10.1.0.13")
+	open(2000, 200) // unrecorded: nothing changed yet
+	if b.FlowEntries() != 0 {
+		t.Fatalf("%d entries before any change", b.FlowEntries())
+	}
+	apply("sh", "10.1.0.11", "10.1.0.12", "10.1.0.13")
+	st := b.svcs[key]
+	if !st.ring.rehash || st.ring.dirty != len(st.ring.cur) {
+		t.Fatalf("after the hash changed: rehash %v, %d of %d slots dirty", st.ring.rehash, st.ring.dirty, len(st.ring.cur))
+	}
+	kept("after rr -> sh")
+	open(3000, 100) // by the new hash: recorded, every slot is dirty
+	apply("sh", "10.1.0.11", "10.1.0.12", "10.1.0.13", "10.1.0.14")
+	kept("after adding a real")
+	if !b.svcs[key].ring.rehash {
+		t.Fatal("a later change ended the rehash")
+	}
+	// Settled once the timeouts passed and no live entry disagrees
+	// with the current table: two hours on, every entry is idle.
+	clock = clock.Add(b.settleAfter() + time.Second)
+	b.mono = func() uint64 { return monoNow() + uint64(2*time.Hour) }
+	if _, err := b.Settle(); err != nil {
+		t.Fatal(err)
+	}
+	st = b.svcs[key]
+	var meta lbVipMeta
+	if err := b.objs.SvcMeta.Lookup(st.id, &meta); err != nil {
+		t.Fatal(err)
+	}
+	if st.ring.rehash || st.ring.dirty != 0 || meta.Flags&svcRehashed != 0 {
+		t.Fatalf("after settling: rehash %v, %d dirty, program flags %x", st.ring.rehash, st.ring.dirty, meta.Flags)
+	}
+	r0 := b.Reasons()[Ring]
+	syn := tcp4(vip4, 80, 9999)
+	if _, out := run(t, b, syn.Bytes()); realOf(out) != b.expected(t, syn, true) || b.Reasons()[Ring] != r0+1 {
+		t.Fatalf("after settling a new flow went to %s (ring %d -> %d)", realOf(out), r0, b.Reasons()[Ring])
+	}
 }

@@ -72,6 +72,7 @@ type lbLbFlags uint32
 const (
 	lbLbFlagsSVC_HASH_SRC  lbLbFlags = 1
 	lbLbFlagsSVC_HASH_PORT lbLbFlags = 2
+	lbLbFlagsSVC_REHASHED  lbLbFlags = 4
 )
 
 type lbLbLimits uint32
@@ -236,13 +237,15 @@ type lbVipKey struct {
 }
 
 type lbVipMeta struct {
-	_        structs.HostLayout
-	Key      lbVipKey
-	Id       uint32
-	Flags    uint32
-	RingSize uint32
-	PersistS uint32
-	SrcMask  [4]uint32
+	_         structs.HostLayout
+	Key       lbVipKey
+	Id        uint32
+	Flags     uint32
+	RingSize  uint32
+	PersistS  uint32
+	SrcMask   [4]uint32
+	PrevFlags uint32
+	PrevMask  [4]uint32
 }
 
 // Names of all BPF objects in the ELF.

@@ -43,7 +43,7 @@ func loadSpec(spec *ebpf.CollectionSpec, opts Options) (*Backend, error) {
 	b := &Backend{opts: opts, links: map[string]link.Link{}, pending: map[string]link.Link{}, created: map[string]bool{},
 		svcs: map[dataplane.ServiceKey]*svcState{}, svcIDs: newIDPool(0, opts.MaxServices),
 		slots: newSlotTable(opts.MaxReals), neigh: newNeighbours(), warned: map[string]bool{},
-		stop: make(chan struct{}), log: slog.New(slog.DiscardHandler)}
+		stop: make(chan struct{}), log: slog.New(slog.DiscardHandler), mono: monoNow}
 	if opts.Log != nil {
 		b.log = opts.Log
 	}
@@ -265,12 +265,14 @@ func modeName(m link.XDPAttachFlags) string {
 func (b *Backend) adopt() error {
 	byID := map[uint32]dataplane.ServiceKey{}
 	usedSvc := map[uint32]bool{}
+	metas := map[uint32]lbVipMeta{}
 	var k lbVipKey
 	var v lbVipMeta
 	it := b.objs.Vips.Iterate()
 	for it.Next(&k, &v) {
 		key := dataplane.ServiceKey{Addr: addrFrom(k.Addr, k.Family), Port: ntohs(k.Port), Proto: dataplane.Protocol(k.Proto)}
-		b.svcs[key] = &svcState{id: v.Id, reals: map[dataplane.RealKey]uint32{}}
+		b.svcs[key] = &svcState{id: v.Id, reals: map[dataplane.RealKey]uint32{}, flags: v.Flags &^ svcRehashed, mask: v.SrcMask}
+		metas[v.Id] = v
 		byID[v.Id] = key
 		usedSvc[v.Id] = true
 	}
@@ -317,7 +319,7 @@ func (b *Backend) adopt() error {
 	}
 	b.slots.ids = rebuildPool(used, 1, b.opts.MaxReals)
 	for _, st := range b.svcs {
-		b.adoptRing(st)
+		b.adoptRing(st, metas[st.id])
 	}
 	for key := range b.svcs {
 		b.installed = append(b.installed, dataplane.Service{Key: key, Reals: reals[key]})

@@ -434,8 +434,13 @@ type staged struct {
 // ringState is what a service's slots hold (transition.go).
 type ringState struct {
 	t, cur  []uint32  // rings content (ids, ringDirty) and the current table
-	dirty   int       // slots of t marked dirty
+	dirty   int       // slots of t marked dirty (rehash: all)
 	changed time.Time // when cur last changed while slots were dirty
+	// rehash: the hash changed; t holds the previous reals by the
+	// previous hash (prevFlags, prevMask), without marks.
+	rehash    bool
+	prevFlags uint32
+	prevMask  [4]uint32
 }
 
 // stageTable builds s's Maglev table over its reals that have a weight, are
@@ -471,18 +476,27 @@ func (b *Backend) stageTable(s dataplane.Service, st *svcState) (staged, error) 
 		next.t = table
 	case b.opts.FlowTracking == TrackAlways:
 		next.t, next.dirty = allDirty(table), len(table)
-	default:
-		configured := map[uint32]bool{}
-		for _, r := range s.Reals {
-			if id, ok := st.reals[r.Key()]; ok {
-				configured[id] = true
-			}
+	case st.ring.rehash || (st.ring.t != nil && (st.flags != flags || st.mask != mask)):
+		// Another hash: a slot's previous real says nothing about the
+		// flows the new hash puts there. rings keeps the previous reals
+		// by the previous hash (that of the first change, through any
+		// later ones), every slot is dirty until the change settles.
+		next = ringState{rehash: true, prevFlags: st.flags, prevMask: st.mask, t: st.ring.t}
+		if st.ring.rehash {
+			next.prevFlags, next.prevMask = st.ring.prevFlags, st.ring.prevMask
 		}
+		next.t, next.dirty = withoutLeft(next.t, configuredIDs(s, st)), len(table)
+	default:
+		configured := configuredIDs(s, st)
 		next.t, next.dirty = nextRing(st.ring.t, table, func(id uint32) bool { return configured[id] })
 	}
 	next.cur, next.changed = table, st.ring.changed
-	if next.dirty > 0 && !slices.Equal(table, st.ring.cur) {
+	if next.dirty > 0 && (!slices.Equal(table, st.ring.cur) || next.rehash != st.ring.rehash) {
 		next.changed, out.changes = b.now(), true
+	}
+	if next.rehash {
+		out.meta.Flags |= svcRehashed
+		out.meta.PrevFlags, out.meta.PrevMask = next.prevFlags, next.prevMask
 	}
 	if out.inner, err = newRingMap(next.t); err != nil {
 		return out, fmt.Errorf("table of %s: %w", s.Key, err)
@@ -495,6 +509,17 @@ func (b *Backend) stageTable(s dataplane.Service, st *svcState) (staged, error) 
 	}
 	out.meta.RingSize, out.ring = RingSize, next
 	return out, nil
+}
+
+// configuredIDs are the slot ids of s's reals.
+func configuredIDs(s dataplane.Service, st *svcState) map[uint32]bool {
+	out := map[uint32]bool{}
+	for _, r := range s.Reals {
+		if id, ok := st.reals[r.Key()]; ok {
+			out[id] = true
+		}
+	}
+	return out
 }
 
 // newRingMap writes a table (RingSize slots) into a new inner map.
@@ -555,7 +580,7 @@ func (b *Backend) publish(list []staged) error {
 	for _, t := range list {
 		if st := b.svcs[t.svc]; st != nil {
 			st.ring = t.ring
-			st.flags, st.mask = t.meta.Flags, t.meta.SrcMask
+			st.flags, st.mask = t.meta.Flags&^svcRehashed, t.meta.SrcMask
 		}
 		vk := vipKey(t.svc)
 		if err := b.objs.SvcMeta.Put(t.id, &t.meta); err != nil {

@@ -3,6 +3,7 @@ package xdp
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -152,7 +153,7 @@ func (b *Backend) Settle() (int, error) {
 		return 0, nil
 	}
 	busy := map[uint32]map[uint32]bool{}
-	mono := monoNow()
+	mono := b.mono()
 	b.eachFlowKey(func(k FlowKey, v *lbFlowVal) {
 		o, ok := b.slots.owners[v.RealId]
 		if !ok || b.slots.gens[v.RealId] != v.Gen || !b.live(k.Proto, v, mono) {
@@ -163,7 +164,7 @@ func (b *Backend) Settle() (int, error) {
 			return
 		}
 		slot := flowHash(k, st.flags, st.mask) % uint32(len(st.ring.cur))
-		if st.ring.t[slot]&ringDirty != 0 && st.ring.cur[slot] != v.RealId {
+		if (st.ring.rehash || st.ring.t[slot]&ringDirty != 0) && st.ring.cur[slot] != v.RealId {
 			if busy[st.id] == nil {
 				busy[st.id] = map[uint32]bool{}
 			}
@@ -174,6 +175,13 @@ func (b *Backend) Settle() (int, error) {
 	cleared := 0
 	for id, st := range due {
 		t, dirty := settled(st.ring.t, st.ring.cur, busy[id])
+		if st.ring.rehash {
+			// All or nothing: the slots of two hashes do not match.
+			if len(busy[id]) > 0 {
+				continue
+			}
+			t, dirty = slices.Clone(st.ring.cur), 0
+		}
 		if dirty == st.ring.dirty {
 			continue
 		}
@@ -188,6 +196,7 @@ func (b *Backend) Settle() (int, error) {
 			inner.Close()
 			return 0, fmt.Errorf("settle %s: %w", key, err)
 		}
+		meta.Flags &^= svcRehashed
 		cleared += st.ring.dirty - dirty
 		list = append(list, staged{svc: key, id: id, inner: inner, meta: meta,
 			ring: ringState{t: t, cur: st.ring.cur, dirty: dirty, changed: st.ring.changed}})
@@ -243,7 +252,7 @@ func (b *Backend) eachFlowKey(f func(FlowKey, *lbFlowVal)) {
 // adoptRing reads back what a previous halod left in a service's slots, so
 // a restart during a transition keeps the dirty slots' previous reals. The
 // change is dated now: the flows' ages are unknown.
-func (b *Backend) adoptRing(st *svcState) {
+func (b *Backend) adoptRing(st *svcState, meta lbVipMeta) {
 	t, err := readRing(b.objs.Rings, st.id)
 	if err != nil || t == nil {
 		return
@@ -261,6 +270,10 @@ func (b *Backend) adoptRing(st *svcState) {
 		}
 	}
 	st.ring = ringState{t: t, cur: cur, dirty: dirty, changed: b.now()}
+	if meta.Flags&svcRehashed != 0 {
+		st.ring.rehash, st.ring.prevFlags, st.ring.prevMask = true, meta.PrevFlags, meta.PrevMask
+		st.ring.dirty = len(cur)
+	}
 }
 
 // readRing is the table of service id in outer; nil when it has none.

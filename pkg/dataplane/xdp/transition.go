@@ -15,8 +15,9 @@ package xdp
 // new_rings), and records both.
 
 const (
-	ringDirty  = uint32(lbRingFlagsRING_DIRTY)
-	ringIDMask = uint32(lbRingFlagsRING_ID_MASK)
+	ringDirty   = uint32(lbRingFlagsRING_DIRTY)
+	ringIDMask  = uint32(lbRingFlagsRING_ID_MASK)
+	svcRehashed = uint32(lbLbFlagsSVC_REHASHED)
 )
 
 // nextRing is the rings content after the table becomes cur, given what
@@ -77,4 +78,17 @@ func settled(t, cur []uint32, busy map[uint32]bool) ([]uint32, int) {
 		dirty++
 	}
 	return out, dirty
+}
+
+// withoutLeft is a rehashed service's previous reals (t, ids and marks)
+// as ids, with those no longer configured cleared: a flow whose previous
+// real left starts over on the current table.
+func withoutLeft(t []uint32, configured map[uint32]bool) []uint32 {
+	out := make([]uint32, len(t))
+	for i, v := range t {
+		if id := v & ringIDMask; configured[id] {
+			out[i] = id
+		}
+	}
+	return out
 }

@@ -151,8 +151,10 @@ type Backend struct {
 	seenEpoch, seenEpochTCP   uint32
 	seenTurned, seenTurnedTCP time.Time
 	seenWords                 uint32
-	// settleNext is the earliest next Settle scan.
+	// settleNext is the earliest next Settle scan; mono the clock of flow
+	// entries (monoNow; tests move it).
 	settleNext time.Time
+	mono       func() uint64
 	stop       chan struct{}
 	wg         sync.WaitGroup
 }
