@@ -142,7 +142,7 @@ func writeProgGoals(b *strings.Builder, mic *Micro) {
 		what, path, why string
 	}{
 		{"prog.Run: established flow as halod runs it (table slot, no flow-table lookup) ÷ baseline program", pathSteadyUDP4,
-			fmt.Sprintf("%s ns per UDP/IPv4 packet against %s ns for the MAC swap: the packet's parsing, the service lookup, the 5-tuple hash, the table slot (the service's inner map, then its 16-slot chunk), flow_seen's word (UDP), the real's entry and the per-CPU counters; the MAC swap looks nothing up. In a profile made by hand of the program of commit 5e2a7cb (Method) the 5-tuple hash took about a quarter of the program's time and the service lookup (a kernel hash-map call) about a fifth; the design before it found an established flow's real with one flow-table lookup and neither of those, and cost less per packet through prog.Run (Method).", f(steady, 1), f(swapNs, 1))},
+			fmt.Sprintf("%s ns per UDP/IPv4 packet against %s ns for the MAC swap: the packet's parsing, the service lookup, the 5-tuple hash, the table slot (the service's inner map, then its 16-slot chunk), flow_seen's word (UDP), the real's entry and the per-CPU counters; the MAC swap looks nothing up. In a profile made by hand (Method: profile of the table-slot path) the 5-tuple hash took about a quarter of the program's time and the service lookup about a seventh.", f(steady, 1), f(swapNs, 1))},
 		{"prog.Run: flow-table hit, FlowTracking always ÷ baseline program", pathTrackedUDP4,
 			fmt.Sprintf("%s ns per hit: the table-slot path's work and, on top, the flow-table lookup (a kernel hash-map call) and the entry's checks; %s ns more than the table slot in the same rounds.", f(tracked, 1), f(tracked-steady, 1))},
 		{"prog.Run: flow-table hit on a slot a change made dirty (default tracking) ÷ baseline program", pathChangedUDP4,
@@ -373,20 +373,22 @@ of the key, bucket walk, key compare) and the LRU reference bit; the per-CPU sta
 counter updates and the parsing much of the rest. Before that tuning the service lookup, a second hash-map
 call, and the clock helper came on top (see the git log of bpf/lb.c).
 
-**Profile of the table-slot path** (made by hand, 2026-12-01 05:45 UTC, the program of commit 5e2a7cb, not
-by this run), the same way: one UDP/IPv4 packet of an established flow through prog.Run, 10 × 2,000,000
-repeats. Of the program's time (its JIT image and the kernel map helpers it calls; the test-run loop and
-the verifier excluded): the 5-tuple hash (flow_hash5: ten mix32 rounds, two multiplies each) about 26 %%;
-the service lookup in vips (a kernel hash-map call: hashing, bucket walk, key compare, and its call site)
-about 22 %%; flow_seen about 5 %%; the table slot (the outer and the inner array lookup) about 4 %%; the
-rest (parsing, per-CPU state, config, the real's entry, counters, the frame rewrite) about 43 %%. With
-FlowTracking always the flow-table lookup (the LRU hash map) comes on top. The design before it did
-neither the service lookup nor the hash for an established flow: one flow-table lookup found the real.
-Built from the commit before (5e2a7cb~1) and run through the same prog.Run measurement in alternation
-with this one (three times each, repeat 300,000, load average about 4), its flow-table hit cost
-2.77–3.35 × the MAC swap, against 4.73–4.78 × for the table slot and 6.28–6.86 × for the FlowTracking
-always hit of commit 5e2a7cb: per packet through prog.Run the table slot costs more than the old hit did;
-what it saves is the flow table's memory at many flows (halo-dr-32k against halo-dr-32k-tracked above).
+**Profile of the table-slot path** (made by hand, 2026-12-01 06:10 UTC, the program of commit 2ae4983,
+not by this run), the same way: one UDP/IPv4 packet of an established flow through prog.Run, 10 × 2,000,000
+repeats, as halod runs it and with FlowTracking always. Of the program's time (its JIT image and the kernel
+map helpers it calls; the test-run loop and the verifier excluded), table slot: the 5-tuple hash
+(flow_hash5: ten mix32 rounds, two multiplies each) 27 %%; the service lookup (vip_index, then svc_meta and
+the key compare) 15 %%; the service's and the real's counters 8 %%; flow_seen 6 %%; the per-CPU state and
+reason counters 5 %%; the table slot itself (outer and inner array lookup) 6 %%; the rest (parsing, config,
+the real's entry, the frame rewrite) about a third. With FlowTracking always the flow-table lookup comes on
+top: the kernel's hash-map call alone took 17 %% of that program's time. The design before layout v8 found
+an established flow's real with that one flow-table lookup and did neither the hash nor, on a hit, the
+service lookup. Built from 5e2a7cb~1 and run through the same prog.Run measurement in alternation with
+commit 2ae4983 (three times each, repeat 300,000, load average about 2): its hit 131–134 ns, the table slot
+127–144 ns, the FlowTracking always hit 171–190 ns (MAC swap 33–41 ns in the same processes): per packet
+through prog.Run the table slot costs about what the old hit did; what it saves is the flow table's memory
+at many flows (halo-dr-32k against halo-dr-32k-tracked above). (At commit 5e2a7cb, before the service
+lookup became two array lookups, the table slot cost 4.7 × the MAC swap against the old hit's 2.8–3.4 ×.)
 
 **Commands.** `+"`make bench`"+` (everything, writes this file), `+"`make bench-quick`"+` (every scenario once with
 50,000 frames, no report; the smoke test of `+"`make test`"+` is `+"`go test -run TestQuick ./pkg/bench`"+`),
