@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"time"
 
 	"github.com/halo-lb/halo/pkg/config"
 	"github.com/halo-lb/halo/pkg/dataplane"
@@ -96,6 +97,7 @@ func maskBits(g string) int {
 
 func (m *Manager) markDirty() {
 	m.dirty = true
+	m.want++
 	select {
 	case m.applyCh <- struct{}{}:
 	default:
@@ -111,6 +113,7 @@ func (m *Manager) Apply(ctx context.Context) error {
 	m.mu.Lock()
 	desired := m.desiredLocked()
 	m.dirty = false
+	gen := m.want
 	m.mu.Unlock()
 	err := m.backend.Apply(ctx, desired)
 	skipped := map[string]string{}
@@ -136,6 +139,11 @@ func (m *Manager) Apply(ctx context.Context) error {
 	if partial {
 		err = nil
 	}
+	if err == nil && gen > m.applied {
+		m.applied = gen
+		close(m.appliedCh)
+		m.appliedCh = make(chan struct{})
+	}
 	m.lastErr = err
 	if err != nil {
 		m.dirty = true
@@ -157,4 +165,25 @@ func (m *Manager) LastApplyError() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.lastErr
+}
+
+// waitApplied waits until the backend took the desired set of change gen
+// (at most d): a real server's notify script runs once the data plane
+// reflects its new state, as keepalived runs it after the IPVS update.
+func (m *Manager) waitApplied(gen uint64, d time.Duration) {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		m.mu.Lock()
+		done, ch := m.applied >= gen, m.appliedCh
+		m.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return
+		}
+	}
 }

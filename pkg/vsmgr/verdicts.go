@@ -3,6 +3,7 @@ package vsmgr
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/halo-lb/halo/pkg/config"
 	"github.com/halo-lb/halo/pkg/script"
@@ -40,6 +41,10 @@ func (m *Manager) setCheck(cs *checkState, up bool, weight int, err error) {
 			state, scr = "UP", rs.cfg.NotifyUp
 		}
 		m.log.Info("real server "+strings.ToLower(state), "virtual_server", vs.name, "real_server", rs.name, "reason", cs.err)
+		// The scripts and FIFO lines run once the data plane has the
+		// change markDirty below makes (or after a second without).
+		gen := m.want + 1
+		vs.queue.Func(func() { m.waitApplied(gen, time.Second) })
 		vs.queue.Script(scr)
 		m.lvsFIFO(vs, fmt.Sprintf("RS %s %s %s", rs.name, vs.name, state))
 	}

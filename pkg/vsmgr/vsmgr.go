@@ -41,10 +41,15 @@ type Manager struct {
 	vss     []*vsState
 	dirty   bool
 	applyCh chan struct{}
-	lastErr error
-	skipped map[string]string // service key -> why the backend skipped it
-	ctx     context.Context   // set by Start; jobs run under it
-	sched   *check.Scheduler
+	// want counts the changes of the desired set, applied the last one
+	// the backend took; appliedCh is closed (and replaced) whenever
+	// applied moves, for notify scripts waiting on it (waitApplied).
+	want, applied uint64
+	appliedCh     chan struct{}
+	lastErr       error
+	skipped       map[string]string // service key -> why the backend skipped it
+	ctx           context.Context   // set by Start; jobs run under it
+	sched         *check.Scheduler
 
 	notifyTimeout time.Duration // bounds each notify script; 0: none
 }
@@ -85,7 +90,7 @@ type checkState struct {
 // New prepares the manager; Start begins checking and applying. Every
 // checker is built here, so a config the checkers reject fails now.
 func New(cfg *config.Config, backend dataplane.Backend, runner *script.Runner, log *slog.Logger) (*Manager, error) {
-	m := &Manager{cfg: cfg, backend: backend, runner: runner, log: log, applyCh: make(chan struct{}, 1)}
+	m := &Manager{cfg: cfg, backend: backend, runner: runner, log: log, applyCh: make(chan struct{}, 1), appliedCh: make(chan struct{})}
 	vss, err := m.build(cfg)
 	if err != nil {
 		return nil, err
