@@ -82,6 +82,7 @@ struct {
  * look old, never the reverse. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE); /* Go reads and clears it in place */
 	__uint(max_entries, LB_SEEN_GROUP * LB_SEEN_WORDS);
 	__type(key, __u32);
 	__type(value, __u64);

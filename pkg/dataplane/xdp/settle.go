@@ -1,6 +1,7 @@
 package xdp
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -52,7 +53,8 @@ func seenWords(flowTableSize uint32) uint32 {
 // turnSeen starts a new flow_seen epoch for a protocol once its idle
 // timeout has passed since its last: the coming epoch's words are cleared
 // first (the program sets bits in the current epoch's only), then the
-// program switches.
+// program switches. The words are cleared one by one in the mapped map:
+// the program sets bits in the other epoch's word beside each.
 func (b *Backend) turnSeen(now time.Time) error {
 	for _, p := range []struct {
 		offset  uint32 // of the protocol's first word (bpf/lb_maps.h)
@@ -63,13 +65,16 @@ func (b *Backend) turnSeen(now time.Time) error {
 		if p.timeout <= 0 || now.Sub(*p.turned) < p.timeout {
 			continue
 		}
-		next := *p.epoch + 1
-		keys, zeros := make([]uint32, b.seenWords), make([]uint64, b.seenWords)
-		for i := range keys {
-			keys[i] = p.offset + uint32(i)*2 + next&1
+		mem, err := b.objs.FlowSeen.Memory()
+		if err != nil {
+			return fmt.Errorf("flow_seen: %w", err)
 		}
-		if _, err := b.objs.FlowSeen.BatchUpdate(keys, zeros, nil); err != nil {
-			return fmt.Errorf("clear flow_seen: %w", err)
+		next := *p.epoch + 1
+		var zero [8]byte
+		for i := range b.seenWords {
+			if _, err := mem.WriteAt(zero[:], int64(p.offset+i*2+next&1)*8); err != nil {
+				return fmt.Errorf("clear flow_seen: %w", err)
+			}
 		}
 		*p.epoch, *p.turned = next, now
 		if err := b.writeConfig(); err != nil {
@@ -79,40 +84,27 @@ func (b *Backend) turnSeen(now time.Time) error {
 	return nil
 }
 
-// snapshotSeen copies the flows flow_seen knows into each index's last
-// word, right before a changed table is published: the program tells the
-// flows older than the change from newer ones by it.
+// snapshotSeen copies the flows flow_seen knows into its last words, right
+// before a changed table is published: the program tells the flows older
+// than the change from newer ones by them. It reads and writes the mapped
+// map (a batch lookup of its words took 70 ms; this takes well under one).
 func (b *Backend) snapshotSeen() error {
-	group := uint32(lbLbLimitsLB_SEEN_GROUP)
-	n := b.seenWords * group
-	keys, vals := make([]uint32, n), make([]uint64, n)
-	cursor := new(ebpf.MapBatchCursor)
-	got := 0
-	for got < int(n) {
-		c, err := b.objs.FlowSeen.BatchLookup(cursor, keys[got:], vals[got:], nil)
-		got += c
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("read flow_seen: %w", err)
-		}
-	}
-	if got != int(n) {
-		return fmt.Errorf("read flow_seen: %d of %d words", got, n)
-	}
-	words := make([]uint64, n)
-	for i := range got {
-		words[keys[i]] = vals[i]
+	mem, err := b.objs.FlowSeen.Memory()
+	if err != nil {
+		return fmt.Errorf("flow_seen: %w", err)
 	}
 	w := b.seenWords
-	skeys, snap := make([]uint32, w), make([]uint64, w)
-	for i := range skeys {
-		u, t := 2*uint32(i), 2*(w+uint32(i))
-		skeys[i] = 4*w + uint32(i)
-		snap[i] = words[u] | words[u+1] | words[t] | words[t+1]
+	epochs := make([]byte, 4*w*8)
+	if _, err := mem.ReadAt(epochs, 0); err != nil {
+		return fmt.Errorf("read flow_seen: %w", err)
 	}
-	if _, err := b.objs.FlowSeen.BatchUpdate(skeys, snap, nil); err != nil {
+	word := func(i uint32) uint64 { return binary.NativeEndian.Uint64(epochs[i*8:]) }
+	snap := make([]byte, w*8)
+	for i := range w {
+		u, t := 2*i, 2*(w+i)
+		binary.NativeEndian.PutUint64(snap[i*8:], word(u)|word(u+1)|word(t)|word(t+1))
+	}
+	if _, err := mem.WriteAt(snap, int64(4*w*8)); err != nil {
 		return fmt.Errorf("write flow_seen: %w", err)
 	}
 	return nil
