@@ -89,7 +89,8 @@ int xdp_lb(struct xdp_md *ctx)
 	struct cursor c = { .pos = data, .end = data_end };
 	struct ethhdr *eth;
 	struct vip_key vk = {};
-	struct flow_key fk = {};
+	/* The packet as the selection sees it; its flow key is filled here. */
+	struct pkt p = {};
 	__u32 tags = 0;
 	__u8 tcp_flags = 0;
 	int icmp = 0;
@@ -125,8 +126,8 @@ int xdp_lb(struct xdp_md *ctx)
 		}
 		proto = ip->protocol;
 		l3 = ip;
-		fk.src[0] = ip->saddr;
-		fk.dst[0] = ip->daddr;
+		p.fk.src[0] = ip->saddr;
+		p.fk.dst[0] = ip->daddr;
 		vk.addr[0] = ip->daddr;
 		vk.family = 4;
 	} else if (ethp == bpf_htons(ETH_P_IPV6)) {
@@ -144,8 +145,8 @@ int xdp_lb(struct xdp_md *ctx)
 		}
 		l3 = ip6;
 		v6 = 1;
-		__builtin_memcpy(fk.src, &ip6->saddr, 16);
-		__builtin_memcpy(fk.dst, &ip6->daddr, 16);
+		__builtin_memcpy(p.fk.src, &ip6->saddr, 16);
+		__builtin_memcpy(p.fk.dst, &ip6->daddr, 16);
 		__builtin_memcpy(vk.addr, &ip6->daddr, 16);
 		vk.family = 6;
 	} else {
@@ -160,8 +161,8 @@ int xdp_lb(struct xdp_md *ctx)
 			return XDP_PASS;
 		}
 		l4 = th;
-		fk.sport = th->source;
-		fk.dport = th->dest;
+		p.fk.sport = th->source;
+		p.fk.dport = th->dest;
 		tcp_flags = ((__u8 *)th)[13];
 	} else if (proto == IPPROTO_UDP) {
 		struct udphdr *uh = cursor_take(&c, sizeof(*uh));
@@ -170,57 +171,60 @@ int xdp_lb(struct xdp_md *ctx)
 			return XDP_PASS;
 		}
 		l4 = uh;
-		fk.sport = uh->source;
-		fk.dport = uh->dest;
+		p.fk.sport = uh->source;
+		p.fk.dport = uh->dest;
 	} else if (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6) {
 		/* An ICMP error about a packet a real sent from the VIP (DR:
 		 * the real answers the client directly, so a router's
 		 * frag-needed, packet-too-big, unreachable or time-exceeded
 		 * comes back to the VIP) goes to the real that owns the flow:
 		 * the inner headers, swapped, are that flow's key. */
-		if (icmp_error_flow(&c, proto, &fk) < 0) {
+		if (icmp_error_flow(&c, proto, &p.fk) < 0) {
 			reason(pc, R_PASS_NOT_VIP, len);
 			return XDP_PASS;
 		}
 		icmp = 1;
-		proto = fk.proto;
+		proto = p.fk.proto;
 	} else {
 		reason(pc, R_PASS_NOT_VIP, len);
 		return XDP_PASS;
 	}
-	fk.proto = proto;
+	p.fk.proto = proto;
 	if (icmp) {
 		/* An error goes to the sender of the packet it quotes: anything
 		 * else is not about one of our flows. */
-		if (vk.addr[0] != fk.dst[0] || vk.addr[1] != fk.dst[1] || vk.addr[2] != fk.dst[2] ||
-		    vk.addr[3] != fk.dst[3]) {
+		if (vk.addr[0] != p.fk.dst[0] || vk.addr[1] != p.fk.dst[1] || vk.addr[2] != p.fk.dst[2] ||
+		    vk.addr[3] != p.fk.dst[3]) {
 			reason(pc, R_PASS_NOT_VIP, len);
 			return XDP_PASS;
 		}
 		/* The service is the inner packet's source: the VIP. */
-		__builtin_memcpy(vk.addr, fk.dst, 16);
+		__builtin_memcpy(vk.addr, p.fk.dst, 16);
 	}
-	vk.port = fk.dport;
+	vk.port = p.fk.dport;
 	vk.proto = proto;
 	struct vip_meta *vm = find_service(&vk);
 	if (!vm)
 		goto not_vip;
 	__u32 zero = 0;
 	struct lb_config *cfg = bpf_map_lookup_elem(&config, &zero);
-	struct pkt p = { .fk = fk, .len = len, .cifindex = ctx->ingress_ifindex, .v6 = v6,
-			 .icmp = icmp, .seen = 1 };
+	p.len = len;
+	p.cifindex = ctx->ingress_ifindex;
+	p.v6 = v6;
+	p.icmp = icmp;
+	p.seen = 1;
 	if (proto == IPPROTO_TCP) {
 		p.syn = (tcp_flags & (TH_SYN | TH_ACK)) == TH_SYN;
 		p.rst = !!(tcp_flags & TH_RST);
 		p.fin = !!(tcp_flags & TH_FIN);
 	}
-	__u32 h = flow_hash(&fk, vm);
-	p.sh = (vm->flags & SVC_HASH_SRC) ? flow_hash5(&fk) : h;
+	p.h = flow_hash(&p.fk, vm);
+	p.sh = (vm->flags & SVC_HASH_SRC) ? flow_hash5(&p.fk) : p.h;
 	if (!icmp)
 		p.seen = seen_mark(cfg, p.sh, proto == IPPROTO_TCP);
+	__builtin_memcpy(p.smac, eth->h_source, ETH_ALEN);
 
-	struct flow_val *fv = NULL;
-	__u32 rid = vm->persist_s ? select_pinned(vm, cfg, pc, &p, h, eth, &fv) : select_ring(vm, cfg, pc, &p, h, eth, &fv);
+	__u32 rid = vm->persist_s ? select_pinned(vm, cfg, pc, &p) : select_ring(vm, cfg, pc, &p);
 	struct real *rs = bpf_map_lookup_elem(&reals, &rid);
 	if (!rid || !usable(rs)) {
 		reason(pc, R_PASS_NO_REAL, len);
@@ -259,9 +263,9 @@ int xdp_lb(struct xdp_md *ctx)
 	}
 	if (icmp)
 		reason(pc, R_ICMP_TO_REAL, len);
-	if (p.rst && fv) {
+	if (p.rst && p.had_entry) {
 		/* The RST itself still reaches the real; the flow is over. */
-		ct_delete(&fk, v6);
+		ct_delete(&p.fk, v6);
 		reason(pc, R_CT_CLOSED, len);
 	}
 
@@ -270,7 +274,7 @@ int xdp_lb(struct xdp_md *ctx)
 	count(&real_stats, rid, len);
 
 	if (tun)
-		return tun_send(ctx, v6, rs, &fk, len);
+		return tun_send(ctx, v6, rs, &p.fk, len);
 	if (nat) {
 		struct nat_rewrite nr = { .port = rs->port };
 		__builtin_memcpy(nr.addr, rs->addr, 16);
@@ -285,7 +289,7 @@ int xdp_lb(struct xdp_md *ctx)
 			nat_apply(l3, l4, data_end, v6, proto, 1, &nr);
 		}
 		if (p.syn || (proto == IPPROTO_UDP && !p.seen))
-			note_client(ctx, eth, &fk, v6);
+			note_client(ctx, eth, &p.fk, v6);
 		reason(pc, R_NAT_DNAT, len);
 	}
 	/* DR: the IP packet is untouched; only the frame is re-addressed. */
@@ -294,7 +298,7 @@ int xdp_lb(struct xdp_md *ctx)
 	return send_frame(ctx, pc, eth, tags, rs->ifindex, dmac, len);
 
 not_vip:;
-	int verdict = nat_reply(ctx, pc, eth, tags, l3, l4, data_end, v6, &fk, icmp, len);
+	int verdict = nat_reply(ctx, pc, eth, tags, l3, l4, data_end, v6, &p.fk, icmp, len);
 	if (verdict >= 0)
 		return verdict;
 	reason(pc, R_PASS_NOT_VIP, len);

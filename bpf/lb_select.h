@@ -53,6 +53,9 @@ struct pkt {
 	__u8 fin;
 	__u8 icmp;  /* an ICMP error about the flow fk */
 	__u8 seen;  /* flow_seen had the flow (ICMP errors: 1) */
+	__u8 had_entry; /* set by the selection: the flow has a flow-table entry */
+	__u8 smac[ETH_ALEN]; /* the frame's source MAC (recorded for NAT replies) */
+	__u32 h;    /* the selection hash (flow_hash) */
 	__u32 sh;   /* the flow's 5-tuple hash (flow_seen's index) */
 };
 
@@ -216,8 +219,8 @@ static __always_inline void touch(struct flow_val *fv, struct pkt *p)
 
 /* Records the flow's real (unless the packet ends or is about the flow,
  * or the budget is spent). */
-static __always_inline void record(struct lb_config *cfg, struct lb_percpu *pc, struct pkt *p, struct ethhdr *eth,
-				   __u32 rid, struct real *rs, __u32 why)
+static __always_inline void record(struct lb_config *cfg, struct lb_percpu *pc, struct pkt *p, __u32 rid,
+				   struct real *rs, __u32 why)
 {
 	if (p->rst || p->icmp) {
 		reason(pc, R_CT_MISS, p->len);
@@ -228,17 +231,22 @@ static __always_inline void record(struct lb_config *cfg, struct lb_percpu *pc, 
 		return;
 	}
 	struct flow_val nv = { .real_id = rid, .gen = rs->gen, .last_seen = p->now, .cifindex = p->cifindex };
-	__builtin_memcpy(nv.cmac, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(nv.cmac, p->smac, ETH_ALEN);
 	ct_update(&p->fk, p->v6, &nv);
 	reason(pc, why, p->len);
 }
 
 /* The real of a packet of service vm (no persistence): the table's slot
  * when it is clean, else the flow table's memory (see the top of the
- * file). Returns 0 when there is none; *fvp is the flow's entry if any. */
-static __always_inline __u32 select_ring(struct vip_meta *vm, struct lb_config *cfg, struct lb_percpu *pc,
-					 struct pkt *p, __u32 h, struct ethhdr *eth, struct flow_val **fvp)
+ * file). Returns 0 when there is none; sets p->had_entry when the flow
+ * has an entry. A global function: the verifier checks it once, on its
+ * own, instead of once per path of the program that reaches it. */
+__attribute__((noinline)) __u32 select_ring(struct vip_meta *vm, struct lb_config *cfg, struct lb_percpu *pc,
+					    struct pkt *p)
 {
+	if (!vm || !pc || !p)
+		return 0;
+	__u32 h = p->h;
 	if (!vm->ring_size)
 		return 0;
 	__u32 slot = h % vm->ring_size;
@@ -265,7 +273,7 @@ static __always_inline __u32 select_ring(struct vip_meta *vm, struct lb_config *
 		struct real *frs = bpf_map_lookup_elem(&reals, &fid);
 		if (usable(frs) && frs->gen == fv->gen) {
 			touch(fv, p);
-			*fvp = fv;
+			p->had_entry = 1;
 			reason(pc, R_CT_HIT, p->len);
 			return fid;
 		}
@@ -278,7 +286,7 @@ static __always_inline __u32 select_ring(struct vip_meta *vm, struct lb_config *
 		fv->gen = rs->gen;
 		fv->flags = 0;
 		fv->last_seen = p->now;
-		*fvp = fv;
+		p->had_entry = 1;
 		reason(pc, R_CT_STALE, p->len);
 		return rid;
 	}
@@ -290,7 +298,7 @@ static __always_inline __u32 select_ring(struct vip_meta *vm, struct lb_config *
 	struct real *rs = bpf_map_lookup_elem(&reals, &rid);
 	if (!rid || !usable(rs))
 		return 0;
-	record(cfg, pc, p, eth, rid, rs, why);
+	record(cfg, pc, p, rid, rs, why);
 	return rid;
 }
 
@@ -312,10 +320,13 @@ static __always_inline __u32 pinned_real(struct persist_val *pv, __u64 now, __u6
 /* The real of a packet of a service with persistence: the flow table
  * first (a known flow keeps its real whatever the table says now), then a
  * fresh pin of the client, then the table; first packets are recorded
- * and pin the client. */
-static __always_inline __u32 select_pinned(struct vip_meta *vm, struct lb_config *cfg, struct lb_percpu *pc,
-					   struct pkt *p, __u32 h, struct ethhdr *eth, struct flow_val **fvp)
+ * and pin the client. A global function, as select_ring. */
+__attribute__((noinline)) __u32 select_pinned(struct vip_meta *vm, struct lb_config *cfg, struct lb_percpu *pc,
+					      struct pkt *p)
 {
+	if (!vm || !pc || !p)
+		return 0;
+	__u32 h = p->h;
 	struct persist_key pk = { .svc = vm->id };
 	pk.src[0] = p->fk.src[0] & vm->src_mask[0];
 	pk.src[1] = p->fk.src[1] & vm->src_mask[1];
@@ -350,7 +361,7 @@ static __always_inline __u32 select_pinned(struct vip_meta *vm, struct lb_config
 				pv->last_seen = p->now;
 		}
 		touch(fv, p);
-		*fvp = fv;
+		p->had_entry = 1;
 		return rid;
 	}
 	__u64 ptimeout = (__u64)vm->persist_s * 1000000000ULL;
@@ -366,7 +377,7 @@ static __always_inline __u32 select_pinned(struct vip_meta *vm, struct lb_config
 		if (flood_budget(cfg, pc, p->now)) {
 			struct flow_val nv = { .real_id = rid, .gen = rs->gen, .last_seen = p->now,
 					       .cifindex = p->cifindex };
-			__builtin_memcpy(nv.cmac, eth->h_source, ETH_ALEN);
+			__builtin_memcpy(nv.cmac, p->smac, ETH_ALEN);
 			ct_update(&p->fk, p->v6, &nv);
 			if (!pinned) {
 				struct persist_val np = { .real_id = rid, .gen = rs->gen, .last_seen = p->now };
