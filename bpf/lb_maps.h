@@ -275,10 +275,15 @@ static __always_inline struct flow_key4 flow_key4_of(struct flow_key *f)
 	return k;
 }
 
+/* IPv6 keys are copied to the stack first: f may point into a global
+ * function's argument (struct pkt), which kernels before 6.2 or so do not
+ * take as a map key. */
 static __always_inline struct flow_val *ct_lookup(struct flow_key *f, int v6)
 {
-	if (v6)
-		return bpf_map_lookup_elem(&conntrack, f);
+	if (v6) {
+		struct flow_key k = *f;
+		return bpf_map_lookup_elem(&conntrack, &k);
+	}
 	struct flow_key4 k = flow_key4_of(f);
 	return bpf_map_lookup_elem(&conntrack4, &k);
 }
@@ -286,7 +291,8 @@ static __always_inline struct flow_val *ct_lookup(struct flow_key *f, int v6)
 static __always_inline void ct_delete(struct flow_key *f, int v6)
 {
 	if (v6) {
-		bpf_map_delete_elem(&conntrack, f);
+		struct flow_key k = *f;
+		bpf_map_delete_elem(&conntrack, &k);
 		return;
 	}
 	struct flow_key4 k = flow_key4_of(f);
@@ -296,7 +302,8 @@ static __always_inline void ct_delete(struct flow_key *f, int v6)
 static __always_inline void ct_update(struct flow_key *f, int v6, struct flow_val *v)
 {
 	if (v6) {
-		bpf_map_update_elem(&conntrack, f, v, BPF_ANY);
+		struct flow_key k = *f;
+		bpf_map_update_elem(&conntrack, &k, v, BPF_ANY);
 		return;
 	}
 	struct flow_key4 k = flow_key4_of(f);
