@@ -275,14 +275,25 @@ static __always_inline struct flow_key4 flow_key4_of(struct flow_key *f)
 	return k;
 }
 
-/* IPv6 keys are copied to the stack first: f may point into a global
- * function's argument (struct pkt), which kernels before 6.2 or so do not
- * take as a map key. */
+/* IPv6 keys are copied into this CPU's state first: f may point into a
+ * global function's argument (struct pkt), which kernels before 6.2 or so
+ * do not take as a map key, and a copy on the stack would cost 40 bytes of
+ * the 512 the program and the selection share. */
+static __always_inline struct lb_percpu *percpu(void);
+static __always_inline struct flow_key *ct_key6(struct flow_key *f)
+{
+	struct lb_percpu *pc = percpu();
+	if (!pc)
+		return NULL;
+	pc->key = *f;
+	return &pc->key;
+}
+
 static __always_inline struct flow_val *ct_lookup(struct flow_key *f, int v6)
 {
 	if (v6) {
-		struct flow_key k = *f;
-		return bpf_map_lookup_elem(&conntrack, &k);
+		struct flow_key *k = ct_key6(f);
+		return k ? bpf_map_lookup_elem(&conntrack, k) : NULL;
 	}
 	struct flow_key4 k = flow_key4_of(f);
 	return bpf_map_lookup_elem(&conntrack4, &k);
@@ -291,8 +302,9 @@ static __always_inline struct flow_val *ct_lookup(struct flow_key *f, int v6)
 static __always_inline void ct_delete(struct flow_key *f, int v6)
 {
 	if (v6) {
-		struct flow_key k = *f;
-		bpf_map_delete_elem(&conntrack, &k);
+		struct flow_key *k = ct_key6(f);
+		if (k)
+			bpf_map_delete_elem(&conntrack, k);
 		return;
 	}
 	struct flow_key4 k = flow_key4_of(f);
@@ -302,8 +314,9 @@ static __always_inline void ct_delete(struct flow_key *f, int v6)
 static __always_inline void ct_update(struct flow_key *f, int v6, struct flow_val *v)
 {
 	if (v6) {
-		struct flow_key k = *f;
-		bpf_map_update_elem(&conntrack, &k, v, BPF_ANY);
+		struct flow_key *k = ct_key6(f);
+		if (k)
+			bpf_map_update_elem(&conntrack, k, v, BPF_ANY);
 		return;
 	}
 	struct flow_key4 k = flow_key4_of(f);

@@ -230,9 +230,12 @@ static __always_inline void record(struct lb_config *cfg, struct lb_percpu *pc, 
 		reason(pc, R_CT_FLOOD, p->len);
 		return;
 	}
-	struct flow_val nv = { .real_id = rid, .gen = rs->gen, .last_seen = p->now, .cifindex = p->cifindex };
-	__builtin_memcpy(nv.cmac, p->smac, ETH_ALEN);
-	ct_update(&p->fk, p->v6, &nv);
+	struct lb_percpu *s = percpu();
+	if (!s)
+		return;
+	s->val = (struct flow_val){ .real_id = rid, .gen = rs->gen, .last_seen = p->now, .cifindex = p->cifindex };
+	__builtin_memcpy(s->val.cmac, p->smac, ETH_ALEN);
+	ct_update(&p->fk, p->v6, &s->val);
 	reason(pc, why, p->len);
 }
 
@@ -327,11 +330,15 @@ __attribute__((noinline)) __u32 select_pinned(struct vip_meta *vm, struct lb_con
 	if (!vm || !pc || !p)
 		return 0;
 	__u32 h = p->h;
-	struct persist_key pk = { .svc = vm->id };
-	pk.src[0] = p->fk.src[0] & vm->src_mask[0];
-	pk.src[1] = p->fk.src[1] & vm->src_mask[1];
-	pk.src[2] = p->fk.src[2] & vm->src_mask[2];
-	pk.src[3] = p->fk.src[3] & vm->src_mask[3];
+	struct lb_percpu *s = percpu();
+	if (!s)
+		return 0;
+	struct persist_key *pk = &s->pkey;
+	*pk = (struct persist_key){ .svc = vm->id };
+	pk->src[0] = p->fk.src[0] & vm->src_mask[0];
+	pk->src[1] = p->fk.src[1] & vm->src_mask[1];
+	pk->src[2] = p->fk.src[2] & vm->src_mask[2];
+	pk->src[3] = p->fk.src[3] & vm->src_mask[3];
 	__u32 slot = vm->ring_size ? h % vm->ring_size : 0;
 	p->now = clock_now(pc);
 	int expired = 0;
@@ -356,7 +363,7 @@ __attribute__((noinline)) __u32 select_pinned(struct vip_meta *vm, struct lb_con
 		if (p->now - fv->last_seen > LB_TOUCH_NS) {
 			/* The pin lasts persist_s after the client's last
 			 * packet, not after its last new connection. */
-			struct persist_val *pv = bpf_map_lookup_elem(&persist, &pk);
+			struct persist_val *pv = bpf_map_lookup_elem(&persist, pk);
 			if (pv && pv->real_id == rid)
 				pv->last_seen = p->now;
 		}
@@ -365,7 +372,7 @@ __attribute__((noinline)) __u32 select_pinned(struct vip_meta *vm, struct lb_con
 		return rid;
 	}
 	__u64 ptimeout = (__u64)vm->persist_s * 1000000000ULL;
-	struct persist_val *pv = bpf_map_lookup_elem(&persist, &pk);
+	struct persist_val *pv = bpf_map_lookup_elem(&persist, pk);
 	__u32 rid = pinned_real(pv, p->now, ptimeout);
 	int pinned = rid != 0;
 	if (!rid && vm->ring_size)
@@ -375,13 +382,13 @@ __attribute__((noinline)) __u32 select_pinned(struct vip_meta *vm, struct lb_con
 		return 0;
 	if ((p->syn || p->fk.proto == IPPROTO_UDP) && !p->rst && !p->icmp) {
 		if (flood_budget(cfg, pc, p->now)) {
-			struct flow_val nv = { .real_id = rid, .gen = rs->gen, .last_seen = p->now,
-					       .cifindex = p->cifindex };
-			__builtin_memcpy(nv.cmac, p->smac, ETH_ALEN);
-			ct_update(&p->fk, p->v6, &nv);
+			s->val = (struct flow_val){ .real_id = rid, .gen = rs->gen, .last_seen = p->now,
+						    .cifindex = p->cifindex };
+			__builtin_memcpy(s->val.cmac, p->smac, ETH_ALEN);
+			ct_update(&p->fk, p->v6, &s->val);
 			if (!pinned) {
-				struct persist_val np = { .real_id = rid, .gen = rs->gen, .last_seen = p->now };
-				bpf_map_update_elem(&persist, &pk, &np, BPF_ANY);
+				s->pval = (struct persist_val){ .real_id = rid, .gen = rs->gen, .last_seen = p->now };
+				bpf_map_update_elem(&persist, pk, &s->pval, BPF_ANY);
 			}
 			reason(pc, R_CT_NEW, p->len);
 		} else {

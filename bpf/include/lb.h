@@ -251,4 +251,10 @@ struct lb_percpu {
 	struct flood_state flood;
 	__u64 jiffies; /* bpf_jiffies64 when now was read */
 	__u64 now;     /* bpf_ktime_get_coarse_ns at that tick */
+	/* Scratch space of the selection (map keys and values built here,
+	 * not on a stack the program and the selection share). */
+	struct flow_key key;   /* an IPv6 flow-table key (lb_maps.h) */
+	struct flow_val val;   /* a flow-table entry being written */
+	struct persist_key pkey;
+	struct persist_val pval;
 };

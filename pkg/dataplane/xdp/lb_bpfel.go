@@ -117,6 +117,11 @@ type lbLbPercpu struct {
 	}
 	Jiffies uint64
 	Now     uint64
+	Key     lbFlowKey
+	Val     lbFlowVal
+	Pkey    lbPersistKey
+	_       [4]byte
+	Pval    lbPersistVal
 }
 
 type lbLbReason uint32
