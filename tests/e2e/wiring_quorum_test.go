@@ -135,8 +135,15 @@ dataplane {
 	}
 	t.Logf("quorum back: reals serving after %v", took)
 
-	lines := readLines(logf)
-	if i := slices.Index(lines, "quorum_down"); i < 0 || !slices.Contains(lines[i:], "quorum_up") {
+	// The scripts run once the data plane has the change (as keepalived
+	// runs them after the IPVS update), so quorum_up may follow the
+	// traffic by a moment.
+	var lines []string
+	if waitFor(3*time.Second, func() bool {
+		lines = readLines(logf)
+		i := slices.Index(lines, "quorum_down")
+		return i >= 0 && slices.Contains(lines[i:], "quorum_up")
+	}) < 0 {
 		t.Fatalf("quorum scripts: %q, want quorum_down then quorum_up", lines)
 	}
 }
