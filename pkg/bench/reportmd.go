@@ -373,22 +373,22 @@ of the key, bucket walk, key compare) and the LRU reference bit; the per-CPU sta
 counter updates and the parsing much of the rest. Before that tuning the service lookup, a second hash-map
 call, and the clock helper came on top (see the git log of bpf/lb.c).
 
-**Profile of the table-slot path** (made by hand, 2026-12-01 06:10 UTC, the program of commit 2ae4983,
+**Profile of the table-slot path** (made by hand, 2026-12-01 06:50 UTC, the program of commit 331f0be,
 not by this run), the same way: one UDP/IPv4 packet of an established flow through prog.Run, 10 × 2,000,000
-repeats, as halod runs it and with FlowTracking always. Of the program's time (its JIT image and the kernel
-map helpers it calls; the test-run loop and the verifier excluded), table slot: the 5-tuple hash
-(flow_hash5: ten mix32 rounds, two multiplies each) 27 %%; the service lookup (vip_index, then svc_meta and
-the key compare) 15 %%; the service's and the real's counters 8 %%; flow_seen 6 %%; the per-CPU state and
-reason counters 5 %%; the table slot itself (outer and inner array lookup) 6 %%; the rest (parsing, config,
-the real's entry, the frame rewrite) about a third. With FlowTracking always the flow-table lookup comes on
-top: the kernel's hash-map call alone took 17 %% of that program's time. The design before layout v8 found
-an established flow's real with that one flow-table lookup and did neither the hash nor, on a hit, the
-service lookup. Built from 5e2a7cb~1 and run through the same prog.Run measurement in alternation with
-commit 2ae4983 (three times each, repeat 300,000, load average about 2): its hit 131–134 ns, the table slot
-127–144 ns, the FlowTracking always hit 171–190 ns (MAC swap 33–41 ns in the same processes): per packet
-through prog.Run the table slot costs about what the old hit did; what it saves is the flow table's memory
-at many flows (halo-dr-32k against halo-dr-32k-tracked above). (At commit 5e2a7cb, before the service
-lookup became two array lookups, the table slot cost 4.7 × the MAC swap against the old hit's 2.8–3.4 ×.)
+repeats, as halod runs it and with FlowTracking always; samples grouped by the source function their JIT
+line belongs to. Of the program's time (its JIT image and the kernel map helpers it calls; the test-run
+loop and the verifier excluded), table slot: the 5-tuple hash (flow_hash5: ten mix32 rounds, two
+multiplies each) 25 %%; the service lookup (vip_index, then svc_meta and the key compare) 14 %%; flow_seen
+8 %%; the service's and the real's counters 8 %%; the per-CPU state and reason counters 6 %%; the table slot
+itself (outer and inner array lookup) 5 %%; the rest (parsing, config, the real's entry, the frame rewrite)
+about a third. With FlowTracking always the flow-table lookup comes on top: the kernel's hash-map call
+alone took 18 %% of that program's time. The design before layout v8 found an established flow's real with
+that one flow-table lookup and did neither the hash nor, on a hit, the service lookup. Built from 5e2a7cb~1
+and run through the same prog.Run measurement in alternation with commit 331f0be (three times each, repeat
+300,000, load average about 1): its hit 112–133 ns (3.00–3.39 × the MAC swap), the table slot 129–153 ns
+(3.44–3.76 ×), the FlowTracking always hit 170–203 ns (4.45–5.17 ×): per packet through prog.Run the table
+slot costs 16–36 ns more than the old hit did, the hash and the service lookup it needs; what it saves is
+the flow table's memory at many flows (halo-dr-32k against halo-dr-32k-tracked above).
 
 **Commands.** `+"`make bench`"+` (everything, writes this file), `+"`make bench-quick`"+` (every scenario once with
 50,000 frames, no report; the smoke test of `+"`make test`"+` is `+"`go test -run TestQuick ./pkg/bench`"+`),
