@@ -144,6 +144,12 @@ dataplane {
 		tcpAddr: net.JoinHostPort(vip, "80"),
 		udpAddr: netip.AddrPortFrom(netip.MustParseAddr(vip), 5353),
 	}
+	if !p.v6 {
+		// Over IPv4 the on-link client only downloads: d2 learns its
+		// next hop by resolving the address a reply found none for
+		// (nh_wanted), not from a flow's first packet (client_nh).
+		m.tcpOnly = []*lab.NS{cl}
+	}
 	// What d2 knows about the on-link client when it takes over: a reply
 	// of a flow d2 never saw goes to the next hop of the client's
 	// address, which for an on-link client is d2's neighbour entry.
