@@ -321,7 +321,7 @@ func TestTCPSkipsRetryForFarServers(t *testing.T) {
 	}
 	defer l.Close()
 	ap := l.Addr().(*net.TCPAddr).AddrPort()
-	c.T = Target{Addr: ap.Addr(), Port: int(ap.Port()), Timeout: time.Second}
+	c.T = Target{Addr: ap.Addr(), Port: int(ap.Port()), Timeout: 5 * time.Second}
 	fast, polled := tcpFastConnects.Load(), tcpPolledConnects.Load()
 	for i := 0; i < retryEvery-1; i++ {
 		if r := c.Check(context.Background()); r.Err != nil {
