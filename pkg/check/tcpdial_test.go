@@ -64,7 +64,7 @@ func TestTCPConnectFastPathResets(t *testing.T) {
 	// benchmark, 1 or 2 connects in 50,000): three tries.
 	fast := tcpFastConnects.Load()
 	for try := 0; try < 3 && tcpFastConnects.Load() == fast; try++ {
-		if r := (&TCP{T: Target{Addr: ap.Addr(), Port: int(ap.Port()), Timeout: time.Second}}).Check(context.Background()); r.Err != nil {
+		if r := (&TCP{T: Target{Addr: ap.Addr(), Port: int(ap.Port()), Timeout: 5 * time.Second}}).Check(context.Background()); r.Err != nil {
 			t.Fatal(r.Err)
 		}
 	}
@@ -143,7 +143,7 @@ func TestTCPConnectFamilies(t *testing.T) {
 		if a.Is4() {
 			a = netip.AddrFrom16(a.As16()) // ::ffff:127.0.0.1
 		}
-		if r := (&TCP{T: Target{Addr: a, Port: int(ap.Port()), Timeout: time.Second}}).Check(context.Background()); r.Err != nil {
+		if r := (&TCP{T: Target{Addr: a, Port: int(ap.Port()), Timeout: 5 * time.Second}}).Check(context.Background()); r.Err != nil {
 			t.Errorf("%s %s: %v", network, a, r.Err)
 		}
 	}
@@ -213,7 +213,7 @@ func TestTCPSocketReused(t *testing.T) {
 	}
 	defer l.Close()
 	ap := l.Addr().(*net.TCPAddr).AddrPort()
-	tg := Target{Addr: ap.Addr(), Port: int(ap.Port()), Timeout: time.Second}
+	tg := Target{Addr: ap.Addr(), Port: int(ap.Port()), Timeout: 5 * time.Second}
 	var from []string
 	var socks []*tcpSock
 	for i := 0; i < 2; i++ {
@@ -286,7 +286,7 @@ func TestTCPPooledSocketWaitsAgain(t *testing.T) {
 	}
 	defer l.Close()
 	ap := l.Addr().(*net.TCPAddr).AddrPort()
-	if r := (&TCP{T: Target{Addr: ap.Addr(), Port: int(ap.Port()), Timeout: time.Second}}).Check(reuseSockets(context.Background())); r.Err != nil {
+	if r := (&TCP{T: Target{Addr: ap.Addr(), Port: int(ap.Port()), Timeout: 5 * time.Second}}).Check(reuseSockets(context.Background())); r.Err != nil {
 		t.Fatalf("registered socket, live listener: %v", r.Err)
 	}
 	if idleTop() != s {
