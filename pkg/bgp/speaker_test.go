@@ -113,7 +113,12 @@ func TestSpeakerLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitRoutes(t, r)
+	// GoBGP counts a message once its write returned, which can be after the
+	// router already acted on it: give the counter the same patience.
 	st := sp.Status()
+	for deadline := time.Now().Add(5 * time.Second); st.UpdatesSent < 3 && time.Now().Before(deadline); st = sp.Status() {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if !st.Drained || len(st.Announced) != 0 || len(st.Peers) != 1 || !st.Peers[0].Up || st.Peers[0].State != "established" ||
 		st.Peers[0].HoldTime != 3 || st.UpdatesSent < 3 {
 		t.Fatalf("status while drained: %+v", st)
