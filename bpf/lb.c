@@ -218,13 +218,23 @@ int xdp_lb(struct xdp_md *ctx)
 		p.rst = !!(tcp_flags & TH_RST);
 		p.fin = !!(tcp_flags & TH_FIN);
 	}
-	p.h = flow_hash(&p.fk, vm);
-	p.sh = (vm->flags & SVC_HASH_SRC) ? flow_hash5(&p.fk) : p.h;
+	p.h = flow_hash_with(&p.fk, v6, vm->flags, vm->src_mask);
+	p.sh = (vm->flags & SVC_HASH_SRC) ? flow_hash5(&p.fk, v6, vm->flags) : p.h;
 	if (!icmp)
 		p.seen = seen_mark(cfg, p.sh, proto == IPPROTO_TCP);
 	__builtin_memcpy(p.smac, eth->h_source, ETH_ALEN);
 
-	__u32 rid = vm->persist_s ? select_pinned(vm, cfg, pc, &p) : select_ring(vm, cfg, pc, &p);
+	/* A clean slot of an unchanged hash is the common case: its real is
+	 * read here, without the call into the selection. */
+	__u32 rid = RING_DIRTY;
+	if (!vm->persist_s && vm->ring_size && !(vm->flags & SVC_REHASHED))
+		rid = ring_at(&rings, vm->id, ring_slot(p.h, vm->ring_size));
+	if (!(rid & RING_DIRTY))
+		reason(pc, R_RING, len);
+	else if (vm->persist_s)
+		rid = select_pinned(vm, cfg, pc, &p);
+	else
+		rid = select_ring(vm, cfg, pc, &p);
 	struct real *rs = bpf_map_lookup_elem(&reals, &rid);
 	if (!rid || !usable(rs)) {
 		reason(pc, R_PASS_NO_REAL, len);

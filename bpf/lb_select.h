@@ -69,11 +69,61 @@ static __always_inline __u32 mix32(__u32 h)
 	return h;
 }
 
-/* The 5-tuple hash. pkg/dataplane/xdp.flowHash is the same function in Go
- * (tested against this one). */
-static __always_inline __u32 flow_hash5(struct flow_key *f)
+/* The selection hash. Two versions: murmur3_32 over the key's words
+ * (SVC_HASH_MURMUR3, the default), and the mix32 chain halo used before it,
+ * kept for a pair of directors that run both versions during an upgrade
+ * (selection_hash mix32) and for the flows of a director that upgraded in
+ * place (a hash change, handled as any other: SVC_REHASHED). murmur3's
+ * chain through h is an xor, a rotate and a multiply-add per word, the
+ * multiplications of the words themselves independent of it, and an IPv4
+ * key is 4 words where the mix32 chain ran 10 full rounds one after the
+ * other. pkg/dataplane/xdp.flowHash is the same in Go (tested against this
+ * and against a murmur3 library). */
+#define LB_HASH_SEED 0x9747b28c
+
+static __always_inline __u32 rotl32(__u32 x, int r)
 {
-	__u32 h = 0x9747b28c;
+	return (x << r) | (x >> (32 - r));
+}
+
+static __always_inline __u32 mm3_word(__u32 h, __u32 k)
+{
+	k *= 0xcc9e2d51;
+	k = rotl32(k, 15);
+	k *= 0x1b873593;
+	h ^= k;
+	h = rotl32(h, 13);
+	return h * 5 + 0xe6546b64;
+}
+
+/* The 5-tuple hash; an IPv4 key hashes only the words it has. */
+static __always_inline __u32 flow_hash5_mm3(struct flow_key *f, int v6)
+{
+	__u32 h = LB_HASH_SEED;
+	__u32 ports = ((__u32)f->sport << 16) | f->dport;
+	if (!v6) {
+		h = mm3_word(h, f->src[0]);
+		h = mm3_word(h, f->dst[0]);
+		h = mm3_word(h, ports);
+		h = mm3_word(h, f->proto);
+		return mix32(h ^ 16);
+	}
+	h = mm3_word(h, f->src[0]);
+	h = mm3_word(h, f->src[1]);
+	h = mm3_word(h, f->src[2]);
+	h = mm3_word(h, f->src[3]);
+	h = mm3_word(h, f->dst[0]);
+	h = mm3_word(h, f->dst[1]);
+	h = mm3_word(h, f->dst[2]);
+	h = mm3_word(h, f->dst[3]);
+	h = mm3_word(h, ports);
+	h = mm3_word(h, f->proto);
+	return mix32(h ^ 40);
+}
+
+static __always_inline __u32 flow_hash5_mix(struct flow_key *f)
+{
+	__u32 h = LB_HASH_SEED;
 	h = mix32(h ^ f->src[0]);
 	h = mix32(h ^ f->src[1]);
 	h = mix32(h ^ f->src[2]);
@@ -86,13 +136,35 @@ static __always_inline __u32 flow_hash5(struct flow_key *f)
 	return mix32(h ^ f->proto);
 }
 
+/* The 5-tuple hash in the version flags name: the selection key of most
+ * schedulers and, for every service, the flow's index in flow_seen. */
+static __always_inline __u32 flow_hash5(struct flow_key *f, int v6, __u32 flags)
+{
+	return (flags & SVC_HASH_MURMUR3) ? flow_hash5_mm3(f, v6) : flow_hash5_mix(f);
+}
+
 /* The selection key: a pure function of the packet and the service's
  * settings (sh/mh and persistence hash the masked source). */
-static __always_inline __u32 flow_hash_with(struct flow_key *f, __u32 flags, __u32 *mask)
+static __always_inline __u32 flow_hash_with(struct flow_key *f, int v6, __u32 flags, __u32 *mask)
 {
 	if (!(flags & SVC_HASH_SRC))
-		return flow_hash5(f);
-	__u32 h = 0x9747b28c;
+		return flow_hash5(f, v6, flags);
+	__u32 h = LB_HASH_SEED;
+	if (flags & SVC_HASH_MURMUR3) {
+		__u32 n = 4;
+		h = mm3_word(h, f->src[0] & mask[0]);
+		if (v6) {
+			h = mm3_word(h, f->src[1] & mask[1]);
+			h = mm3_word(h, f->src[2] & mask[2]);
+			h = mm3_word(h, f->src[3] & mask[3]);
+			n = 16;
+		}
+		if (flags & SVC_HASH_PORT) {
+			h = mm3_word(h, f->sport);
+			n += 4;
+		}
+		return mix32(h ^ n);
+	}
 	h = mix32(h ^ (f->src[0] & mask[0]));
 	h = mix32(h ^ (f->src[1] & mask[1]));
 	h = mix32(h ^ (f->src[2] & mask[2]));
@@ -102,9 +174,12 @@ static __always_inline __u32 flow_hash_with(struct flow_key *f, __u32 flags, __u
 	return h;
 }
 
-static __always_inline __u32 flow_hash(struct flow_key *f, struct vip_meta *vm)
+/* The table position of hash h: every table has LB_RING_SIZE slots (Go
+ * builds no other size), and a remainder by a constant compiles to a
+ * multiplication where one by a loaded value is a division (~20 cycles). */
+static __always_inline __u32 ring_slot(__u32 h, __u32 size)
 {
-	return flow_hash_with(f, vm->flags, vm->src_mask);
+	return size == LB_RING_SIZE ? h % LB_RING_SIZE : h % size;
 }
 
 /* Slot `slot` of service svc's table in outer (rings or new_rings); 0 when
@@ -252,13 +327,17 @@ __attribute__((noinline)) __u32 select_ring(struct vip_meta *vm, struct lb_confi
 	__u32 h = p->h;
 	if (!vm->ring_size)
 		return 0;
-	__u32 slot = h % vm->ring_size;
+	__u32 slot = ring_slot(h, vm->ring_size);
 	__u32 e, rid;
 	if (vm->flags & SVC_REHASHED) {
 		/* Every slot is dirty; the previous real is where the
 		 * previous hash put the flow. */
-		__u32 ph = flow_hash_with(&p->fk, vm->prev_flags, vm->prev_mask);
-		e = ring_at(&rings, vm->id, ph % vm->ring_size) | RING_DIRTY;
+		__u32 ph = flow_hash_with(&p->fk, p->v6, vm->prev_flags, vm->prev_mask);
+		e = ring_at(&rings, vm->id, ring_slot(ph, vm->ring_size)) | RING_DIRTY;
+		/* The flows before the change were marked in flow_seen by the
+		 * previous hash's version (an upgrade from mix32). */
+		if ((vm->prev_flags ^ vm->flags) & SVC_HASH_MURMUR3)
+			p->sh = flow_hash5(&p->fk, p->v6, vm->prev_flags);
 	} else {
 		e = ring_at(&rings, vm->id, slot);
 	}
@@ -339,7 +418,7 @@ __attribute__((noinline)) __u32 select_pinned(struct vip_meta *vm, struct lb_con
 	pk->src[1] = p->fk.src[1] & vm->src_mask[1];
 	pk->src[2] = p->fk.src[2] & vm->src_mask[2];
 	pk->src[3] = p->fk.src[3] & vm->src_mask[3];
-	__u32 slot = vm->ring_size ? h % vm->ring_size : 0;
+	__u32 slot = vm->ring_size ? ring_slot(h, vm->ring_size) : 0;
 	p->now = clock_now(pc);
 	int expired = 0;
 	struct flow_val *fv = fresh_entry(cfg, pc, p, &expired);

@@ -45,6 +45,8 @@ enum lb_flags {
 	SVC_HASH_PORT = 1 << 1, /* with SVC_HASH_SRC: add the source port (sh-port, mh-port) */
 	SVC_REHASHED = 1 << 2,  /* the hash changed: every slot is dirty, and rings holds the
 				 * previous reals by the previous hash (prev_flags, prev_mask) */
+	SVC_HASH_MURMUR3 = 1 << 3, /* the hash is murmur3 over the key's words; without it, the
+				    * mix32 chain of halo before layout v9 (selection_hash mix32) */
 };
 
 enum real_flags {

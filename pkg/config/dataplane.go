@@ -60,12 +60,24 @@ func (b *builder) dataplane(n *node) {
 				b.d.errorf(t.Pos, "flow_tracking %q is not on_change or always", t.Text)
 			}
 		},
+		"selection_hash": func(n *node) {
+			t, ok := b.arg(n, 0)
+			if !ok {
+				return
+			}
+			switch t.Text {
+			case "murmur3", "mix32":
+				dp.SelectionHash = t.Text
+			default:
+				b.d.errorf(t.Pos, "selection_hash %q is not murmur3 or mix32", t.Text)
+			}
+		},
 		"max_reals": func(n *node) { b.intRange(n, 1, 1<<20, &dp.MaxReals) },
 	})
 	if dp.Backend == "ipvs" {
 		for _, c := range n.children {
 			switch c.key.Text {
-			case "flow_table_size", "tcp_timeout", "tcp_fin_timeout", "udp_timeout", "syn_flood_threshold", "max_services", "max_reals", "flow_tracking":
+			case "flow_table_size", "tcp_timeout", "tcp_fin_timeout", "udp_timeout", "syn_flood_threshold", "max_services", "max_reals", "flow_tracking", "selection_hash":
 				b.d.notef(c.pos(), "%s is used by the xdp backend only (IPVS: ipvsadm --set)", c.key.Text)
 			}
 		}

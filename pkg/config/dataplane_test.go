@@ -36,6 +36,7 @@ func TestDataplaneKeywords(t *testing.T) {
   max_services 4096
   max_reals 65536
   flow_tracking always
+  selection_hash mix32
 }
 `)
 	if d.ExitCode(false) != 0 {
@@ -44,7 +45,7 @@ func TestDataplaneKeywords(t *testing.T) {
 	dp := cfg.Dataplane
 	if dp.FlowTableSize != 1<<20 || dp.TCPTimeout.D() != 2*time.Hour || dp.TCPFinTimeout.D() != time.Minute ||
 		dp.UDPTimeout.D() != 30*time.Second || dp.SYNFloodThreshold != 50000 || dp.MaxServices != 4096 || dp.MaxReals != 65536 ||
-		dp.FlowTracking != "always" {
+		dp.FlowTracking != "always" || dp.SelectionHash != "mix32" {
 		t.Fatalf("%+v", dp)
 	}
 }
@@ -58,6 +59,7 @@ func TestDataplaneValidation(t *testing.T) {
 		{"max_services 0", `4:16: error: max_services: 0 out of range 1-65536`},
 		{"max_reals x", `4:13: error: max_reals: "x" is not a number`},
 		{"flow_tracking sometimes", `4:17: error: flow_tracking "sometimes" is not on_change or always`},
+		{"selection_hash crc32", `4:18: error: selection_hash "crc32" is not murmur3 or mix32`},
 	}
 	for _, c := range cases {
 		_, d := load(t, "dataplane {\n  backend xdp\n  interface eth0\n  "+c.text+"\n}\n")

@@ -332,6 +332,9 @@ func dataplaneDefaults(dp *Dataplane, set given) {
 	if dp.FlowTracking == "" {
 		dp.FlowTracking = "on_change"
 	}
+	if dp.SelectionHash == "" {
+		dp.SelectionHash = "murmur3"
+	}
 	if !set.has(&dp.FlowTableSize) {
 		dp.FlowTableSize = defFlowTableSize
 	}

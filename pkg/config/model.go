@@ -473,6 +473,10 @@ type Dataplane struct {
 	// (default: only on table slots whose real changed, until their flows
 	// settle) or always (every flow, the table read on every packet).
 	FlowTracking string `json:"flow_tracking"`
+	// SelectionHash is the XDP selection hash: murmur3 (default) or mix32
+	// (halo before murmur3; for a pair running both versions during an
+	// upgrade: every director of a pair must hash alike).
+	SelectionHash string `json:"selection_hash"`
 	// MaxServices and MaxReals size the service and real tables
 	// (defaults 1024 services and 131072 (service, real) pairs); the
 	// config must fit in them.

@@ -71,5 +71,6 @@ func xdpOptions(p BackendParams) xdp.Options {
 		MaxServices: uint32(max(dp.MaxServices, 0)), MaxReals: uint32(max(dp.MaxReals, 0)),
 		FlowTableSize: uint32(max(dp.FlowTableSize, 0)),
 		TCPTimeout:    dp.TCPTimeout.D(), TCPFinTimeout: dp.TCPFinTimeout.D(), UDPTimeout: dp.UDPTimeout.D(),
-		SYNFloodThreshold: dp.SYNFloodThreshold, FlowTracking: dp.FlowTracking}
+		SYNFloodThreshold: dp.SYNFloodThreshold, FlowTracking: dp.FlowTracking,
+		SelectionHash: dp.SelectionHash}
 }

@@ -19,7 +19,12 @@ type probeFlow struct {
 }
 
 func flowKeyOfFrame(f *packet.Frame) FlowKey {
-	k := FlowKey{Src: f.IPv4.Src, Dst: f.IPv4.Dst}
+	var k FlowKey
+	if f.IPv4 != nil {
+		k.Src, k.Dst = f.IPv4.Src, f.IPv4.Dst
+	} else {
+		k.Src, k.Dst = f.IPv6.Src, f.IPv6.Dst
+	}
 	if f.TCP != nil {
 		k.SPort, k.DPort, k.Proto = f.TCP.SrcPort, f.TCP.DstPort, 6
 	} else {
@@ -51,7 +56,7 @@ func (b *Backend) expected(t *testing.T, f *packet.Frame, isNew bool) string {
 // for a frame's flow (rr: the 5-tuple hash).
 func (b *Backend) beforeChange(t *testing.T, f *packet.Frame) bool {
 	t.Helper()
-	h := flowHash(flowKeyOfFrame(f), 0, [4]uint32{})
+	h := flowHash(flowKeyOfFrame(f), b.opts.selectionFlags(), [4]uint32{})
 	k := 4*b.seenWords + (h>>6)&(b.seenWords-1)
 	var snap uint64
 	if err := b.objs.FlowSeen.Lookup(k, &snap); err != nil {

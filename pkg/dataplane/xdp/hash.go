@@ -1,7 +1,10 @@
 package xdp
 
 import (
+	"encoding/binary"
 	"net/netip"
+
+	"github.com/spaolacci/murmur3"
 )
 
 // FlowKey is the part of a packet the selection rule reads.
@@ -10,6 +13,9 @@ type FlowKey struct {
 	SPort, DPort uint16
 	Proto        uint8
 }
+
+// hashSeed is LB_HASH_SEED of bpf/lb_select.h.
+const hashSeed = 0x9747b28c
 
 func mix32(h uint32) uint32 {
 	h ^= h >> 16
@@ -20,31 +26,62 @@ func mix32(h uint32) uint32 {
 	return h
 }
 
-// flowHash is flow_hash of bpf/lb.c in Go (TestFlowHashMatchesProgram runs
-// both): a function of the packet and the service's settings only, so a
-// flow lands on the same table position on every director.
+// flowHash is flow_hash_with of bpf/lb_select.h in Go (TestSelectionMatches
+// Program runs both): a function of the packet and the service's settings
+// only, so a flow lands on the same table position on every director.
+// With svcHashMurmur3 it is murmur3_32 of the key's words as the program
+// holds them (an IPv4 key: its 4 words only); without, the mix32 chain of
+// earlier versions.
 func flowHash(k FlowKey, flags uint32, mask [4]uint32) uint32 {
 	src, _ := addrWords(k.Src)
 	dst, _ := addrWords(k.Dst)
+	n := 1
+	if !k.Src.Is4() {
+		n = 4
+	}
 	// Ports are compared as the program holds them: network order in a
 	// native-endian 16-bit load.
 	sport, dport := uint32(htons(k.SPort)), uint32(htons(k.DPort))
-	h := uint32(0x9747b28c)
+	var words []uint32
 	if flags&uint32(lbLbFlagsSVC_HASH_SRC) != 0 {
 		for i := 0; i < 4; i++ {
-			h = mix32(h ^ (src[i] & mask[i]))
+			src[i] &= mask[i]
 		}
+		if flags&svcHashMurmur3 == 0 {
+			h := uint32(hashSeed)
+			for i := 0; i < 4; i++ {
+				h = mix32(h ^ src[i])
+			}
+			if flags&uint32(lbLbFlagsSVC_HASH_PORT) != 0 {
+				h = mix32(h ^ sport)
+			}
+			return h
+		}
+		words = append(words, src[:n]...)
 		if flags&uint32(lbLbFlagsSVC_HASH_PORT) != 0 {
-			h = mix32(h ^ sport)
+			words = append(words, sport)
 		}
-		return h
+		return murmur3Words(words)
 	}
-	for i := 0; i < 4; i++ {
-		h = mix32(h ^ src[i])
+	ports := sport<<16 | dport
+	if flags&svcHashMurmur3 == 0 {
+		h := uint32(hashSeed)
+		for _, w := range append(src[:], dst[:]...) {
+			h = mix32(h ^ w)
+		}
+		h = mix32(h ^ ports)
+		return mix32(h ^ uint32(k.Proto))
 	}
-	for i := 0; i < 4; i++ {
-		h = mix32(h ^ dst[i])
+	words = append(append(append(words, src[:n]...), dst[:n]...), ports, uint32(k.Proto))
+	return murmur3Words(words)
+}
+
+// murmur3Words is murmur3_32 of the words' bytes as the program's
+// native-endian (little-endian: bpf2go builds bpfel) loads see them.
+func murmur3Words(words []uint32) uint32 {
+	b := make([]byte, 4*len(words))
+	for i, w := range words {
+		binary.LittleEndian.PutUint32(b[4*i:], w)
 	}
-	h = mix32(h ^ (sport<<16 | dport))
-	return mix32(h ^ uint32(k.Proto))
+	return murmur3.Sum32WithSeed(b, hashSeed)
 }

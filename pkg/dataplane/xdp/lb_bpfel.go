@@ -70,9 +70,10 @@ type lbLbConfig struct {
 type lbLbFlags uint32
 
 const (
-	lbLbFlagsSVC_HASH_SRC  lbLbFlags = 1
-	lbLbFlagsSVC_HASH_PORT lbLbFlags = 2
-	lbLbFlagsSVC_REHASHED  lbLbFlags = 4
+	lbLbFlagsSVC_HASH_SRC     lbLbFlags = 1
+	lbLbFlagsSVC_HASH_PORT    lbLbFlags = 2
+	lbLbFlagsSVC_REHASHED     lbLbFlags = 4
+	lbLbFlagsSVC_HASH_MURMUR3 lbLbFlags = 8
 )
 
 type lbLbLimits uint32

@@ -648,7 +648,15 @@ func (b *Backend) selection(s dataplane.Service) (flags uint32, mask [4]uint32) 
 		flags = uint32(lbLbFlagsSVC_HASH_SRC)
 		mask, _ = addrWords(fullMask(s.Key.Addr.Is4(), s.PersistenceMask))
 	}
-	return flags, mask
+	return flags | b.opts.selectionFlags(), mask
+}
+
+// selectionFlags are the flags of the selection hash's version.
+func (o *Options) selectionFlags() uint32 {
+	if o.SelectionHash == HashMix32 {
+		return 0
+	}
+	return svcHashMurmur3
 }
 
 func vipKey(k dataplane.ServiceKey) lbVipKey {

@@ -18,6 +18,8 @@ const (
 	ringDirty   = uint32(lbRingFlagsRING_DIRTY)
 	ringIDMask  = uint32(lbRingFlagsRING_ID_MASK)
 	svcRehashed = uint32(lbLbFlagsSVC_REHASHED)
+	// svcHashMurmur3 names the selection hash's version (hash.go).
+	svcHashMurmur3 = uint32(lbLbFlagsSVC_HASH_MURMUR3)
 )
 
 // nextRing is the rings content after the table becomes cur, given what

@@ -57,6 +57,11 @@ type Options struct {
 	// (the default: only where a service's table changed, bpf/lb_select.h)
 	// or TrackAlways (every flow, the table read on every packet).
 	FlowTracking string
+	// SelectionHash is the hash of the selection rule (selection_hash):
+	// HashMurmur3 (the default) or HashMix32, the one of halo before it.
+	// Directors that share flows (a VRRP pair, ECMP) must use the same;
+	// changing it on a running director is a hash change (flows kept).
+	SelectionHash string
 	// Now is the wall clock of table changes (tests move it); default
 	// time.Now.
 	Now func() time.Time
@@ -66,6 +71,12 @@ type Options struct {
 const (
 	TrackOnChange = "on_change"
 	TrackAlways   = "always"
+)
+
+// Selection hashes (Options.SelectionHash).
+const (
+	HashMurmur3 = "murmur3"
+	HashMix32   = "mix32"
 )
 
 func (o *Options) defaults() {
@@ -95,6 +106,9 @@ func (o *Options) defaults() {
 	}
 	if o.FlowTracking == "" {
 		o.FlowTracking = TrackOnChange
+	}
+	if o.SelectionHash == "" {
+		o.SelectionHash = HashMurmur3
 	}
 	if o.Now == nil {
 		o.Now = time.Now
