@@ -116,7 +116,7 @@ bench-quick: deps-bench
 # copy of the tree, one at a time, and checks that the tests it names fail;
 # the report goes to docs/mutants.md. MUTANTS_ARGS=-full runs every test
 # against each mutant (slow); MUTANTS_ARGS='-only NAME' picks mutants.
-mutants: deps-test
+mutants: deps-test deps-generate
 	$(GO) run ./tests/mutants $(MUTANTS_ARGS)
 
 # The Debian package (nfpm as a Go library): binaries, systemd unit, example

@@ -217,6 +217,21 @@ func runMutant(dir string, m *mutant, full bool, timeout time.Duration) (r resul
 			fatal("%v", err)
 		}
 	}
+	// A mutant of the BPF C is compiled into the object the Go package
+	// embeds (bpf2go; clang needed), which is restored afterwards too.
+	if bpfEdit(m) {
+		for _, f := range []string{"pkg/dataplane/xdp/lb_bpfel.go", "pkg/dataplane/xdp/lb_bpfel.o"} {
+			b, err := os.ReadFile(filepath.Join(dir, f))
+			if err != nil {
+				fatal("%v", err)
+			}
+			saved[f] = b
+		}
+		if out, err := run(dir, 5*time.Minute, "go", "generate", "./pkg/dataplane/xdp"); err != nil {
+			r.verdict, r.detail = "BROKEN", "the BPF object does not build: "+firstLine(tail(out, 5))
+			return
+		}
+	}
 	// vet compiles the mutated packages: a mutant that does not build (or
 	// that vet rejects) is a fault of the list, not a catch.
 	if out, err := run(dir, 5*time.Minute, "go", append([]string{"vet"}, pkgsOf(m)...)...); err != nil {
@@ -241,6 +256,16 @@ func runMutant(dir string, m *mutant, full bool, timeout time.Duration) (r resul
 	}
 	r.verdict = "SURVIVED"
 	return
+}
+
+// bpfEdit says whether m edits the BPF C sources.
+func bpfEdit(m *mutant) bool {
+	for _, e := range m.edits {
+		if strings.HasPrefix(e.file, "bpf/") {
+			return true
+		}
+	}
+	return false
 }
 
 func goTest(dir, pkg, runRe string, timeout time.Duration) (string, error) {
@@ -341,6 +366,9 @@ func pkgsOf(m *mutant) []string {
 	var out []string
 	for _, e := range m.edits {
 		p := "./" + filepath.Dir(e.file)
+		if strings.HasPrefix(e.file, "bpf/") {
+			p = "./pkg/dataplane/xdp" // the package that embeds the object
+		}
 		if !seen[p] {
 			seen[p] = true
 			out = append(out, p)
