@@ -2,6 +2,7 @@ package xdp
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"testing"
@@ -277,15 +278,22 @@ func TestTableChangeKeepsEveryFlow(t *testing.T) {
 // the new process reads them back, and its first Apply of the same
 // services leaves them as they were.
 func TestRestartKeepsDirtySlots(t *testing.T) {
+	// keepalived.conf may name a real with or without its port; the maps
+	// hold the effective port either way, and adoption must give the slot
+	// back to the real as configured.
+	for _, port := range []uint16{80, 0} {
+		t.Run(fmt.Sprintf("real port %d", port), func(t *testing.T) { restartKeepsDirtySlots(t, port) })
+	}
+}
+
+func restartKeepsDirtySlots(t *testing.T, port uint16) {
 	pins := pinDir(t)
 	o := Options{PinPath: pins, KeepOnClose: true, ResolveMAC: fakeResolve}
 	first := loadWith(t, o)
 	ctx := context.Background()
-	// Reals with their port, as keepalived.conf names them: the maps
-	// hold the effective port, which is what adoption reads back.
 	withPorts := func(s dataplane.Service) []dataplane.Service {
 		for i := range s.Reals {
-			s.Reals[i].Port = 80
+			s.Reals[i].Port = port
 		}
 		return []dataplane.Service{s}
 	}
@@ -323,6 +331,11 @@ func TestRestartKeepsDirtySlots(t *testing.T) {
 	}
 	if dirty != st.ring.dirty {
 		t.Fatalf("%d dirty slots after the restart, %d before", dirty, st.ring.dirty)
+	}
+	for rk := range second.svcs[three[0].Key].reals {
+		if rk.Port != port {
+			t.Fatalf("adopted real %s, configured with port %d", rk, port)
+		}
 	}
 }
 

@@ -30,6 +30,7 @@ func (b *Backend) Apply(ctx context.Context, desired []dataplane.Service) error 
 	b.resolveNew(accepted)
 
 	b.mu.Lock()
+	b.rekeyAdopted(accepted)
 	// vip_index sends every VIP about to change to the hash map first, and
 	// names each service's svc_meta entry once the maps hold the new set
 	// (see writeVIPFilter).
