@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 
-	"github.com/spaolacci/murmur3"
+	"github.com/twmb/murmur3"
 )
 
 // FlowKey is the part of a packet the selection rule reads.
@@ -83,5 +83,5 @@ func murmur3Words(words []uint32) uint32 {
 	for i, w := range words {
 		binary.LittleEndian.PutUint32(b[4*i:], w)
 	}
-	return murmur3.Sum32WithSeed(b, hashSeed)
+	return murmur3.SeedSum32(hashSeed, b)
 }
