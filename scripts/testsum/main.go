@@ -39,6 +39,7 @@ type summary struct {
 	failures               []key
 	skips                  []key
 	pkgFailed              []string
+	ended                  map[key]bool // tests with a pass, fail or skip
 }
 
 func main() {
@@ -49,7 +50,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "testsum:", err)
 		os.Exit(2)
 	}
-	s := &summary{out: os.Stdout, output: map[key][]string{}}
+	s := &summary{out: os.Stdout, output: map[key][]string{}, ended: map[key]bool{}}
 	sc := bufio.NewScanner(os.Stdin)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	for sc.Scan() {
@@ -91,11 +92,13 @@ func (s *summary) add(e event) {
 	case "pass":
 		if e.Test != "" {
 			s.passed++
+			s.ended[k] = true
 		}
 	case "fail":
 		if e.Test != "" {
 			s.failed++
 			s.failures = append(s.failures, k)
+			s.ended[k] = true
 		} else {
 			s.pkgFailed = append(s.pkgFailed, e.Package)
 		}
@@ -103,6 +106,7 @@ func (s *summary) add(e event) {
 		if e.Test != "" {
 			s.skipRn++
 			s.skips = append(s.skips, k)
+			s.ended[k] = true
 		}
 	}
 }
@@ -151,6 +155,12 @@ func (s *summary) report() bool {
 				continue
 			}
 			fmt.Fprintf(s.out, "--- FAIL: package %s\n", p)
+			// A test binary that died (fatal error, os.Exit, a signal)
+			// ends no test: the one running holds the why.
+			for _, k := range s.unended(p) {
+				fmt.Fprintf(s.out, "--- running when the test binary died: %s\n", k.test)
+				fmt.Fprint(s.out, tail(s.output[k], 200))
+			}
 			fmt.Fprint(s.out, tail(s.output[key{p, ""}], 200))
 		}
 	}
@@ -169,6 +179,18 @@ func (s *summary) report() bool {
 	}
 	fmt.Fprintf(s.out, "%d passed, %d failed, %d skipped\n", s.passed, failed, s.skipRn)
 	return bad
+}
+
+// unended lists package p's tests that started but never ended, by name.
+func (s *summary) unended(p string) []key {
+	var out []key
+	for k := range s.output {
+		if k.pkg == p && k.test != "" && !s.ended[k] {
+			out = append(out, k)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].test < out[j].test })
+	return out
 }
 
 func hasFailedChild(fails []key, k key) bool {

@@ -10,7 +10,7 @@ import (
 func feed(t *testing.T, events ...event) (string, bool) {
 	t.Helper()
 	var out bytes.Buffer
-	s := &summary{out: &out, output: map[key][]string{}}
+	s := &summary{out: &out, output: map[key][]string{}, ended: map[key]bool{}}
 	for _, e := range events {
 		b, err := json.Marshal(e)
 		if err != nil {
@@ -68,5 +68,30 @@ func TestFailuresAndBuildFailuresCount(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q in:\n%s", want, out)
 		}
+	}
+}
+
+// A test binary that dies mid-test (here the race detector's checkptr)
+// ends no test: the running test's output is what says why.
+func TestDeadBinaryShowsTheRunningTest(t *testing.T) {
+	const p = "example/x"
+	out, bad := feed(t,
+		event{Action: "output", Package: p, Test: "TestDone", Output: "=== RUN   TestDone\n"},
+		event{Action: "pass", Package: p, Test: "TestDone"},
+		event{Action: "output", Package: p, Test: "TestDies", Output: "=== RUN   TestDies\n"},
+		event{Action: "output", Package: p, Test: "TestDies", Output: "fatal error: checkptr: pointer arithmetic result points to invalid allocation\n"},
+		event{Action: "output", Package: p, Output: "FAIL\t" + p + "\t0.6s\n"},
+		event{Action: "fail", Package: p},
+	)
+	if !bad {
+		t.Fatal("a dead test binary not reported as failure")
+	}
+	for _, want := range []string{"--- running when the test binary died: TestDies", "fatal error: checkptr", "1 passed, 1 failed, 0 skipped\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "died: TestDone") {
+		t.Errorf("a test that passed is shown as running:\n%s", out)
 	}
 }
