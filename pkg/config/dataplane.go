@@ -1,6 +1,10 @@
 package config
 
-import "math"
+import (
+	"math"
+	"slices"
+	"strings"
+)
 
 func (b *builder) dataplane(n *node) {
 	dp := &b.cfg.Dataplane
@@ -30,49 +34,16 @@ func (b *builder) dataplane(n *node) {
 				dp.Interfaces = append(dp.Interfaces, a.Text)
 			}
 		},
-		"xdp_mode": func(n *node) {
-			t, ok := b.arg(n, 0)
-			if !ok {
-				return
-			}
-			switch t.Text {
-			case "native", "generic", "auto":
-				dp.XDPMode = t.Text
-			default:
-				b.d.errorf(t.Pos, "xdp_mode %q is not native, generic or auto", t.Text)
-			}
-		},
+		"xdp_mode":            b.oneOf(&dp.XDPMode, "native", "generic", "auto"),
 		"flow_table_size":     func(n *node) { b.intRange(n, 1024, 1<<27, &dp.FlowTableSize) },
 		"tcp_timeout":         b.wholeSeconds(&dp.TCPTimeout),
 		"tcp_fin_timeout":     b.wholeSeconds(&dp.TCPFinTimeout),
 		"udp_timeout":         b.wholeSeconds(&dp.UDPTimeout),
 		"syn_flood_threshold": func(n *node) { b.intRange(n, 0, math.MaxInt32, &dp.SYNFloodThreshold) },
 		"max_services":        func(n *node) { b.intRange(n, 1, 1<<16, &dp.MaxServices) },
-		"flow_tracking": func(n *node) {
-			t, ok := b.arg(n, 0)
-			if !ok {
-				return
-			}
-			switch t.Text {
-			case "on_change", "always":
-				dp.FlowTracking = t.Text
-			default:
-				b.d.errorf(t.Pos, "flow_tracking %q is not on_change or always", t.Text)
-			}
-		},
-		"selection_hash": func(n *node) {
-			t, ok := b.arg(n, 0)
-			if !ok {
-				return
-			}
-			switch t.Text {
-			case "murmur3", "mix32":
-				dp.SelectionHash = t.Text
-			default:
-				b.d.errorf(t.Pos, "selection_hash %q is not murmur3 or mix32", t.Text)
-			}
-		},
-		"max_reals": func(n *node) { b.intRange(n, 1, 1<<20, &dp.MaxReals) },
+		"flow_tracking":       b.oneOf(&dp.FlowTracking, "on_change", "always"),
+		"selection_hash":      b.oneOf(&dp.SelectionHash, "murmur3", "mix32"),
+		"max_reals":           func(n *node) { b.intRange(n, 1, 1<<20, &dp.MaxReals) },
 	})
 	if dp.Backend == "ipvs" {
 		for _, c := range n.children {
@@ -84,6 +55,22 @@ func (b *builder) dataplane(n *node) {
 	}
 	if dp.Backend == "xdp" && len(dp.Interfaces) == 0 {
 		b.d.errorf(n.pos(), "dataplane backend xdp needs at least one interface")
+	}
+}
+
+// oneOf reads a keyword whose one argument is one of values.
+func (b *builder) oneOf(dst *string, values ...string) handler {
+	return func(n *node) {
+		t, ok := b.arg(n, 0)
+		if !ok {
+			return
+		}
+		if !slices.Contains(values, t.Text) {
+			b.d.errorf(t.Pos, "%s %q is not %s or %s", n.key.Text, t.Text,
+				strings.Join(values[:len(values)-1], ", "), values[len(values)-1])
+			return
+		}
+		*dst = t.Text
 	}
 }
 

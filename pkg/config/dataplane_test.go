@@ -59,6 +59,7 @@ func TestDataplaneValidation(t *testing.T) {
 		{"max_services 0", `4:16: error: max_services: 0 out of range 1-65536`},
 		{"max_reals x", `4:13: error: max_reals: "x" is not a number`},
 		{"flow_tracking sometimes", `4:17: error: flow_tracking "sometimes" is not on_change or always`},
+		{"xdp_mode fast", `4:12: error: xdp_mode "fast" is not native, generic or auto`},
 		{"selection_hash crc32", `4:18: error: selection_hash "crc32" is not murmur3 or mix32`},
 	}
 	for _, c := range cases {
