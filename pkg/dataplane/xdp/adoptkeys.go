@@ -14,14 +14,20 @@ import (
 // table slot, so the flows a dirty slot remembers would lose their real.
 // A slot is renamed only when the configuration has the port-less real and
 // not the same address with the service's port spelled out. Called under
-// b.mu before the first install of accepted.
+// b.mu before the install of accepted; only the first Apply after
+// adoption has anything to match (later ones start from the config's keys).
 func (b *Backend) rekeyAdopted(accepted []dataplane.Service) {
-	if !b.slots.adopted {
+	if !b.slots.rekey {
 		return
+	}
+	b.slots.rekey = false
+	byKey := make(map[dataplane.ServiceKey]*dataplane.Service, len(accepted))
+	for i := range accepted {
+		byKey[accepted[i].Key] = &accepted[i]
 	}
 	for i, s := range b.installed {
 		st := b.svcs[s.Key]
-		want := findService(accepted, s.Key)
+		want := byKey[s.Key]
 		if st == nil || want == nil {
 			continue
 		}
@@ -49,13 +55,4 @@ func (b *Backend) rekeyAdopted(accepted []dataplane.Service) {
 		}
 	}
 	b.installed = dataplane.Canonical(b.installed)
-}
-
-func findService(ss []dataplane.Service, k dataplane.ServiceKey) *dataplane.Service {
-	for i := range ss {
-		if ss[i].Key == k {
-			return &ss[i]
-		}
-	}
-	return nil
 }

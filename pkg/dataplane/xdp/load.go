@@ -283,6 +283,7 @@ func (b *Backend) adopt() error {
 		return nil // maps this process created: nothing to read
 	}
 	b.slots.adopted = b.mapDir != "" && !b.fresh
+	b.slots.rekey = b.slots.adopted
 	b.svcIDs = rebuildPool(usedSvc, 0, b.opts.MaxServices)
 	used := map[uint32]bool{}
 	reals := map[dataplane.ServiceKey][]dataplane.Real{}

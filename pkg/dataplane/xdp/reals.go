@@ -70,7 +70,10 @@ type slotTable struct {
 	// adopted: the maps come from an earlier process, so even ids this
 	// process never handed out may hold old counters.
 	adopted bool
-	byAddr  map[netip.Addr]map[uint32]bool
+	// rekey: adopted keys still to be matched to the configuration's
+	// (adoptkeys.go); cleared by the first Apply.
+	rekey  bool
+	byAddr map[netip.Addr]map[uint32]bool
 }
 
 func newSlotTable(limit uint32) slotTable {
