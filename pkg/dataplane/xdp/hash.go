@@ -42,7 +42,8 @@ func flowHash(k FlowKey, flags uint32, mask [4]uint32) uint32 {
 	// Ports are compared as the program holds them: network order in a
 	// native-endian 16-bit load.
 	sport, dport := uint32(htons(k.SPort)), uint32(htons(k.DPort))
-	var words []uint32
+	var buf [10]uint32 // the longest key: IPv6 5-tuple
+	words := buf[:0]
 	if flags&uint32(lbLbFlagsSVC_HASH_SRC) != 0 {
 		for i := 0; i < 4; i++ {
 			src[i] &= mask[i]
@@ -66,7 +67,10 @@ func flowHash(k FlowKey, flags uint32, mask [4]uint32) uint32 {
 	ports := sport<<16 | dport
 	if flags&svcHashMurmur3 == 0 {
 		h := uint32(hashSeed)
-		for _, w := range append(src[:], dst[:]...) {
+		for _, w := range src {
+			h = mix32(h ^ w)
+		}
+		for _, w := range dst {
 			h = mix32(h ^ w)
 		}
 		h = mix32(h ^ ports)
@@ -79,9 +83,10 @@ func flowHash(k FlowKey, flags uint32, mask [4]uint32) uint32 {
 // murmur3Words is murmur3_32 of the words' bytes as the program's
 // native-endian (little-endian: bpf2go builds bpfel) loads see them.
 func murmur3Words(words []uint32) uint32 {
-	b := make([]byte, 4*len(words))
-	for i, w := range words {
-		binary.LittleEndian.PutUint32(b[4*i:], w)
+	var buf [40]byte
+	b := buf[:0]
+	for _, w := range words {
+		b = binary.LittleEndian.AppendUint32(b, w)
 	}
 	return murmur3.SeedSum32(hashSeed, b)
 }
