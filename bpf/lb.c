@@ -279,8 +279,8 @@ int xdp_lb(struct xdp_md *ctx)
 		reason(pc, R_CT_CLOSED, len);
 	}
 
-	/* The slot's service: the one whose table or flow chose it. */
-	count(&vip_stats, rs->svc, len);
+	/* One counter per packet: rid is a (service, real) entry, and Go
+	 * sums a service's entries for the service's counters. */
 	count(&real_stats, rid, len);
 
 	if (tun)

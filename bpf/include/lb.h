@@ -122,7 +122,7 @@ enum vip_index_flags {
 
 struct vip_meta {
 	struct vip_key key; /* the service (svc_meta is checked against it) */
-	__u32 id;        /* service index: rings, vip_stats */
+	__u32 id;        /* service index: rings, new_rings, svc_meta */
 	__u32 flags;     /* enum lb_flags */
 	__u32 ring_size; /* slots of this service's table (prime) */
 	__u32 persist_s; /* persistence_timeout in seconds; 0: none */

@@ -413,6 +413,63 @@ func TestPerServiceRealCounters(t *testing.T) {
 	}
 }
 
+// A service's counters are its entries' summed (the program counts each
+// packet once, per entry), and keep what an entry counted after its real
+// left; a new service of a reused id starts at zero.
+func TestServiceCountersSumEntries(t *testing.T) {
+	b := loadWith(t, Options{})
+	ctx := context.Background()
+	two := svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11", "10.1.0.12")
+	if err := b.Apply(ctx, []dataplane.Service{two}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		run(t, b, tcp4(vip4, 80, uint16(2000+i)).Bytes())
+	}
+	service := func(port uint16) (dataplane.Stats, map[dataplane.RealKey]dataplane.Stats) {
+		st, err := b.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range st {
+			if s.Key.Port == port {
+				return s.Stats, s.Reals
+			}
+		}
+		t.Fatalf("no service :%d in %+v", port, st)
+		return dataplane.Stats{}, nil
+	}
+	tot, reals := service(80)
+	r11, r12 := reals[dataplane.RealKey{Addr: netip.MustParseAddr("10.1.0.11")}], reals[dataplane.RealKey{Addr: netip.MustParseAddr("10.1.0.12")}]
+	if tot.Packets != 20 || r11.Packets+r12.Packets != 20 || r11.Packets == 0 || r12.Packets == 0 {
+		t.Fatalf("service %+v, reals .11 %+v .12 %+v: want 20 packets over both", tot, r11, r12)
+	}
+	if tot.Bytes != r11.Bytes+r12.Bytes || tot.Bytes == 0 {
+		t.Fatalf("service bytes %d, reals %d + %d", tot.Bytes, r11.Bytes, r12.Bytes)
+	}
+	// .12 leaves: the service keeps its packets; five more go to .11.
+	if err := b.Apply(ctx, []dataplane.Service{svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11")}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		run(t, b, withFlags(tcp4(vip4, 80, uint16(3000+i)), packet.TCPSyn).Bytes())
+	}
+	after, reals := service(80)
+	if after.Packets != 25 || after.Bytes <= tot.Bytes || len(reals) != 1 {
+		t.Fatalf("after .12 left: service %+v (want 25 packets), reals %+v", after, reals)
+	}
+	// The service goes; another takes its id and starts at zero.
+	if err := b.Apply(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Apply(ctx, []dataplane.Service{svc(vip4, 81, dataplane.TCP, "rr", "10.1.0.12")}); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := service(81); s.Packets != 0 {
+		t.Fatalf("new service starts at %+v", s)
+	}
+}
+
 func mustCPUs(t *testing.T) []int {
 	n, err := possibleCPUs()
 	if err != nil {

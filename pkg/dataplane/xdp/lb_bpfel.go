@@ -276,7 +276,6 @@ const (
 	lbMapSvcMeta             = "svc_meta"
 	lbMapTxPorts             = "tx_ports"
 	lbMapVipIndex            = "vip_index"
-	lbMapVipStats            = "vip_stats"
 	lbMapVips                = "vips"
 	lbProgXdpLb              = "xdp_lb"
 	lbVarUnusedChunk         = "unused_chunk"
@@ -363,7 +362,6 @@ type lbMapSpecs struct {
 	SvcMeta     *ebpf.MapSpec `ebpf:"svc_meta"`
 	TxPorts     *ebpf.MapSpec `ebpf:"tx_ports"`
 	VipIndex    *ebpf.MapSpec `ebpf:"vip_index"`
-	VipStats    *ebpf.MapSpec `ebpf:"vip_stats"`
 	Vips        *ebpf.MapSpec `ebpf:"vips"`
 }
 
@@ -426,7 +424,6 @@ type lbMaps struct {
 	SvcMeta     *ebpf.Map `ebpf:"svc_meta"`
 	TxPorts     *ebpf.Map `ebpf:"tx_ports"`
 	VipIndex    *ebpf.Map `ebpf:"vip_index"`
-	VipStats    *ebpf.Map `ebpf:"vip_stats"`
 	Vips        *ebpf.Map `ebpf:"vips"`
 }
 
@@ -450,7 +447,6 @@ func (m *lbMaps) Close() error {
 		m.SvcMeta,
 		m.TxPorts,
 		m.VipIndex,
-		m.VipStats,
 		m.Vips,
 	)
 }

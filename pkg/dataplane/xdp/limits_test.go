@@ -24,7 +24,6 @@ func TestMapSizesMatchLimits(t *testing.T) {
 		"reals":        MaxReals,
 		"conntrack":    FlowTableSize,
 		"conntrack4":   FlowTableSize,
-		"vip_stats":    MaxServices,
 		"real_stats":   MaxReals,
 		"reason_stats": 1, // one struct lb_percpu per CPU
 		"tx_ports":     maxIfaces,

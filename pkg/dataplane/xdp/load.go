@@ -48,7 +48,7 @@ func loadSpec(spec *ebpf.CollectionSpec, opts Options) (*Backend, error) {
 		b.log = opts.Log
 	}
 	for name, n := range map[string]uint32{"vips": opts.MaxServices, "rings": opts.MaxServices, "new_rings": opts.MaxServices, "svc_meta": opts.MaxServices,
-		"vip_stats": opts.MaxServices, "reals": opts.MaxReals, "real_stats": opts.MaxReals,
+		"reals": opts.MaxReals, "real_stats": opts.MaxReals,
 		"conntrack": opts.FlowTableSize, "conntrack4": opts.FlowTableSize} {
 		spec.Maps[name].MaxEntries = n
 	}
@@ -100,7 +100,28 @@ func loadSpec(spec *ebpf.CollectionSpec, opts Options) (*Backend, error) {
 		b.dropFreshDir()
 		return nil, err
 	}
+	b.dropRetiredPins()
 	return b, nil
+}
+
+// retiredMaps are maps an earlier build of the same layout pinned and this
+// one no longer has; their values are nothing the program reads.
+var retiredMaps = []string{
+	"vip_stats", // per-service counters: now the sum of the service's entries
+}
+
+// dropRetiredPins removes the retired maps' pins from the adopted
+// directory, so a restart-upgrade does not keep them for as long as the
+// layout lives (a clean stop removes the whole directory anyway).
+func (b *Backend) dropRetiredPins() {
+	if b.mapDir == "" {
+		return
+	}
+	for _, n := range retiredMaps {
+		if err := os.Remove(filepath.Join(b.mapDir, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			b.log.Warn("remove the pin of a map this version no longer uses", "map", n, "err", err)
+		}
+	}
 }
 
 // dropFreshDir removes a map directory this process created and never

@@ -163,6 +163,13 @@ func (b *Backend) freeSlot(id uint32) {
 	if err := b.objs.Reals.Put(id, &r); err != nil {
 		b.log.Error("invalidate real entry", "slot", id, "err", err)
 	}
+	// The entry counts nothing more (a packet already past the check on
+	// another CPU at most); its service keeps what it counted.
+	if st := b.svcs[o.svc]; st != nil {
+		c := sumCounter(b.objs.RealStats, id)
+		st.retired.Packets += c.Packets
+		st.retired.Bytes += c.Bytes
+	}
 	delete(b.slots.owners, id)
 	delete(b.slots.hasMAC, id)
 	if m := b.slots.byAddr[o.real.Addr]; m != nil {

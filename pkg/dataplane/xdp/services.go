@@ -303,10 +303,6 @@ func (b *Backend) installSlots(s dataplane.Service) (staged, error) {
 		}
 		st = &svcState{id: id, reals: map[dataplane.RealKey]uint32{}}
 		b.svcs[s.Key] = st
-		zero := make([]lbCounter, ebpf.MustPossibleCPU())
-		if err := b.objs.VipStats.Put(id, zero); err != nil {
-			return staged{}, fmt.Errorf("reset counters of %s: %w", s.Key, err)
-		}
 	}
 	ids := make([]uint32, 0, len(s.Reals))
 	vals := make([]lbReal, 0, len(s.Reals))

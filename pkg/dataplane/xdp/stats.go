@@ -17,7 +17,9 @@ func (b *Backend) Services(context.Context) ([]dataplane.Service, error) {
 }
 
 // Stats implements dataplane.Backend: per service, and per real of each
-// service (each (service, real) has its own counters).
+// service (each (service, real) has its own counters). A service's
+// counters are its entries' summed, with those of the entries it freed:
+// the program counts each packet once, per entry.
 func (b *Backend) Stats(context.Context) ([]dataplane.ServiceStats, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -28,9 +30,12 @@ func (b *Backend) Stats(context.Context) ([]dataplane.ServiceStats, error) {
 			continue
 		}
 		ss := dataplane.ServiceStats{Key: s.Key, Reals: map[dataplane.RealKey]dataplane.Stats{}}
-		ss.Stats = sumCounter(b.objs.VipStats, st.id)
+		ss.Stats = st.retired
 		for rk, id := range st.reals {
-			ss.Reals[rk] = sumCounter(b.objs.RealStats, id)
+			c := sumCounter(b.objs.RealStats, id)
+			ss.Reals[rk] = c
+			ss.Stats.Packets += c.Packets
+			ss.Stats.Bytes += c.Bytes
 		}
 		out = append(out, ss)
 	}

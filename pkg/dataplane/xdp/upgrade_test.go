@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
 	"github.com/halo-lb/halo/internal/testkit/lab"
@@ -101,5 +102,37 @@ func TestLayoutChangeSwapsAfterFirstApply(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A map an earlier build of the same layout pinned and this one no longer
+// has (vip_stats: service counters are now summed from the entries) loses
+// its pin when a new halod adopts the directory; the other pins stay.
+func TestRetiredPinRemovedOnAdoption(t *testing.T) {
+	pins := pinDir(t)
+	o := Options{PinPath: pins, ResolveMAC: fakeResolve}
+	o.defaults()
+	dir := filepath.Join(pins, layoutDir(o))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	old, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 16, MaxEntries: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if err := old.Pin(filepath.Join(dir, "vip_stats")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := LoadWith(Options{PinPath: pins, ResolveMAC: fakeResolve, KeepOnClose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := os.Stat(filepath.Join(dir, "vip_stats")); !os.IsNotExist(err) {
+		t.Fatalf("retired pin still there (stat: %v)", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "real_stats")); err != nil {
+		t.Fatalf("a current map's pin is missing: %v", err)
 	}
 }

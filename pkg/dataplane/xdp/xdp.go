@@ -124,6 +124,10 @@ type svcState struct {
 	ring  ringState                    // its slots as published
 	flags uint32                       // selection (vip_meta) as published
 	mask  [4]uint32
+	// retired: what the service's freed entries counted. The program
+	// counts per entry only; the service's counters are this plus its
+	// live entries'.
+	retired dataplane.Stats
 }
 
 // Backend is the XDP data plane.
