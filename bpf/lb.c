@@ -305,7 +305,7 @@ int xdp_lb(struct xdp_md *ctx)
 	/* DR: the IP packet is untouched; only the frame is re-addressed. */
 	__u8 dmac[ETH_ALEN];
 	__builtin_memcpy(dmac, rs->mac, ETH_ALEN);
-	return send_frame(ctx, pc, eth, tags, rs->ifindex, dmac, len);
+	return send_frame(ctx, pc, eth, tags, rs->ifindex, rs->egress, dmac, len);
 
 not_vip:;
 	int verdict = nat_reply(ctx, pc, eth, tags, l3, l4, data_end, v6, &p.fk, icmp, len);

@@ -174,6 +174,55 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } if_macs SEC(".maps");
 
+/* The same interfaces by the index a real carries (struct real's egress):
+ * two array reads instead of a hash lookup in if_macs and one in tx_ports
+ * per redirected frame. A real without an index (0, or entries an older
+ * halod wrote) takes the if_macs and tx_ports path. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LB_MAX_IFACES);
+	__type(key, __u32);
+	__type(value, struct egress_if);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} egress_ifs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP);
+	__uint(max_entries, LB_MAX_IFACES);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tx_slots SEC(".maps");
+
+/* The source MAC for frames leaving by oif, into smac: from egress_ifs
+ * when the real's index names oif there (*slot set to it), else from
+ * if_macs (*slot 0). -1: neither knows oif. */
+static __always_inline int egress_mac(__u32 oif, __u32 idx, __u8 *smac, __u32 *slot)
+{
+	*slot = 0;
+	if (idx) {
+		struct egress_if *e = bpf_map_lookup_elem(&egress_ifs, &idx);
+		if (e && e->ifindex == oif) {
+			__builtin_memcpy(smac, e->mac, ETH_ALEN);
+			*slot = idx;
+			return 0;
+		}
+	}
+	struct real *om = bpf_map_lookup_elem(&if_macs, &oif);
+	if (!om)
+		return -1;
+	__builtin_memcpy(smac, om->mac, ETH_ALEN);
+	return 0;
+}
+
+/* Redirects to oif: through tx_slots when egress_mac found its slot. */
+static __always_inline long egress_redirect(__u32 oif, __u32 slot)
+{
+	if (slot)
+		return bpf_redirect_map(&tx_slots, slot, 0);
+	return bpf_redirect_map(&tx_ports, oif, 0);
+}
+
 /* Reverse-NAT index: (real address, real port, protocol) -> VIP:vport. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -234,6 +283,7 @@ const struct ring_chunk *unused_chunk __attribute__((unused));
 const struct rnat_val *unused_rnat __attribute__((unused));
 const struct nh_key *unused_nh_key __attribute__((unused));
 const struct nh_val *unused_nh_val __attribute__((unused));
+const struct egress_if *unused_egress_if __attribute__((unused));
 
 /* pkg/dataplane/xdp.vipFilterIndex is the same function in Go. */
 static __always_inline __u32 vip_filter_index(struct vip_key *vk)

@@ -101,9 +101,10 @@ static __always_inline void nat_apply(void *l3, void *l4, void *end, int v6, __u
 
 /* Sends the frame out of oif to dmac: XDP_TX when oif is the ingress
  * interface (tags kept, our MAC is the old destination), a devmap redirect
- * otherwise (tags stripped: another interface is another link). */
+ * otherwise (tags stripped: another interface is another link). egress:
+ * oif's index in egress_ifs when the caller knows it (a real's), else 0. */
 static __always_inline int send_frame(struct xdp_md *ctx, struct lb_percpu *pc, struct ethhdr *eth, __u32 tags,
-				      __u32 oif, __u8 *dmac_in, __u64 len)
+				      __u32 oif, __u32 egress, __u8 *dmac_in, __u64 len)
 {
 	if (oif == 0 || oif == ctx->ingress_ifindex) {
 		__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
@@ -111,12 +112,11 @@ static __always_inline int send_frame(struct xdp_md *ctx, struct lb_percpu *pc, 
 		reason(pc, R_TX, len);
 		return XDP_TX;
 	}
-	struct real *om = bpf_map_lookup_elem(&if_macs, &oif);
-	if (!om)
-		goto drop;
 	__u8 dmac[ETH_ALEN], smac[ETH_ALEN];
+	__u32 slot;
+	if (egress_mac(oif, egress, smac, &slot) < 0)
+		goto drop;
 	__builtin_memcpy(dmac, dmac_in, ETH_ALEN);
-	__builtin_memcpy(smac, om->mac, ETH_ALEN);
 	if (tags) {
 		/* The EtherType after the tags becomes the frame's, in place,
 		 * and the MACs are written in front of it. */
@@ -130,7 +130,7 @@ static __always_inline int send_frame(struct xdp_md *ctx, struct lb_percpu *pc, 
 	}
 	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
 	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
-	long ret = bpf_redirect_map(&tx_ports, oif, 0);
+	long ret = egress_redirect(oif, slot);
 	if (ret != XDP_REDIRECT)
 		goto drop;
 	reason(pc, R_REDIRECT, len);
@@ -138,12 +138,6 @@ static __always_inline int send_frame(struct xdp_md *ctx, struct lb_percpu *pc, 
 drop:
 	reason(pc, R_DROP_NO_TXPORT, len);
 	return XDP_DROP;
-}
-
-/* send_frame for callers without this CPU's state at hand. */
-static __always_inline int send_to(struct xdp_md *ctx, struct ethhdr *eth, __u32 tags, __u32 oif, __u8 *dmac_in, __u64 len)
-{
-	return send_frame(ctx, percpu(), eth, tags, oif, dmac_in, len);
 }
 
 /* An ICMP error about a NAT flow, rewritten like the packet it quotes:
@@ -312,6 +306,6 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct lb_percpu *pc, s
 		nat_apply(l3, l4, end, v6, f->proto, 0, &nr);
 	}
 	reason(pc, R_NAT_REPLY, len);
-	return send_frame(ctx, pc, eth, tags, oif, mac, len);
+	return send_frame(ctx, pc, eth, tags, oif, 0, mac, len);
 }
 

@@ -226,16 +226,13 @@ static __always_inline int tun_send(struct xdp_md *ctx, int v6, struct real *rs,
 	__u32 oif = rs->ifindex;
 	int tx = oif == 0 || oif == ctx->ingress_ifindex;
 	__u8 dmac[ETH_ALEN], smac[ETH_ALEN];
+	__u32 slot = 0;
 	__builtin_memcpy(dmac, rs->mac, ETH_ALEN);
 	if (tx) {
 		__builtin_memcpy(smac, eth->h_dest, ETH_ALEN);
-	} else {
-		struct real *om = bpf_map_lookup_elem(&if_macs, &oif);
-		if (!om) {
-			count(&reason_stats, R_DROP_NO_TXPORT, len);
-			return XDP_DROP;
-		}
-		__builtin_memcpy(smac, om->mac, ETH_ALEN);
+	} else if (egress_mac(oif, rs->egress, smac, &slot) < 0) {
+		count(&reason_stats, R_DROP_NO_TXPORT, len);
+		return XDP_DROP;
 	}
 	__u32 inner_len = (__u32)(data_end - data) - sizeof(struct ethhdr);
 	__u16 spread = bpf_ntohs(f->sport) ^ (__u16)bpf_ntohl(v6 ? f->src[3] : f->src[0]);
@@ -367,7 +364,7 @@ static __always_inline int tun_send(struct xdp_md *ctx, int v6, struct real *rs,
 		count(&reason_stats, R_TX, len);
 		return XDP_TX;
 	}
-	if (bpf_redirect_map(&tx_ports, oif, 0) != XDP_REDIRECT)
+	if (egress_redirect(oif, slot) != XDP_REDIRECT)
 		goto drop;
 	count(&reason_stats, R_REDIRECT, len);
 	return XDP_REDIRECT;

@@ -151,7 +151,16 @@ struct real {
 	__u32 svc;     /* owning service id (adoption after a restart) */
 	__u16 port;    /* network order; NAT target port; GUE: UDP destination port */
 	__u8 method;   /* enum lb_method */
-	__u8 pad;
+	__u8 egress;   /* ifindex's entry in egress_ifs and tx_slots; 0: none (if_macs, tx_ports) */
+};
+
+/* An egress interface, by the small index reals carry (struct real's
+ * egress): its MAC and ifindex in an array the program reads inline, where
+ * if_macs (by ifindex) is a hash lookup per redirected frame. */
+struct egress_if {
+	__u8 mac[6];
+	__u8 pad[2];
+	__u32 ifindex; /* checked against the real's: a stale index falls back */
 };
 
 struct flow_key {

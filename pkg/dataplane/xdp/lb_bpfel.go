@@ -19,6 +19,13 @@ type lbCounter struct {
 	Bytes   uint64
 }
 
+type lbEgressIf struct {
+	_       structs.HostLayout
+	Mac     [6]uint8
+	Pad     [2]uint8
+	Ifindex uint32
+}
+
 type lbFlowFlags uint32
 
 const (
@@ -195,7 +202,7 @@ type lbReal struct {
 	Svc     uint32
 	Port    uint16
 	Method  uint8
-	Pad     uint8
+	Egress  uint8
 }
 
 type lbRealFlags uint32
@@ -262,6 +269,7 @@ const (
 	lbMapConfig              = "config"
 	lbMapConntrack           = "conntrack"
 	lbMapConntrack4          = "conntrack4"
+	lbMapEgressIfs           = "egress_ifs"
 	lbMapFlowSeen            = "flow_seen"
 	lbMapIfMacs              = "if_macs"
 	lbMapNewRings            = "new_rings"
@@ -275,11 +283,13 @@ const (
 	lbMapRnat                = "rnat"
 	lbMapSvcMeta             = "svc_meta"
 	lbMapTxPorts             = "tx_ports"
+	lbMapTxSlots             = "tx_slots"
 	lbMapVipIndex            = "vip_index"
 	lbMapVips                = "vips"
 	lbProgXdpLb              = "xdp_lb"
 	lbVarUnusedChunk         = "unused_chunk"
 	lbVarUnusedConfig        = "unused_config"
+	lbVarUnusedEgressIf      = "unused_egress_if"
 	lbVarUnusedFlags         = "unused_flags"
 	lbVarUnusedFlood         = "unused_flood"
 	lbVarUnusedFlowFlags     = "unused_flow_flags"
@@ -348,6 +358,7 @@ type lbMapSpecs struct {
 	Config      *ebpf.MapSpec `ebpf:"config"`
 	Conntrack   *ebpf.MapSpec `ebpf:"conntrack"`
 	Conntrack4  *ebpf.MapSpec `ebpf:"conntrack4"`
+	EgressIfs   *ebpf.MapSpec `ebpf:"egress_ifs"`
 	FlowSeen    *ebpf.MapSpec `ebpf:"flow_seen"`
 	IfMacs      *ebpf.MapSpec `ebpf:"if_macs"`
 	NewRings    *ebpf.MapSpec `ebpf:"new_rings"`
@@ -361,6 +372,7 @@ type lbMapSpecs struct {
 	Rnat        *ebpf.MapSpec `ebpf:"rnat"`
 	SvcMeta     *ebpf.MapSpec `ebpf:"svc_meta"`
 	TxPorts     *ebpf.MapSpec `ebpf:"tx_ports"`
+	TxSlots     *ebpf.MapSpec `ebpf:"tx_slots"`
 	VipIndex    *ebpf.MapSpec `ebpf:"vip_index"`
 	Vips        *ebpf.MapSpec `ebpf:"vips"`
 }
@@ -371,6 +383,7 @@ type lbMapSpecs struct {
 type lbVariableSpecs struct {
 	UnusedChunk         *ebpf.VariableSpec `ebpf:"unused_chunk"`
 	UnusedConfig        *ebpf.VariableSpec `ebpf:"unused_config"`
+	UnusedEgressIf      *ebpf.VariableSpec `ebpf:"unused_egress_if"`
 	UnusedFlags         *ebpf.VariableSpec `ebpf:"unused_flags"`
 	UnusedFlood         *ebpf.VariableSpec `ebpf:"unused_flood"`
 	UnusedFlowFlags     *ebpf.VariableSpec `ebpf:"unused_flow_flags"`
@@ -410,6 +423,7 @@ type lbMaps struct {
 	Config      *ebpf.Map `ebpf:"config"`
 	Conntrack   *ebpf.Map `ebpf:"conntrack"`
 	Conntrack4  *ebpf.Map `ebpf:"conntrack4"`
+	EgressIfs   *ebpf.Map `ebpf:"egress_ifs"`
 	FlowSeen    *ebpf.Map `ebpf:"flow_seen"`
 	IfMacs      *ebpf.Map `ebpf:"if_macs"`
 	NewRings    *ebpf.Map `ebpf:"new_rings"`
@@ -423,6 +437,7 @@ type lbMaps struct {
 	Rnat        *ebpf.Map `ebpf:"rnat"`
 	SvcMeta     *ebpf.Map `ebpf:"svc_meta"`
 	TxPorts     *ebpf.Map `ebpf:"tx_ports"`
+	TxSlots     *ebpf.Map `ebpf:"tx_slots"`
 	VipIndex    *ebpf.Map `ebpf:"vip_index"`
 	Vips        *ebpf.Map `ebpf:"vips"`
 }
@@ -433,6 +448,7 @@ func (m *lbMaps) Close() error {
 		m.Config,
 		m.Conntrack,
 		m.Conntrack4,
+		m.EgressIfs,
 		m.FlowSeen,
 		m.IfMacs,
 		m.NewRings,
@@ -446,6 +462,7 @@ func (m *lbMaps) Close() error {
 		m.Rnat,
 		m.SvcMeta,
 		m.TxPorts,
+		m.TxSlots,
 		m.VipIndex,
 		m.Vips,
 	)
@@ -457,6 +474,7 @@ func (m *lbMaps) Close() error {
 type lbVariables struct {
 	UnusedChunk         *ebpf.Variable `ebpf:"unused_chunk"`
 	UnusedConfig        *ebpf.Variable `ebpf:"unused_config"`
+	UnusedEgressIf      *ebpf.Variable `ebpf:"unused_egress_if"`
 	UnusedFlags         *ebpf.Variable `ebpf:"unused_flags"`
 	UnusedFlood         *ebpf.Variable `ebpf:"unused_flood"`
 	UnusedFlowFlags     *ebpf.Variable `ebpf:"unused_flow_flags"`

@@ -28,6 +28,8 @@ func TestMapSizesMatchLimits(t *testing.T) {
 		"reason_stats": 1, // one struct lb_percpu per CPU
 		"tx_ports":     maxIfaces,
 		"if_macs":      maxIfaces,
+		"egress_ifs":   maxIfaces,
+		"tx_slots":     maxIfaces,
 		"nh_wanted":    uint32(lbLbLimitsLB_MAX_NH_WANTED),
 	}
 	for name, n := range want {

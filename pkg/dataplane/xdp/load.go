@@ -42,7 +42,7 @@ func loadSpec(spec *ebpf.CollectionSpec, opts Options) (*Backend, error) {
 	opts.defaults()
 	b := &Backend{opts: opts, links: map[string]link.Link{}, pending: map[string]link.Link{}, created: map[string]bool{},
 		svcs: map[dataplane.ServiceKey]*svcState{}, svcIDs: newIDPool(0, opts.MaxServices),
-		slots: newSlotTable(opts.MaxReals), neigh: newNeighbours(), warned: map[string]bool{},
+		slots: newSlotTable(opts.MaxReals), neigh: newNeighbours(), egr: newEgressSlots(), warned: map[string]bool{},
 		stop: make(chan struct{}), log: slog.New(slog.DiscardHandler), mono: monoNow}
 	if opts.Log != nil {
 		b.log = opts.Log
@@ -96,6 +96,11 @@ func loadSpec(spec *ebpf.CollectionSpec, opts Options) (*Backend, error) {
 		return nil, err
 	}
 	if err := b.adopt(); err != nil {
+		b.objs.Close()
+		b.dropFreshDir()
+		return nil, err
+	}
+	if err := b.adoptEgress(); err != nil {
 		b.objs.Close()
 		b.dropFreshDir()
 		return nil, err
@@ -200,7 +205,8 @@ func (b *Backend) attach(ifname string) error {
 				b.pending[ifname] = l
 				b.log.Info("pinned XDP program has another map layout; it keeps forwarding until the first apply, then is replaced",
 					"interface", ifname, "layout", layoutDir(b.opts))
-				return b.egress(ifi.Index)
+				_, err = b.egress(ifi.Index)
+				return err
 			}
 			// Same maps: replace the program in one step, without a
 			// moment of no program.
@@ -210,7 +216,8 @@ func (b *Backend) attach(ifname string) error {
 			}
 			b.links[ifname] = l
 			b.log.Info("adopted pinned XDP link; program replaced atomically", "interface", ifname)
-			return b.egress(ifi.Index)
+			_, err = b.egress(ifi.Index)
+			return err
 		}
 	}
 	var modes []link.XDPAttachFlags
@@ -238,7 +245,8 @@ func (b *Backend) attach(ifname string) error {
 		b.links[ifname] = l
 		b.created[ifname] = true
 		b.log.Info("XDP program attached", "interface", ifname, "mode", modeName(m))
-		return b.egress(ifi.Index)
+		_, err = b.egress(ifi.Index)
+		return err
 	}
 	return fmt.Errorf("attach XDP to %s: %w", ifname, errors.Join(errs...))
 }

@@ -148,9 +148,11 @@ func (b *Backend) slotEntry(id, svcID uint32, real dataplane.Real) (lbReal, erro
 		if real.Weight > 0 && !real.Down {
 			r.Flags |= uint8(lbRealFlagsREAL_NEW_FLOWS)
 		}
-		if err := b.egress(n.ifindex); err != nil {
+		eg, err := b.egress(n.ifindex)
+		if err != nil {
 			return r, err
 		}
+		r.Egress = eg
 	}
 	return r, nil
 }
@@ -179,27 +181,4 @@ func (b *Backend) freeSlot(id uint32) {
 		}
 	}
 	b.slots.ids.put(id)
-}
-
-// egress registers an egress interface (a real's, or one the program is
-// attached to, where NAT replies and reals on another dataplane interface
-// go): the devmap must hold it and the program needs its MAC as source.
-func (b *Backend) egress(ifindex int) error {
-	if ifindex == 0 {
-		return nil
-	}
-	ifi, err := netInterfaceByIndex(ifindex)
-	if err != nil {
-		return nil // gone: the program drops with drop_no_txport
-	}
-	var m lbReal
-	copy(m.Mac[:], ifi.HardwareAddr)
-	k := uint32(ifindex)
-	if err := b.objs.IfMacs.Put(k, &m); err != nil {
-		return err
-	}
-	if err := b.objs.TxPorts.Put(k, k); err != nil {
-		return fmt.Errorf("devmap %s: %w", ifi.Name, err)
-	}
-	return nil
 }

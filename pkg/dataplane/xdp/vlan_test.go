@@ -61,7 +61,13 @@ func TestRedirectStripsTagsAndCountsUndeliverable(t *testing.T) {
 			return fmt.Errorf("redirect counter %d, want 3", got)
 		}
 		k := uint32(eg.Index)
+		if err := redirectPaths(b, k, eg.HardwareAddr); err != nil {
+			return err
+		}
 		if err := b.objs.TxPorts.Delete(k); err != nil {
+			return err
+		}
+		if err := b.objs.TxSlots.Delete(uint32(b.egr.byIf[k])); err != nil {
 			return err
 		}
 		in := tcp4(vip4, 80, 5000)
@@ -71,7 +77,7 @@ func TestRedirectStripsTagsAndCountsUndeliverable(t *testing.T) {
 			return err
 		}
 		r := b.Reasons()
-		if v != xdpDrop || r[DropNoTxPort] != 1 || r[Redirect] != 3 {
+		if v != xdpDrop || r[DropNoTxPort] != 1 || r[Redirect] != 5 {
 			return fmt.Errorf("undeliverable redirect: verdict %d, drop_no_txport %d, redirect %d", v, r[DropNoTxPort], r[Redirect])
 		}
 		return nil
@@ -79,6 +85,58 @@ func TestRedirectStripsTagsAndCountsUndeliverable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// redirectPaths checks both ways the program finds a redirect's egress (k,
+// MAC mac): the real's index into egress_ifs and tx_slots, which works with
+// the ifindex-keyed if_macs and tx_ports emptied; and, when that index
+// names another interface (a stale entry), the ifindex-keyed maps, whose
+// MAC the frame then carries. Two redirects.
+func redirectPaths(b *Backend, k uint32, mac net.HardwareAddr) error {
+	send := func(sport uint16) ([]byte, uint32, error) {
+		opts := runOpts(tcp4(vip4, 80, sport).Bytes())
+		v, err := b.Prog().Run(opts)
+		return opts.DataOut, v, err
+	}
+	idx := b.egr.byIf[k]
+	if idx == 0 {
+		return fmt.Errorf("egress %d has no index", k)
+	}
+	var keep lbReal
+	if err := b.objs.IfMacs.Lookup(k, &keep); err != nil {
+		return err
+	}
+	if err := b.objs.IfMacs.Delete(k); err != nil {
+		return err
+	}
+	if err := b.objs.TxPorts.Delete(k); err != nil {
+		return err
+	}
+	out, v, err := send(4100)
+	if err != nil {
+		return err
+	}
+	if v != xdpRedirect || !bytes.Equal(out[6:12], mac) {
+		return fmt.Errorf("by index: verdict %d, source MAC %x (want %s)", v, out[6:12], mac)
+	}
+	if err := b.objs.IfMacs.Put(k, &keep); err != nil {
+		return err
+	}
+	if err := b.objs.TxPorts.Put(k, k); err != nil {
+		return err
+	}
+	stale := lbEgressIf{Mac: [6]byte{2, 0xee, 0xee, 0xee, 0xee, 0xee}, Ifindex: k + 1000}
+	if err := b.objs.EgressIfs.Put(uint32(idx), &stale); err != nil {
+		return err
+	}
+	out, v, err = send(4101)
+	if err != nil {
+		return err
+	}
+	if v != xdpRedirect || !bytes.Equal(out[6:12], mac) {
+		return fmt.Errorf("stale index: verdict %d, source MAC %x (want %s from if_macs)", v, out[6:12], mac)
+	}
+	return nil
 }
 
 var _ = packet.EtherTypeQinQ

@@ -159,6 +159,7 @@ type Backend struct {
 	svcIDs      idPool
 	slots       slotTable
 	neigh       neighbours
+	egr         egressSlots // egress interfaces by the index reals carry
 	warned      map[string]bool
 	// rnat mirrors the reverse-NAT map (nil until the first sync reads it).
 	rnat map[lbVipKey]lbRnatVal
