@@ -168,15 +168,12 @@ func flowSpread(m map[string]Result) string {
 		return ""
 	}
 	spread := fmt.Sprintf("With one flow halo DR reaches %s× the MAC swap; at 32k flows each packet reads another slot of the service's table "+
-		"(%d slots of 4 bytes) and another word of flow_seen (%d KiB)", floor(pr(m, "halo-dr-1flow", refTX), 2), xdp.RingSize, 2*seenWords*8/1024)
+		"(%d slots of 4 bytes) and another word of flow_seen (%d KiB)", floor(pr(m, "halo-dr-1flow", refTX), 2), xdp.RingSize, xdp.SeenEpochBytes(xdp.FlowTableSize)/1024)
 	if d := 1000/b - 1000/a; d > 0 {
 		return spread + fmt.Sprintf(", and pays %s ns more per packet in this lab (%s vs %s Mpps; no cycle counters here to break it down further).", f(d, 0), f(a, 3), f(b, 3))
 	}
 	return spread + fmt.Sprintf(", which cost nothing measurable in this lab (%s Mpps with one flow, %s with 32k).", f(a, 3), f(b, 3))
 }
-
-// seenWords is LB_SEEN_WORDS of bpf/include/lb.h (64-bit words per epoch).
-const seenWords = 16384
 
 // tableKeys are the reasons of a packet that looked its flow up in the
 // flow table (one each; ct_expired is followed by one of them).

@@ -73,3 +73,7 @@ var reasonNames = map[Reason]string{PassNotIP: "pass_not_ip", PassNotVIP: "pass_
 	CTClosed: "ct_closed", DropNoTxPort: "drop_no_txport", ICMPToReal: "icmp_to_real",
 	NATDNAT: "nat_dnat", NATReply: "nat_reply", PassNoNextHop: "pass_no_nexthop", PassTTL: "pass_ttl", TUNEncap: "tun_encap", TUNTooBig: "tun_too_big",
 	Ring: "ring", CTPrev: "ct_prev"}
+
+// SeenEpochBytes is the memory one protocol's two flow_seen epochs take at
+// a flow-table size: the range a packet's flow_seen read falls in.
+func SeenEpochBytes(flowTableSize uint32) int { return int(seenWords(flowTableSize)) * 16 }
