@@ -1,6 +1,7 @@
 package xdp
 
 import (
+	"bytes"
 	"fmt"
 )
 
@@ -11,11 +12,16 @@ import (
 type egressSlots struct {
 	byIf map[uint32]uint8
 	pool idPool
+	// written: the MAC last written for an interface; every real's entry
+	// registers its interface again, and rewriting four map entries (two
+	// devmap entries, each a new allocation freed after RCU) per real
+	// would be most of an apply's map writes for nothing.
+	written map[uint32][]byte
 }
 
 func newEgressSlots() egressSlots {
 	// Index 0 means none: the program then uses if_macs and tx_ports.
-	return egressSlots{byIf: map[uint32]uint8{}, pool: newIDPool(1, maxIfaces)}
+	return egressSlots{byIf: map[uint32]uint8{}, pool: newIDPool(1, maxIfaces), written: map[uint32][]byte{}}
 }
 
 // egress registers an egress interface (a real's, or one the program is
@@ -31,17 +37,20 @@ func (b *Backend) egress(ifindex int) (uint8, error) {
 	if err != nil {
 		return 0, nil // gone: the program drops with drop_no_txport
 	}
+	k := uint32(ifindex)
+	if idx, ok := b.egr.byIf[k]; ok && bytes.Equal(b.egr.written[k], ifi.HardwareAddr) {
+		return idx, nil
+	}
 	var m lbReal
 	copy(m.Mac[:], ifi.HardwareAddr)
-	k := uint32(ifindex)
 	if err := b.objs.IfMacs.Put(k, &m); err != nil {
 		return 0, err
 	}
 	if err := b.objs.TxPorts.Put(k, k); err != nil {
 		return 0, fmt.Errorf("devmap %s: %w", ifi.Name, err)
 	}
-	idx, ok := b.egr.byIf[k]
-	if !ok {
+	idx, known := b.egr.byIf[k]
+	if !known {
 		id, free := b.egr.pool.get()
 		if !free {
 			return 0, nil
@@ -51,7 +60,9 @@ func (b *Backend) egress(ifindex int) (uint8, error) {
 	// The devmap first: an entry that names the interface is complete
 	// once the program can read it.
 	if err := b.objs.TxSlots.Put(uint32(idx), k); err != nil {
-		b.egr.pool.put(uint32(idx))
+		if !known {
+			b.egr.pool.put(uint32(idx))
+		}
 		return 0, fmt.Errorf("devmap %s: %w", ifi.Name, err)
 	}
 	e := lbEgressIf{Ifindex: k}
@@ -60,6 +71,7 @@ func (b *Backend) egress(ifindex int) (uint8, error) {
 		return 0, err
 	}
 	b.egr.byIf[k] = idx
+	b.egr.written[k] = bytes.Clone(ifi.HardwareAddr)
 	return idx, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os/exec"
 	"testing"
 
 	"github.com/halo-lb/halo/internal/testkit/lab"
@@ -140,3 +141,71 @@ func redirectPaths(b *Backend, k uint32, mac net.HardwareAddr) error {
 }
 
 var _ = packet.EtherTypeQinQ
+
+// An egress interface whose MAC changes gets the new one written where the
+// program reads it (egress_ifs, by the real's index) at the next apply;
+// while it stays the same, its index stays the same.
+func TestEgressFollowsMACChange(t *testing.T) {
+	lab.RequireRoot(t)
+	l := lab.New(t)
+	ns := l.NS("egm")
+	ns.IP("link", "add", "em0", "type", "veth", "peer", "name", "em1")
+	ns.IP("link", "set", "em0", "address", "02:00:00:00:e0:01")
+	ns.IP("link", "set", "em0", "up")
+	ns.IP("link", "set", "em1", "up")
+	err := ns.Do(func() error {
+		eg, err := net.InterfaceByName("em0")
+		if err != nil {
+			return err
+		}
+		b, err := LoadWith(Options{ResolveMAC: func(ip netip.Addr) (net.HardwareAddr, int, error) {
+			m, _, err := fakeResolve(ip)
+			return m, eg.Index, err
+		}})
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		read := func() (uint8, net.HardwareAddr, error) {
+			idx := b.egr.byIf[uint32(eg.Index)]
+			var e lbEgressIf
+			if err := b.objs.EgressIfs.Lookup(uint32(idx), &e); err != nil {
+				return 0, nil, err
+			}
+			if e.Ifindex != uint32(eg.Index) {
+				return 0, nil, fmt.Errorf("egress_ifs[%d] names ifindex %d, want %d", idx, e.Ifindex, eg.Index)
+			}
+			return idx, net.HardwareAddr(e.Mac[:]), nil
+		}
+		apply := func(reals ...string) error {
+			return b.Apply(context.Background(), []dataplane.Service{svc(vip4, 80, dataplane.TCP, "rr", reals...)})
+		}
+		if err := apply("10.1.0.11"); err != nil {
+			return err
+		}
+		idx, mac, err := read()
+		if err != nil {
+			return err
+		}
+		if idx == 0 || mac.String() != "02:00:00:00:e0:01" {
+			return fmt.Errorf("index %d, MAC %s", idx, mac)
+		}
+		if err := exec.Command("ip", "link", "set", "em0", "address", "02:00:00:00:e0:02").Run(); err != nil {
+			return err
+		}
+		if err := apply("10.1.0.11", "10.1.0.12"); err != nil {
+			return err
+		}
+		idx2, mac, err := read()
+		if err != nil {
+			return err
+		}
+		if idx2 != idx || mac.String() != "02:00:00:00:e0:02" {
+			return fmt.Errorf("after the MAC change: index %d (was %d), MAC %s", idx2, idx, mac)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
