@@ -108,6 +108,12 @@ func main() {
 		fatal("the wiring tests need root (network namespaces, XDP): run `make mutants` as root")
 	}
 
+	// The label names what is copied now: the tree may move on while the
+	// mutants run.
+	label := "working tree of " + describe(root, "--dirty")
+	if *rev != "" {
+		label = "commit " + describe(root, *rev)
+	}
 	tmp, err := os.MkdirTemp("", "halo-mutants-")
 	check(err)
 	if !*keep {
@@ -162,10 +168,6 @@ func main() {
 		}
 		logf("%-34s %s (%v) %s", m.name, r.verdict, r.took.Round(time.Second), r.detail)
 		results = append(results, r)
-	}
-	label := "working tree of " + describe(root, "--dirty")
-	if *rev != "" {
-		label = "commit " + describe(root, *rev)
 	}
 	rep := render(results, *full, time.Since(start), label)
 	out := *report
