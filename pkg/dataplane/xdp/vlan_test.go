@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os/exec"
 	"testing"
 
 	"github.com/halo-lb/halo/internal/testkit/lab"
@@ -20,26 +19,17 @@ import (
 // is dropped and counted as drop_no_txport, never counted as a redirect.
 // Runs in a namespace of its own with a veth pair as the other interface.
 func TestRedirectStripsTagsAndCountsUndeliverable(t *testing.T) {
-	lab.RequireRoot(t)
-	l := lab.New(t)
-	ns := l.NS("vlan")
-	ns.IP("link", "add", "eg0", "type", "veth", "peer", "name", "eg1")
-	ns.IP("link", "set", "eg0", "up")
-	ns.IP("link", "set", "eg1", "up")
+	ns := egressNS(t, "vlan", "eg0")
 	err := ns.Do(func() error {
 		eg, err := net.InterfaceByName("eg0")
 		if err != nil {
 			return err
 		}
-		b, err := LoadWith(Options{})
+		b, err := LoadWith(Options{ResolveMAC: resolveVia(eg)})
 		if err != nil {
 			return err
 		}
 		defer b.Close()
-		b.opts.ResolveMAC = func(ip netip.Addr) (net.HardwareAddr, int, error) {
-			m, _, err := fakeResolve(ip)
-			return m, eg.Index, err
-		}
 		if err := b.Apply(context.Background(), []dataplane.Service{svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11")}); err != nil {
 			return err
 		}
@@ -85,6 +75,26 @@ func TestRedirectStripsTagsAndCountsUndeliverable(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// egressNS is a namespace of the test's own holding a veth pair, ifname and
+// its peer, both up: an interface other than the program's to redirect to.
+func egressNS(t *testing.T, tag, ifname string) *lab.NS {
+	t.Helper()
+	lab.RequireRoot(t)
+	ns := lab.New(t).NS(tag)
+	ns.IP("link", "add", ifname, "type", "veth", "peer", "name", ifname+"p")
+	ns.IP("link", "set", ifname, "up")
+	ns.IP("link", "set", ifname+"p", "up")
+	return ns
+}
+
+// resolveVia resolves every real to its fixture MAC behind eg.
+func resolveVia(eg *net.Interface) func(netip.Addr) (net.HardwareAddr, int, error) {
+	return func(ip netip.Addr) (net.HardwareAddr, int, error) {
+		m, _, err := fakeResolve(ip)
+		return m, eg.Index, err
 	}
 }
 
@@ -146,22 +156,14 @@ var _ = packet.EtherTypeQinQ
 // program reads it (egress_ifs, by the real's index) at the next apply;
 // while it stays the same, its index stays the same.
 func TestEgressFollowsMACChange(t *testing.T) {
-	lab.RequireRoot(t)
-	l := lab.New(t)
-	ns := l.NS("egm")
-	ns.IP("link", "add", "em0", "type", "veth", "peer", "name", "em1")
+	ns := egressNS(t, "egm", "em0")
 	ns.IP("link", "set", "em0", "address", "02:00:00:00:e0:01")
-	ns.IP("link", "set", "em0", "up")
-	ns.IP("link", "set", "em1", "up")
 	err := ns.Do(func() error {
 		eg, err := net.InterfaceByName("em0")
 		if err != nil {
 			return err
 		}
-		b, err := LoadWith(Options{ResolveMAC: func(ip netip.Addr) (net.HardwareAddr, int, error) {
-			m, _, err := fakeResolve(ip)
-			return m, eg.Index, err
-		}})
+		b, err := LoadWith(Options{ResolveMAC: resolveVia(eg)})
 		if err != nil {
 			return err
 		}
@@ -190,8 +192,8 @@ func TestEgressFollowsMACChange(t *testing.T) {
 		if idx == 0 || mac.String() != "02:00:00:00:e0:01" {
 			return fmt.Errorf("index %d, MAC %s", idx, mac)
 		}
-		if err := exec.Command("ip", "link", "set", "em0", "address", "02:00:00:00:e0:02").Run(); err != nil {
-			return err
+		if out, err := ns.Exec("ip", "link", "set", "em0", "address", "02:00:00:00:e0:02"); err != nil {
+			return fmt.Errorf("%v: %s", err, out)
 		}
 		if err := apply("10.1.0.11", "10.1.0.12"); err != nil {
 			return err
