@@ -165,7 +165,9 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tx_ports SEC(".maps");
 
-/* Egress interface MACs, for frames redirected to another interface. */
+/* Egress interface MACs, for frames redirected to another interface; an
+ * entry's egress field is the interface's index in egress_ifs, which the
+ * program copies into the client_nh entries it writes. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, LB_MAX_IFACES);
@@ -174,10 +176,11 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } if_macs SEC(".maps");
 
-/* The same interfaces by the index a real carries (struct real's egress):
- * two array reads instead of a hash lookup in if_macs and one in tx_ports
- * per redirected frame. A real without an index (0, or entries an older
- * halod wrote) takes the if_macs and tx_ports path. */
+/* The same interfaces by the index a real or a next hop carries (struct
+ * real's and struct nh_val's egress): two array reads instead of a hash
+ * lookup in if_macs and one in tx_ports per redirected frame. An entry
+ * without an index (0, or one an older halod or program wrote) takes the
+ * if_macs and tx_ports path. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, LB_MAX_IFACES);

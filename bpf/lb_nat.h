@@ -102,7 +102,8 @@ static __always_inline void nat_apply(void *l3, void *l4, void *end, int v6, __u
 /* Sends the frame out of oif to dmac: XDP_TX when oif is the ingress
  * interface (tags kept, our MAC is the old destination), a devmap redirect
  * otherwise (tags stripped: another interface is another link). egress:
- * oif's index in egress_ifs when the caller knows it (a real's), else 0. */
+ * oif's index in egress_ifs as the real's or next hop's entry has it (0:
+ * none; a stale one is caught by egress_mac's ifindex check). */
 static __always_inline int send_frame(struct xdp_md *ctx, struct lb_percpu *pc, struct ethhdr *eth, __u32 tags,
 				      __u32 oif, __u32 egress, __u8 *dmac_in, __u64 len)
 {
@@ -210,7 +211,10 @@ static __always_inline int nat_icmp_apply(void *l3, void *end, int v6, struct na
 }
 
 /* Notes where a NAT client's packets come from (f: client -> VIP), on a
- * flow's first packet: its replies are sent back that way. */
+ * flow's first packet: its replies are sent back that way. The entry
+ * carries the interface's egress index (if_macs has it, Go writes it
+ * there) so the replies take the array path; looked up only when the entry
+ * is written, not on the flows that find it unchanged. */
 static __always_inline void note_client(struct xdp_md *ctx, struct ethhdr *eth, struct flow_key *f, int v6)
 {
 	struct nh_key nk = { .prefixlen = 128 };
@@ -226,6 +230,9 @@ static __always_inline void note_client(struct xdp_md *ctx, struct ethhdr *eth, 
 	if (cur && cur->ifindex == nv.ifindex && cur->mac[0] == nv.mac[0] && cur->mac[1] == nv.mac[1] &&
 	    cur->mac[2] == nv.mac[2] && cur->mac[3] == nv.mac[3] && cur->mac[4] == nv.mac[4] && cur->mac[5] == nv.mac[5])
 		return;
+	struct real *om = bpf_map_lookup_elem(&if_macs, &nv.ifindex);
+	if (om)
+		nv.egress = om->egress;
 	bpf_map_update_elem(&client_nh, &nk, &nv, BPF_ANY);
 }
 
@@ -294,6 +301,7 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct lb_percpu *pc, s
 		return XDP_PASS;
 	}
 	oif = nh->ifindex;
+	__u32 egress = nh->egress;
 	__builtin_memcpy(mac, nh->mac, ETH_ALEN);
 	struct nat_rewrite nr = { .port = rv->vport };
 	__builtin_memcpy(nr.addr, rv->vip, 16);
@@ -306,6 +314,6 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct lb_percpu *pc, s
 		nat_apply(l3, l4, end, v6, f->proto, 0, &nr);
 	}
 	reason(pc, R_NAT_REPLY, len);
-	return send_frame(ctx, pc, eth, tags, oif, 0, mac, len);
+	return send_frame(ctx, pc, eth, tags, oif, egress, mac, len);
 }
 

@@ -214,7 +214,8 @@ struct nh_key {
 struct nh_val {
 	__u32 ifindex;
 	__u8 mac[6];
-	__u16 pad;
+	__u8 egress; /* ifindex's entry in egress_ifs and tx_slots; 0: none (if_macs, tx_ports) */
+	__u8 pad;
 };
 
 /* A persistence pin: a client (source masked by the granularity) of a

@@ -5,15 +5,17 @@ import (
 	"fmt"
 )
 
-// egressSlots hands out the small indexes a real's entry carries for its
-// egress interface (struct real's egress): the program reads the
-// interface's MAC from egress_ifs and redirects through tx_slots, two
-// array reads, where if_macs and tx_ports are a hash lookup each.
+// egressSlots hands out the small indexes a real's or a next hop's entry
+// carries for its egress interface (struct real's and struct nh_val's
+// egress; the program copies if_macs' into the client_nh entries it
+// writes): the program reads the interface's MAC from egress_ifs and
+// redirects through tx_slots, two array reads, where if_macs and tx_ports
+// are a hash lookup each.
 type egressSlots struct {
 	byIf map[uint32]uint8
 	pool idPool
 	// written: the MAC last written for an interface; every real's entry
-	// registers its interface again, and rewriting four map entries (two
+	// registers its interface again, and rewriting five map entries (two
 	// devmap entries, each a new allocation freed after RCU) per real
 	// would be most of an apply's map writes for nothing.
 	written map[uint32][]byte
@@ -41,6 +43,9 @@ func (b *Backend) egress(ifindex int) (uint8, error) {
 	if idx, ok := b.egr.byIf[k]; ok && bytes.Equal(b.egr.written[k], ifi.HardwareAddr) {
 		return idx, nil
 	}
+	// if_macs carries the index too, for the program's NAT client
+	// entries (note_client); it is written last, once the index's own
+	// entries are complete, and without an index while they are not.
 	var m lbReal
 	copy(m.Mac[:], ifi.HardwareAddr)
 	if err := b.objs.IfMacs.Put(k, &m); err != nil {
@@ -68,6 +73,10 @@ func (b *Backend) egress(ifindex int) (uint8, error) {
 	e := lbEgressIf{Ifindex: k}
 	copy(e.Mac[:], ifi.HardwareAddr)
 	if err := b.objs.EgressIfs.Put(uint32(idx), &e); err != nil {
+		return 0, err
+	}
+	m.Egress = idx
+	if err := b.objs.IfMacs.Put(k, &m); err != nil {
 		return 0, err
 	}
 	b.egr.byIf[k] = idx

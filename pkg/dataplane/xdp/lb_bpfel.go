@@ -175,7 +175,8 @@ type lbNhVal struct {
 	_       structs.HostLayout
 	Ifindex uint32
 	Mac     [6]uint8
-	Pad     uint16
+	Egress  uint8
+	Pad     uint8
 }
 
 type lbPersistKey struct {

@@ -164,6 +164,9 @@ func (b *Backend) writeHops(hops []hop) error {
 		delete(b.nh, k)
 	}
 	for k, v := range want {
+		if v.Ifindex != 0 {
+			v.Egress = b.egr.byIf[v.Ifindex] // 0 when it has none
+		}
 		if old, ok := b.nh[k]; ok && old == v {
 			continue
 		}
