@@ -404,13 +404,17 @@ halo-dr-32k 0.71 and 0.77 × MAC swap against 0.76 and 0.74. With halo's program
 busy time and veth, the test-run loop and the page pool at most of the rest, 0.95 × the MAC swap would need
 a program about three times cheaper than this one.
 
-**Profiles and changes of the afternoon** (made by hand, 2026-12-01 12:30–13:10 UTC, not by this run).
+**Profiles and changes of the afternoon** (made by hand, 2026-12-01 12:30–13:10 and 15:20 UTC, not by this run).
 prog.Run A/B in one process (two programs loaded side by side, 25 interleaved rounds of 400,000 repeats,
 minimum): counting each packet once, on its (service, real) entry, with the service's counters summed in
 Go (commit 6cde243), TCP/IPv4 90 → 84 ns, UDP/IPv4 93 → 87 ns, UDP/IPv6 111 → 101 ns; a real behind another
 interface carrying its egress interface's index, so a redirected frame reads its source MAC and devmap slot
 from two arrays instead of two hash maps (920eb9f), TCP/IPv4 148 → 115 ns, UDP/IPv4 151 → 118 ns, UDP/IPv6
-159 → 137 ns. Live profiles (the line mapping above, 5 s inside 8,000,000-frame runs, program of 920eb9f~):
+159 → 137 ns. NAT replies that leave by another interface take the index too, from the next hop's entry
+(b367498; the same program with the entry's index zeroed, which is the path of entries an older halod wrote,
+25 interleaved rounds of 20,000 single runs, program time from the kernel's run-time statistics, median):
+TCP/IPv4 433 → 410 ns, UDP/IPv4 378 → 337 ns, UDP/IPv6 371 → 337 ns (single runs start with cold caches;
+the lab's halo-nat-out-32k replies leave by the interface they came in by, so no live row moves). Live profiles (the line mapping above, 5 s inside 8,000,000-frame runs, program of 920eb9f~):
 the flow_seen read is 41 %% of the program's samples in halo-dr-32k, 34 %% in halo-nat-in-32k and 25 %% in
 halo-tun-32k (cache misses: the 32k flows' bits are spread over the 512 KiB of the UDP epochs, the size of
 this CPU's L2); NAT in and TUN leave by redirect in this lab (their reals sit behind another interface), where
