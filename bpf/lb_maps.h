@@ -235,6 +235,20 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rnat SEC(".maps");
 
+/* rnat's keys by vip_filter_index, as vip_index is the services': nonzero
+ * where a key of rnat hashes. A packet that is neither for a VIP nor from
+ * a NAT real (the director's own traffic, whatever else the interface
+ * carries) then costs an array read instead of a hash lookup in rnat. Go
+ * sets an entry before the keys that need it are written and clears it
+ * after the last one left (pkg/dataplane/xdp/rnatfilter.go). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LB_VIP_FILTER_BITS);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rnat_filter SEC(".maps");
+
 /* Next hops towards client networks, for NAT replies without a flow entry. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);

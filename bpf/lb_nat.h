@@ -243,6 +243,10 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct lb_percpu *pc, s
 {
 	struct vip_key rk = { .port = f->sport, .proto = f->proto, .family = v6 ? 6 : 4 };
 	__builtin_memcpy(rk.addr, f->src, 16);
+	__u32 fi = vip_filter_index(&rk) & (LB_VIP_FILTER_BITS - 1);
+	__u32 *fe = bpf_map_lookup_elem(&rnat_filter, &fi);
+	if (!fe || !*fe)
+		return -1;
 	struct rnat_val *rv = bpf_map_lookup_elem(&rnat, &rk);
 	if (!rv)
 		return -1;

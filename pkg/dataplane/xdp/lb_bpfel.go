@@ -282,6 +282,7 @@ const (
 	lbMapReasonStats         = "reason_stats"
 	lbMapRings               = "rings"
 	lbMapRnat                = "rnat"
+	lbMapRnatFilter          = "rnat_filter"
 	lbMapSvcMeta             = "svc_meta"
 	lbMapTxPorts             = "tx_ports"
 	lbMapTxSlots             = "tx_slots"
@@ -371,6 +372,7 @@ type lbMapSpecs struct {
 	ReasonStats *ebpf.MapSpec `ebpf:"reason_stats"`
 	Rings       *ebpf.MapSpec `ebpf:"rings"`
 	Rnat        *ebpf.MapSpec `ebpf:"rnat"`
+	RnatFilter  *ebpf.MapSpec `ebpf:"rnat_filter"`
 	SvcMeta     *ebpf.MapSpec `ebpf:"svc_meta"`
 	TxPorts     *ebpf.MapSpec `ebpf:"tx_ports"`
 	TxSlots     *ebpf.MapSpec `ebpf:"tx_slots"`
@@ -436,6 +438,7 @@ type lbMaps struct {
 	ReasonStats *ebpf.Map `ebpf:"reason_stats"`
 	Rings       *ebpf.Map `ebpf:"rings"`
 	Rnat        *ebpf.Map `ebpf:"rnat"`
+	RnatFilter  *ebpf.Map `ebpf:"rnat_filter"`
 	SvcMeta     *ebpf.Map `ebpf:"svc_meta"`
 	TxPorts     *ebpf.Map `ebpf:"tx_ports"`
 	TxSlots     *ebpf.Map `ebpf:"tx_slots"`
@@ -461,6 +464,7 @@ func (m *lbMaps) Close() error {
 		m.ReasonStats,
 		m.Rings,
 		m.Rnat,
+		m.RnatFilter,
 		m.SvcMeta,
 		m.TxPorts,
 		m.TxSlots,

@@ -105,6 +105,11 @@ func loadSpec(spec *ebpf.CollectionSpec, opts Options) (*Backend, error) {
 		b.dropFreshDir()
 		return nil, err
 	}
+	if err := b.adoptRNAT(); err != nil {
+		b.objs.Close()
+		b.dropFreshDir()
+		return nil, err
+	}
 	b.dropRetiredPins()
 	return b, nil
 }

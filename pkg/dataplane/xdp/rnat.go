@@ -63,18 +63,14 @@ func (b *Backend) syncRNAT(installed []dataplane.Service) error {
 		}
 	}
 	if b.rnat == nil {
-		// First sync of this process: the map may hold entries of an
-		// earlier halod (adopted maps).
-		b.rnat = map[lbVipKey]lbRnatVal{}
-		var k lbVipKey
-		var v lbRnatVal
-		it := b.objs.Rnat.Iterate()
-		for it.Next(&k, &v) {
-			b.rnat[k] = v
+		if err := b.adoptRNAT(); err != nil {
+			return err
 		}
-		if err := it.Err(); err != nil {
-			return fmt.Errorf("read reverse-NAT index: %w", err)
-		}
+	}
+	// The filter covers old and new keys while the index changes, and
+	// exactly the new ones after.
+	if err := b.writeRNATFilter(rnatFilterOf(b.rnat, want)); err != nil {
+		return err
 	}
 	for k := range b.rnat {
 		if _, ok := want[k]; ok {
@@ -94,5 +90,5 @@ func (b *Backend) syncRNAT(installed []dataplane.Service) error {
 		}
 		b.rnat[k] = v
 	}
-	return nil
+	return b.writeRNATFilter(rnatFilterOf(want))
 }

@@ -161,8 +161,10 @@ type Backend struct {
 	neigh       neighbours
 	egr         egressSlots // egress interfaces by the index reals carry
 	warned      map[string]bool
-	// rnat mirrors the reverse-NAT map (nil until the first sync reads it).
+	// rnat mirrors the reverse-NAT map (read at load: adoptRNAT).
 	rnat map[lbVipKey]lbRnatVal
+	// rnatFilter: rnat_filter as last written (rnatfilter.go).
+	rnatFilter []uint32
 	// nh mirrors the next-hop map (nil until the first write reads it).
 	nh map[lbNhKey]lbNhVal
 	// seenEpoch(TCP) are cfg->seen_epoch(_tcp); seenTurned(TCP) when they
