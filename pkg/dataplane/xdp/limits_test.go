@@ -31,6 +31,7 @@ func TestMapSizesMatchLimits(t *testing.T) {
 		"egress_ifs":   maxIfaces,
 		"tx_slots":     maxIfaces,
 		"nh_wanted":    uint32(lbLbLimitsLB_MAX_NH_WANTED),
+		"rnat_filter":  uint32(lbLbLimitsLB_VIP_FILTER_BITS), // rnatFilterOf's length
 	}
 	for name, n := range want {
 		m := spec.Maps[name]
