@@ -154,6 +154,7 @@ func Scenarios() []Scenario {
 		{Name: "macswap-tx-1500B", Group: "baseline", What: "MAC swap, 1500-byte frames", Spec: udp4(VIP, 1500), Flows: k32, Setup: setupMACSwap},
 		{Name: "halo-dr-1flow", Group: "halo", What: "DR, UDP/IPv4, one flow, XDP_TX; steady service: table slot, no flow-table lookup", Spec: udp4(VIP, 64), Flows: 1, Setup: setupHaloDR(haloRun{flood: -1}), Path: pathRing},
 		{Name: "halo-dr-32k", Group: "halo", What: "DR, UDP/IPv4, 32k flows, XDP_TX; steady service: table slot, no flow-table lookup", Spec: udp4(VIP, 64), Flows: k32, Setup: setupHaloDR(haloRun{flood: -1}), Path: pathRing},
+		{Name: "halo-dr-32k-ft32k", Group: "halo", What: "as halo-dr-32k with flow_table_size 32768 (the default is 262144): flow_seen, 8 bits per flow-table entry, spans 64 KiB per protocol instead of 512 KiB", Spec: udp4(VIP, 64), Flows: k32, Setup: setupHaloDR(haloRun{flood: -1, flowTable: k32}), Path: pathRing},
 		{Name: "halo-dr-32k-tracked", Group: "halo", What: "as halo-dr-32k with FlowTracking always: every packet looks its flow up in the flow table (hits; the design before layout v8)", Spec: udp4(VIP, 64), Flows: k32, Setup: setupHaloDR(haloRun{flood: -1, track: xdp.TrackAlways}), Path: pathTable},
 		{Name: "halo-dr-32k-changed", Group: "halo", What: "as halo-dr-32k, then after the warm-up a third real joins the service: packets on the slots that changed look up the flow table, each flow recorded on its first packet after the change (in the measured run)", Spec: udp4(VIP, 64), Flows: k32, Setup: setupHaloDR(haloRun{flood: -1, change: true}), Path: pathMixed},
 		{Name: "halo-dr-32k-tcp4", Group: "halo", What: "DR, TCP/IPv4 ACKs, 32k flows opened by SYNs; table slot, no flow-table lookup", Spec: tcp4(VIP, packet.TCPAck), Warm: &syn4, Flows: k32, Setup: setupHaloDR(haloRun{flood: -1}), Path: pathRing},
@@ -226,6 +227,9 @@ type haloRun struct {
 	flood    int    // new-entry budget per second and CPU: 0 halod's default, -1 none
 	track    string // xdp.Options.FlowTracking; "" the default (on change)
 	change   bool   // after the warm-up Real3 joins VIP:9/UDP
+	// flowTable: flow_table_size (0: halod's default); flow_seen's size
+	// follows it.
+	flowTable uint32
 }
 
 // withReal3 is svcs with Real3 added to the IPv4 UDP service (the one the
@@ -261,7 +265,7 @@ func startHalo(e *Env, hr haloRun, svcs []dataplane.Service) (*xdp.Backend, erro
 	err := e.LB.Do(func() error {
 		var err error
 		be, err = xdp.New(xdp.Options{Interfaces: []string{"l0"}, Mode: "native", ResolveMAC: resolve, SYNFloodThreshold: hr.flood,
-			FlowTracking: hr.track})
+			FlowTracking: hr.track, FlowTableSize: hr.flowTable})
 		if err != nil {
 			return err
 		}
