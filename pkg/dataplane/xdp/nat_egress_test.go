@@ -25,16 +25,7 @@ type xdpCtx struct {
 // interface (stale) falls back to them.
 func TestNATRepliesTakeTheEgressIndex(t *testing.T) {
 	ns := egressNS(t, "nateg", "ce0")
-	err := ns.Do(func() error {
-		eg, err := net.InterfaceByName("ce0")
-		if err != nil {
-			return err
-		}
-		b, err := LoadWith(Options{ResolveMAC: resolveVia(eg)})
-		if err != nil {
-			return err
-		}
-		defer b.Close()
+	onEgress(t, ns, "ce0", func(b *Backend, eg *net.Interface) error {
 		if err := b.Apply(context.Background(), goldenNATServices()); err != nil {
 			return err
 		}
@@ -124,7 +115,4 @@ func TestNATRepliesTakeTheEgressIndex(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }

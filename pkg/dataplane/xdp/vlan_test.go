@@ -20,16 +20,7 @@ import (
 // Runs in a namespace of its own with a veth pair as the other interface.
 func TestRedirectStripsTagsAndCountsUndeliverable(t *testing.T) {
 	ns := egressNS(t, "vlan", "eg0")
-	err := ns.Do(func() error {
-		eg, err := net.InterfaceByName("eg0")
-		if err != nil {
-			return err
-		}
-		b, err := LoadWith(Options{ResolveMAC: resolveVia(eg)})
-		if err != nil {
-			return err
-		}
-		defer b.Close()
+	onEgress(t, ns, "eg0", func(b *Backend, eg *net.Interface) error {
 		if err := b.Apply(context.Background(), []dataplane.Service{svc(vip4, 80, dataplane.TCP, "rr", "10.1.0.11")}); err != nil {
 			return err
 		}
@@ -73,9 +64,6 @@ func TestRedirectStripsTagsAndCountsUndeliverable(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 // egressNS is a namespace of the test's own holding a veth pair, ifname and
@@ -88,6 +76,27 @@ func egressNS(t *testing.T, tag, ifname string) *lab.NS {
 	ns.IP("link", "set", ifname, "up")
 	ns.IP("link", "set", ifname+"p", "up")
 	return ns
+}
+
+// onEgress runs fn in ns with a backend whose reals all resolve behind
+// ifname (one of ns's interfaces), and fails the test with fn's error.
+func onEgress(t *testing.T, ns *lab.NS, ifname string, fn func(b *Backend, eg *net.Interface) error) {
+	t.Helper()
+	err := ns.Do(func() error {
+		eg, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return err
+		}
+		b, err := LoadWith(Options{ResolveMAC: resolveVia(eg)})
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		return fn(b, eg)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // resolveVia resolves every real to its fixture MAC behind eg.
@@ -158,16 +167,7 @@ var _ = packet.EtherTypeQinQ
 func TestEgressFollowsMACChange(t *testing.T) {
 	ns := egressNS(t, "egm", "em0")
 	ns.IP("link", "set", "em0", "address", "02:00:00:00:e0:01")
-	err := ns.Do(func() error {
-		eg, err := net.InterfaceByName("em0")
-		if err != nil {
-			return err
-		}
-		b, err := LoadWith(Options{ResolveMAC: resolveVia(eg)})
-		if err != nil {
-			return err
-		}
-		defer b.Close()
+	onEgress(t, ns, "em0", func(b *Backend, eg *net.Interface) error {
 		read := func() (uint8, net.HardwareAddr, error) {
 			idx := b.egr.byIf[uint32(eg.Index)]
 			var e lbEgressIf
@@ -207,7 +207,4 @@ func TestEgressFollowsMACChange(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
