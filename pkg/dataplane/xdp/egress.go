@@ -15,7 +15,7 @@ type egressSlots struct {
 	byIf map[uint32]uint8
 	pool idPool
 	// written: the MAC last written for an interface; every real's entry
-	// registers its interface again, and rewriting five map entries (two
+	// registers its interface again, and rewriting four map entries (two
 	// devmap entries, each a new allocation freed after RCU) per real
 	// would be most of an apply's map writes for nothing.
 	written map[uint32][]byte
@@ -43,44 +43,42 @@ func (b *Backend) egress(ifindex int) (uint8, error) {
 	if idx, ok := b.egr.byIf[k]; ok && bytes.Equal(b.egr.written[k], ifi.HardwareAddr) {
 		return idx, nil
 	}
-	// if_macs carries the index too, for the program's NAT client
-	// entries (note_client); it is written last, once the index's own
-	// entries are complete, and without an index while they are not.
-	var m lbReal
-	copy(m.Mac[:], ifi.HardwareAddr)
-	if err := b.objs.IfMacs.Put(k, &m); err != nil {
-		return 0, err
-	}
 	if err := b.objs.TxPorts.Put(k, k); err != nil {
 		return 0, fmt.Errorf("devmap %s: %w", ifi.Name, err)
 	}
 	idx, known := b.egr.byIf[k]
 	if !known {
-		id, free := b.egr.pool.get()
-		if !free {
-			return 0, nil
+		if id, free := b.egr.pool.get(); free {
+			idx = uint8(id)
 		}
-		idx = uint8(id)
 	}
-	// The devmap first: an entry that names the interface is complete
-	// once the program can read it.
-	if err := b.objs.TxSlots.Put(uint32(idx), k); err != nil {
-		if !known {
-			b.egr.pool.put(uint32(idx))
+	if idx != 0 {
+		// The devmap first: an entry that names the interface is
+		// complete once the program can read it.
+		if err := b.objs.TxSlots.Put(uint32(idx), k); err != nil {
+			if !known {
+				b.egr.pool.put(uint32(idx))
+			}
+			return 0, fmt.Errorf("devmap %s: %w", ifi.Name, err)
 		}
-		return 0, fmt.Errorf("devmap %s: %w", ifi.Name, err)
+		e := lbEgressIf{Ifindex: k}
+		copy(e.Mac[:], ifi.HardwareAddr)
+		if err := b.objs.EgressIfs.Put(uint32(idx), &e); err != nil {
+			return 0, err
+		}
 	}
-	e := lbEgressIf{Ifindex: k}
-	copy(e.Mac[:], ifi.HardwareAddr)
-	if err := b.objs.EgressIfs.Put(uint32(idx), &e); err != nil {
-		return 0, err
-	}
-	m.Egress = idx
+	// if_macs last: it carries the index (0 when every index is taken)
+	// for the client entries the program writes (note_client), so the
+	// index's own entries must be complete first.
+	m := lbReal{Egress: idx}
+	copy(m.Mac[:], ifi.HardwareAddr)
 	if err := b.objs.IfMacs.Put(k, &m); err != nil {
 		return 0, err
 	}
-	b.egr.byIf[k] = idx
-	b.egr.written[k] = bytes.Clone(ifi.HardwareAddr)
+	if idx != 0 {
+		b.egr.byIf[k] = idx
+		b.egr.written[k] = bytes.Clone(ifi.HardwareAddr)
+	}
 	return idx, nil
 }
 
