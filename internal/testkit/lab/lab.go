@@ -117,7 +117,10 @@ func processAlive(pid int) bool {
 func killNSProcs(name string) {
 	out, _ := exec.Command("ip", "netns", "pids", name).Output()
 	for _, f := range strings.Fields(string(out)) {
-		if pid, err := strconv.Atoi(f); err == nil {
+		// Never the test itself: ip lists a process by its main
+		// thread's namespace, and a test's goroutine may hold the main
+		// thread in the namespace it works in.
+		if pid, err := strconv.Atoi(f); err == nil && pid != os.Getpid() {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}

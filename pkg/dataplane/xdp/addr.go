@@ -44,6 +44,7 @@ func ntohs(p uint16) uint16 {
 var (
 	netInterfaceByIndex = net.InterfaceByIndex
 	netInterfaceByName  = net.InterfaceByName
+	netInterfaces       = net.Interfaces
 )
 
 // fullMask is the netmask of a /bits prefix as an address (bits 0: the

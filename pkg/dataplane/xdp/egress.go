@@ -2,7 +2,10 @@ package xdp
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+
+	"github.com/cilium/ebpf"
 )
 
 // egressSlots hands out the small indexes a real's or a next hop's entry
@@ -100,5 +103,84 @@ func (b *Backend) adoptEgress() error {
 		return fmt.Errorf("adopt egress interfaces: %w", err)
 	}
 	b.egr.pool = rebuildPool(used, 1, maxIfaces)
+	return nil
+}
+
+// refreshEgress keeps the registered egress interfaces true to the system.
+// An interface whose MAC changed is written again: a real's entry is
+// rewritten only when the real changes and an interface no real uses
+// (where NAT replies leave) never is, so frames would keep the old source
+// MAC. An interface that is gone gives back its if_macs entry and its
+// index: both hold maxIfaces, and interfaces (VLANs, bonds, veths) come
+// and go over a long uptime; without this, egress() would fail once
+// if_macs is full. A real or client entry still carrying a freed index
+// names another ifindex than the index's next interface, so the program
+// falls back to the ifindex-keyed maps, where the gone interface has no
+// entry: drop_no_txport, as for any gone interface. maintain runs it with
+// the neighbour refresh.
+func (b *Backend) refreshEgress() error {
+	ifs, err := netInterfaces()
+	if err != nil {
+		return fmt.Errorf("list interfaces: %w", err)
+	}
+	now := map[uint32][6]byte{}
+	for _, ifi := range ifs {
+		var m [6]byte
+		copy(m[:], ifi.HardwareAddr)
+		now[uint32(ifi.Index)] = m
+	}
+	known := map[uint32][6]byte{}
+	var k uint32
+	var m lbReal
+	it := b.objs.IfMacs.Iterate()
+	for it.Next(&k, &m) {
+		known[k] = m.Mac
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read if_macs: %w", err)
+	}
+	for k := range b.egr.byIf {
+		if _, ok := known[k]; !ok {
+			known[k] = [6]byte{}
+		}
+	}
+	var errs []error
+	for k, old := range known {
+		mac, ok := now[k]
+		switch {
+		case !ok:
+			errs = append(errs, b.releaseEgress(k))
+		case mac != old:
+			delete(b.egr.written, k)
+			_, err := b.egress(int(k))
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// releaseEgress forgets a gone interface. Its egress_ifs entry is cleared
+// before its index can go to another interface.
+func (b *Backend) releaseEgress(k uint32) error {
+	if err := b.objs.IfMacs.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("if_macs: %w", err)
+	}
+	// The kernel empties devmap entries of an interface it unregisters.
+	if err := b.objs.TxPorts.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("tx_ports: %w", err)
+	}
+	idx, ok := b.egr.byIf[k]
+	if !ok {
+		return nil
+	}
+	if err := b.objs.EgressIfs.Put(uint32(idx), &lbEgressIf{}); err != nil {
+		return fmt.Errorf("egress_ifs: %w", err)
+	}
+	if err := b.objs.TxSlots.Delete(uint32(idx)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("tx_slots: %w", err)
+	}
+	delete(b.egr.byIf, k)
+	delete(b.egr.written, k)
+	b.egr.pool.put(uint32(idx))
 	return nil
 }

@@ -168,8 +168,16 @@ func New(opts Options) (*Backend, error) {
 			return nil, err
 		}
 	}
+	// The background work runs where the backend was made: a caller in
+	// a network namespace of its own (halo-bench's lab, tests) has only
+	// its own thread there, and maintain would otherwise read another
+	// namespace's interfaces, routes and neighbours.
+	netns, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		b.log.Warn("network namespace not known; background work runs in the process's", "err", err)
+	}
 	b.wg.Add(1)
-	go b.maintain()
+	go b.maintain(netns)
 	return b, nil
 }
 

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"runtime"
 	"sync"
 	"time"
 
 	"github.com/mdlayher/arp"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/halo-lb/halo/pkg/dataplane"
 )
@@ -246,8 +249,15 @@ var (
 // maintain retries unresolved reals (re-applying the last desired set
 // when one resolves) and re-checks resolved MACs, so a replaced host or a
 // moved VM keeps receiving traffic.
-func (b *Backend) maintain() {
+func (b *Backend) maintain(netns *os.File) {
 	defer b.wg.Done()
+	if netns != nil {
+		leave, err := enterNetns(netns)
+		if err != nil {
+			b.log.Warn("background work: enter the network namespace", "err", err)
+		}
+		defer leave()
+	}
 	retry := time.NewTicker(retryEvery)
 	defer retry.Stop()
 	refresh := time.NewTicker(refreshEvery)
@@ -279,14 +289,25 @@ func (b *Backend) maintain() {
 		case <-retry.C:
 			b.retryFailed()
 		case <-refresh.C:
-			b.refresh()
-			// Routes and client neighbours move too.
-			b.applyMu.Lock()
-			if err := b.syncHops(); err != nil {
-				b.log.Warn("NAT next hops", "err", err)
-			}
-			b.applyMu.Unlock()
+			b.refreshAll()
 		}
+	}
+}
+
+// refreshAll re-reads what moves under the data plane: the reals' MACs,
+// the routes and client neighbours behind the NAT next hops, and this
+// host's own interfaces.
+func (b *Backend) refreshAll() {
+	b.refresh()
+	b.applyMu.Lock()
+	defer b.applyMu.Unlock()
+	if err := b.syncHops(); err != nil {
+		b.log.Warn("NAT next hops", "err", err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.refreshEgress(); err != nil {
+		b.log.Warn("egress interfaces", "err", err)
 	}
 }
 
@@ -349,4 +370,35 @@ func (b *Backend) refresh() {
 			}
 		}
 	}
+}
+
+// enterNetns moves this goroutine's thread into netns (and closes it) when
+// the thread is elsewhere; leave takes the thread back before the
+// goroutine ends, so it returns to the pool where it came from. A thread
+// that cannot go back stays locked, and the runtime ends it with the
+// goroutine.
+func enterNetns(netns *os.File) (leave func(), err error) {
+	defer netns.Close()
+	leave = func() {}
+	here, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		return leave, err
+	}
+	var a, b unix.Stat_t
+	if unix.Fstat(int(here.Fd()), &a) == nil && unix.Fstat(int(netns.Fd()), &b) == nil && a.Dev == b.Dev && a.Ino == b.Ino {
+		here.Close()
+		return leave, nil // already there: halod's case
+	}
+	runtime.LockOSThread()
+	if err := unix.Setns(int(netns.Fd()), unix.CLONE_NEWNET); err != nil {
+		here.Close()
+		runtime.UnlockOSThread()
+		return leave, err
+	}
+	return func() {
+		if unix.Setns(int(here.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		here.Close()
+	}, nil
 }

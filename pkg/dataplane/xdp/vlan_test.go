@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/halo-lb/halo/internal/testkit/lab"
 	"github.com/halo-lb/halo/internal/testkit/packet"
@@ -207,4 +208,127 @@ func TestEgressFollowsMACChange(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// The egress interfaces follow the system without any real changing: an
+// interface no real uses (where NAT replies leave) gets its new MAC
+// written, and one that is deleted gives back its if_macs entry and its
+// index, which the next interface gets. The backend's background work
+// does it (every 50 ms here), in the namespace the backend was made in
+// although it runs on a goroutine of its own.
+func TestEgressFollowsInterfaces(t *testing.T) {
+	defer func(d time.Duration) { refreshEvery = d }(refreshEvery)
+	refreshEvery = 50 * time.Millisecond
+	ns := egressNS(t, "egf", "ef0")
+	ns.IP("link", "add", "ef1", "type", "veth", "peer", "name", "ef1p")
+	ns.IP("link", "set", "ef1", "address", "02:00:00:00:f1:01")
+	err := ns.Do(func() error {
+		eg, err := net.InterfaceByName("ef0")
+		if err != nil {
+			return err
+		}
+		b, err := New(Options{ResolveMAC: resolveVia(eg)})
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		// As attach registers the interfaces the program runs on.
+		register := func(ifindex int) (uint8, error) {
+			b.applyMu.Lock()
+			defer b.applyMu.Unlock()
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			return b.egress(ifindex)
+		}
+		// within polls cond until it holds, for at most 5 s.
+		within := func(cond func() error) error {
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				err := cond()
+				if err == nil || time.Now().After(deadline) {
+					return err
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		ef1, err := net.InterfaceByName("ef1")
+		if err != nil {
+			return err
+		}
+		k := uint32(ef1.Index)
+		idx, err := register(ef1.Index)
+		if err != nil || idx == 0 {
+			return fmt.Errorf("register ef1: index %d, %v", idx, err)
+		}
+		idx0, err := register(eg.Index)
+		if err != nil {
+			return err
+		}
+		entries := func(k uint32, idx uint8) (net.HardwareAddr, net.HardwareAddr, error) {
+			var m lbReal
+			if err := b.objs.IfMacs.Lookup(k, &m); err != nil {
+				return nil, nil, fmt.Errorf("if_macs[%d]: %w", k, err)
+			}
+			var e lbEgressIf
+			if err := b.objs.EgressIfs.Lookup(uint32(idx), &e); err != nil {
+				return nil, nil, err
+			}
+			if m.Egress != idx || e.Ifindex != k {
+				return nil, nil, fmt.Errorf("if_macs[%d] carries index %d, egress_ifs[%d] names %d; want %d, %d", k, m.Egress, idx, e.Ifindex, idx, k)
+			}
+			return net.HardwareAddr(m.Mac[:]), net.HardwareAddr(e.Mac[:]), nil
+		}
+		if out, err := ns.Exec("ip", "link", "set", "ef1", "address", "02:00:00:00:f1:02"); err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		err = within(func() error {
+			m, e, err := entries(k, idx)
+			if err == nil && (m.String() != "02:00:00:00:f1:02" || e.String() != "02:00:00:00:f1:02") {
+				err = fmt.Errorf("after ef1's MAC change: if_macs %s, egress_ifs %s", m, e)
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if out, err := ns.Exec("ip", "link", "del", "ef1"); err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		err = within(func() error {
+			var m1 lbReal
+			if err := b.objs.IfMacs.Lookup(k, &m1); err == nil {
+				return fmt.Errorf("if_macs still holds deleted ef1 (%d)", k)
+			}
+			var gone lbEgressIf
+			if err := b.objs.EgressIfs.Lookup(uint32(idx), &gone); err != nil || gone.Ifindex != 0 {
+				return fmt.Errorf("egress_ifs[%d] after ef1 left: %+v, %v", idx, gone, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if _, _, err := entries(uint32(eg.Index), idx0); err != nil {
+			return fmt.Errorf("ef0, untouched: %w", err)
+		}
+		if out, err := ns.Exec("ip", "link", "add", "ef2", "type", "veth", "peer", "name", "ef2p"); err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		ef2, err := net.InterfaceByName("ef2")
+		if err != nil {
+			return err
+		}
+		idx2, err := register(ef2.Index)
+		if err != nil {
+			return err
+		}
+		if idx2 != idx {
+			return fmt.Errorf("ef2 got index %d, want ef1's freed %d", idx2, idx)
+		}
+		_, _, err = entries(uint32(ef2.Index), idx2)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
