@@ -40,7 +40,7 @@ func layoutDir(o Options) string {
 
 func loadSpec(spec *ebpf.CollectionSpec, opts Options) (*Backend, error) {
 	opts.defaults()
-	b := &Backend{opts: opts, links: map[string]link.Link{}, pending: map[string]link.Link{}, created: map[string]bool{},
+	b := &Backend{opts: opts, links: map[string]link.Link{}, pending: map[string]link.Link{}, created: map[string]bool{}, onIndex: map[string]int{},
 		svcs: map[dataplane.ServiceKey]*svcState{}, svcIDs: newIDPool(0, opts.MaxServices),
 		slots: newSlotTable(opts.MaxReals), neigh: newNeighbours(), egr: newEgressSlots(), warned: map[string]bool{},
 		stop: make(chan struct{}), log: slog.New(slog.DiscardHandler), mono: monoNow}
@@ -228,6 +228,7 @@ func (b *Backend) attach(ifname string) error {
 				return fmt.Errorf("replace XDP program on %s: %w", ifname, err)
 			}
 			b.links[ifname] = l
+			b.onIndex[ifname] = ifi.Index
 			b.log.Info("adopted pinned XDP link; program replaced atomically", "interface", ifname)
 			_, err = b.egress(ifi.Index)
 			return err
@@ -256,6 +257,7 @@ func (b *Backend) attach(ifname string) error {
 			}
 		}
 		b.links[ifname] = l
+		b.onIndex[ifname] = ifi.Index
 		b.created[ifname] = true
 		b.log.Info("XDP program attached", "interface", ifname, "mode", modeName(m))
 		_, err = b.egress(ifi.Index)
@@ -273,6 +275,9 @@ func (b *Backend) swapPending() error {
 			return fmt.Errorf("replace XDP program on %s: %w", name, err)
 		}
 		b.links[name] = l
+		if ifi, err := netInterfaceByName(name); err == nil {
+			b.onIndex[name] = ifi.Index
+		}
 		delete(b.pending, name)
 		b.log.Info("XDP program of the old layout replaced atomically", "interface", name)
 	}

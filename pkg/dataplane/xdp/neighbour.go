@@ -296,7 +296,7 @@ func (b *Backend) maintain(netns *os.File) {
 
 // refreshAll re-reads what moves under the data plane: the reals' MACs,
 // the routes and client neighbours behind the NAT next hops, and this
-// host's own interfaces.
+// host's own interfaces (the program's, and where frames leave).
 func (b *Backend) refreshAll() {
 	b.refresh()
 	b.applyMu.Lock()
@@ -306,6 +306,9 @@ func (b *Backend) refreshAll() {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if err := b.reattach(); err != nil {
+		b.log.Warn("dataplane interfaces", "err", err)
+	}
 	if err := b.refreshEgress(); err != nil {
 		b.log.Warn("egress interfaces", "err", err)
 	}

@@ -143,8 +143,10 @@ type Backend struct {
 	// pending are pinned links of an older program (another layout) that
 	// keep forwarding until the first Apply has filled the new maps.
 	pending map[string]link.Link
-	// created are the links this process attached (not adopted).
+	// created are the links this process attached (not adopted);
+	// onIndex the interface index each link went on (reattach.go).
 	created map[string]bool
+	onIndex map[string]int
 
 	// applyMu serialises Apply and the retry loop; mu guards the state
 	// below for readers (Stats, Services, status) and is never held
