@@ -25,16 +25,7 @@ func TestEgressFollowsInterfaces(t *testing.T) {
 	ns := egressNS(t, "egf", "ef0")
 	ns.IP("link", "add", "ef1", "type", "veth", "peer", "name", "ef1p")
 	ns.IP("link", "set", "ef1", "address", "02:00:00:00:f1:01")
-	err := ns.Do(func() error {
-		eg, err := net.InterfaceByName("ef0")
-		if err != nil {
-			return err
-		}
-		b, err := New(Options{ResolveMAC: resolveVia(eg)})
-		if err != nil {
-			return err
-		}
-		defer b.Close()
+	onEgress(t, ns, "ef0", func(b *Backend, eg *net.Interface) error {
 		// As attach registers the interfaces the program runs on.
 		register := func(ifindex int) (uint8, error) {
 			b.applyMu.Lock()
@@ -120,9 +111,6 @@ func TestEgressFollowsInterfaces(t *testing.T) {
 		_, _, err = entries(uint32(ef2.Index), idx2)
 		return err
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 // A dataplane interface deleted and created again under its name gets the

@@ -79,7 +79,9 @@ func egressNS(t *testing.T, tag, ifname string) *lab.NS {
 }
 
 // onEgress runs fn in ns with a backend whose reals all resolve behind
-// ifname (one of ns's interfaces), and fails the test with fn's error.
+// ifname (one of ns's interfaces), and fails the test with fn's error. The
+// backend is made by New, so its background work runs (every
+// refreshEvery: a test that waits for it shortens that).
 func onEgress(t *testing.T, ns *lab.NS, ifname string, fn func(b *Backend, eg *net.Interface) error) {
 	t.Helper()
 	err := ns.Do(func() error {
@@ -87,7 +89,7 @@ func onEgress(t *testing.T, ns *lab.NS, ifname string, fn func(b *Backend, eg *n
 		if err != nil {
 			return err
 		}
-		b, err := LoadWith(Options{ResolveMAC: resolveVia(eg)})
+		b, err := New(Options{ResolveMAC: resolveVia(eg)})
 		if err != nil {
 			return err
 		}
